@@ -1,0 +1,50 @@
+"""Settings of the HJ 212 TCP adapter (the ``[hj212]`` section of the gateway config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CrcPolicy = Literal["strict", "tolerant"]
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+        ) from None
+    return value
+
+
+class Hj212Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    listen: str = Field("0.0.0.0:9212", description="host:port the platform listens on")
+    crc_policy: CrcPolicy = "tolerant"
+    timezone: str = Field(
+        "Asia/Shanghai", description="zone of DataTime unless a device says otherwise"
+    )
+    idle_timeout_s: float = Field(600.0, gt=0)
+    partial_frame_timeout_s: float = Field(30.0, gt=0)
+    max_buffer_bytes: int = Field(16384, ge=1100, description="bytes held without a whole frame")
+    max_connections: int = Field(60000, ge=1)
+    max_connections_per_address: int = Field(256, ge=1)
+    max_inflight_per_connection: int = Field(256, ge=1, description="unacknowledged frames")
+    answer_time_requests: bool = Field(True, description="send 1012 with the time after 9013")
+    backfill_timeout_s: float = Field(900.0, gt=0, description="how long a history request is open")
+    error_log_interval_s: float = Field(60.0, ge=0, description="per device and reason")
+
+    _tz = field_validator("timezone")(check_timezone)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("listen must be host:port")
+        return value

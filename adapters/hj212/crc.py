@@ -1,0 +1,74 @@
+"""CRC checks of HJ 212: the standard's "ANSI CRC16" and the CRC-16/MODBUS variants devices send.
+
+The standard CRC keeps only 8 bits of state between bytes (the register is replaced by
+``(reg >> 8) ^ byte`` before the shifts), so one table lookup per byte computes it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+CrcVariant = Literal["hj212", "modbus", "modbus_swapped", "none"]
+
+
+def _table() -> tuple[int, ...]:
+    out = []
+    for value in range(256):
+        reg = value
+        for _ in range(8):
+            reg = (reg >> 1) ^ 0xA001 if reg & 1 else reg >> 1
+        out.append(reg)
+    return tuple(out)
+
+
+_TABLE = _table()
+_HIGH = bytes(v >> 8 for v in _TABLE)
+
+
+def crc_hj212(data: bytes) -> int:
+    """The HJ 212 CRC of `data` (the data segment, from the first header byte through ``&&``)."""
+    if not data:
+        return 0xFFFF
+    state = 0xFF  # high byte of the initial register 0xFFFF
+    high = _HIGH
+    for b in data[:-1]:
+        state = high[state ^ b]
+    return _TABLE[state ^ data[-1]]
+
+
+def crc_modbus(data: bytes) -> int:
+    """CRC-16/MODBUS (init 0xFFFF, reflected 0xA001), as an integer."""
+    reg = 0xFFFF
+    table = _TABLE
+    for b in data:
+        reg = (reg >> 8) ^ table[(reg ^ b) & 0xFF]
+    return reg
+
+
+def format_crc(value: int) -> str:
+    return f"{value:04X}"
+
+
+def crc_variant(data: bytes, sent: str) -> CrcVariant:
+    """Which CRC variant, if any, produced the 4 hex digits `sent` for `data`."""
+    try:
+        received = int(sent, 16)
+    except ValueError:
+        return "none"
+    if len(sent) != 4:
+        return "none"
+    if received == crc_hj212(data):
+        return "hj212"
+    modbus = crc_modbus(data)
+    if received == modbus:
+        return "modbus"
+    if received == ((modbus & 0xFF) << 8 | modbus >> 8):
+        return "modbus_swapped"
+    return "none"
+
+
+def accepts(policy: str, variant: CrcVariant) -> bool:
+    """Whether a CRC policy (``strict`` or ``tolerant``) accepts a frame whose CRC is `variant`."""
+    if variant == "hj212":
+        return True
+    return policy == "tolerant" and variant in ("modbus", "modbus_swapped")

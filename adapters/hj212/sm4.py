@@ -1,0 +1,64 @@
+"""SM4 decryption and encryption of HJ 212-2025 CP data areas (ECB, no padding).
+
+The encrypted area is written ``{0xE4,0x3E,...}`` followed by the plaintext tail shorter than
+one 16-byte block. Keys are per device: 16 ASCII characters or 32 hex digits.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from .errors import DecryptError
+
+_BLOCK = 16
+_CIPHER_AREA = re.compile(r"^\s*\{([^}]*)\}(.*)$", re.DOTALL)
+
+
+def parse_key(text: str) -> bytes:
+    """A device key from configuration: 16 characters used as bytes, or 32 hex digits."""
+    if len(text) == 32:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    raw = text.encode("ascii", errors="strict") if text.isascii() else b""
+    if len(raw) != _BLOCK:
+        raise ValueError("an SM4 key is 16 ASCII characters or 32 hex digits")
+    return raw
+
+
+def is_encrypted(cp: str) -> bool:
+    """Whether a CP data area is written in the encrypted ``{0x..}`` form."""
+    head = cp.lstrip()[:3]
+    return head[:1] == "{" and head[1:3].lower() == "0x"
+
+
+def decrypt_cp(cp: str, key: bytes) -> str:
+    """Plaintext of an encrypted CP data area; raises DecryptError."""
+    match = _CIPHER_AREA.match(cp)
+    if match is None:
+        raise DecryptError("encrypted CP has no closing '}'")
+    try:
+        data = bytes(int(tok.strip(), 16) for tok in match.group(1).split(",") if tok.strip())
+    except ValueError as exc:
+        raise DecryptError(f"encrypted CP holds a byte that is not 0xHH: {exc}") from None
+    if len(data) % _BLOCK:
+        raise DecryptError(f"encrypted CP is {len(data)} bytes, not whole 16-byte blocks")
+    decryptor = Cipher(algorithms.SM4(key), modes.ECB()).decryptor()
+    plain = decryptor.update(data) + decryptor.finalize()
+    try:
+        return plain.decode("utf-8") + match.group(2)
+    except UnicodeDecodeError:
+        raise DecryptError("decrypted CP is not text (wrong key?)") from None
+
+
+def encrypt_cp(plaintext: str, key: bytes) -> str:
+    """The encrypted form of a CP data area: whole blocks enciphered, the short tail in clear."""
+    raw = plaintext.encode("utf-8")
+    whole = len(raw) - len(raw) % _BLOCK
+    encryptor = Cipher(algorithms.SM4(key), modes.ECB()).encryptor()
+    cipher = encryptor.update(raw[:whole]) + encryptor.finalize()
+    body = ",".join(f"0x{b:02X}" for b in cipher)
+    return "{" + body + "}" + raw[whole:].decode("utf-8")

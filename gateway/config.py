@@ -1,0 +1,140 @@
+"""The gateway's configuration file (TOML), validated at start-up with precise errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adapters.hj212.config import Hj212Config
+
+from .errors import ConfigError, format_validation_error
+from .registry import Registry
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|TiB)?\s*$")
+_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def parse_size(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if match is None:
+        raise ValueError("a size is a number of bytes or a string such as '512MiB' or '2GiB'")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewaySection(_Section):
+    data_dir: str = Field("var/gateway", description="spool and state; relative to the config file")
+    registry: str = Field("registry.toml", description="registry file; relative to the config file")
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout_s: float = Field(10.0, gt=0)
+
+
+class InfluxSection(_Section):
+    version: Literal[1, 2, 3] = 1
+    url: str = "http://127.0.0.1:8086"
+    database: str = Field("pollution", description="1.x database")
+    retention_policy: str | None = None
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    org: str | None = Field(None, description="2.x/3.x organisation")
+    bucket: str = "pollution"
+    token_env: str | None = Field(
+        None, description="environment variable holding the 2.x/3.x token"
+    )
+    create_database: bool = Field(True, description="1.x: CREATE DATABASE at start-up")
+    gzip_level: int = Field(1, ge=0, le=9)
+    batch_lines: int = Field(5000, ge=1)
+    flush_interval_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _v2(self) -> InfluxSection:
+        if self.version >= 2:
+            if not self.org:
+                raise ValueError("InfluxDB 2.x/3.x needs org")
+            if not self.token_env:
+                raise ValueError(
+                    "InfluxDB 2.x/3.x needs token_env (the variable holding the token)"
+                )
+        return self
+
+    def secret(self, env_name: str | None) -> str | None:
+        return os.environ.get(env_name) if env_name else None
+
+
+class SpoolSection(_Section):
+    max_bytes: int = Field(1 << 30, description="unsent data on disk before acks stop")
+    segment_bytes: int = Field(64 << 20)
+
+    _sizes = field_validator("max_bytes", "segment_bytes", mode="before")(lambda v: parse_size(v))
+
+    @model_validator(mode="after")
+    def _order(self) -> SpoolSection:
+        if self.segment_bytes < 1 << 16:
+            raise ValueError("segment_bytes must be at least 64KiB")
+        if self.max_bytes < self.segment_bytes:
+            raise ValueError("max_bytes must be at least segment_bytes")
+        return self
+
+
+class MetricsSection(_Section):
+    enabled: bool = True
+    listen: str = "127.0.0.1:9213"
+
+
+class Config(_Section):
+    gateway: GatewaySection = GatewaySection()
+    hj212: Hj212Config = Hj212Config()
+    influx: InfluxSection = InfluxSection()
+    spool: SpoolSection = SpoolSection()
+    metrics: MetricsSection = MetricsSection()
+
+
+class LoadedConfig:
+    """A validated config with its paths resolved and its registry loaded."""
+
+    def __init__(self, path: Path, config: Config, registry: Registry) -> None:
+        self.path = path
+        self.config = config
+        self.registry = registry
+        self.data_dir = (path.parent / config.gateway.data_dir).resolve()
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Load the config and the registry it names; ConfigError lists every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from None
+    problems: list[str] = []
+    influx = config.influx
+    if influx.version >= 2 and influx.token_env and influx.token_env not in os.environ:
+        problems.append(
+            f"{path}: influx.token_env: environment variable {influx.token_env} is not set"
+        )
+    registry: Registry | None = None
+    try:
+        registry = Registry.load(path.parent / config.gateway.registry)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems or registry is None:
+        raise ConfigError(problems)
+    return LoadedConfig(path, config, registry)

@@ -1,0 +1,148 @@
+"""Moves spooled records to InfluxDB in order: batches by size or time, retries with backoff
+(honouring Retry-After), splits on 413, and sets aside lines InfluxDB refuses (poison)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from pathlib import Path
+
+import structlog
+
+from . import metrics
+from .sinks import Sink, WriteError
+from .spool import ReadBatch, Spool
+
+log = structlog.get_logger("gateway.forwarder")
+
+
+class Forwarder:
+    def __init__(
+        self,
+        spool: Spool,
+        sink: Sink,
+        *,
+        batch_lines: int = 5000,
+        flush_interval_s: float = 1.0,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        poison_path: Path,
+    ) -> None:
+        self.spool = spool
+        self.sink = sink
+        self.batch_lines = batch_lines
+        self.flush_interval_s = flush_interval_s
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.poison_path = poison_path
+        self.healthy = True
+        self.points_written = 0
+        self._draining = False
+        self._stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        """Deliver until `stop` is called; what is not delivered stays in the spool."""
+        pos = self.spool.cursor
+        first_seen: float | None = None
+        while not self._stopped.is_set():
+            batch = self.spool.read(pos, self.batch_lines)
+            if not batch.payloads:
+                first_seen = None
+                if self._draining:
+                    return
+                await self.spool.wait_for_data(pos, 0.5)
+                continue
+            lines = sum(p.count(b"\n") for p in batch.payloads)
+            if lines < self.batch_lines and not self._draining:
+                now = time.monotonic()
+                first_seen = first_seen or now
+                if now - first_seen < self.flush_interval_s:
+                    await self.spool.wait_for_data(
+                        batch.end, self.flush_interval_s - (now - first_seen)
+                    )
+                    continue
+            first_seen = None
+            if not await self._deliver(b"".join(batch.payloads)):
+                return  # stopped while retrying
+            self.spool.commit(batch)
+            self.points_written += lines
+            metrics.POINTS_WRITTEN.inc(lines)
+            metrics.BATCHES_WRITTEN.inc()
+            pos = batch.end
+
+    async def drain(self, timeout_s: float, task: asyncio.Task[None]) -> None:
+        """Deliver what is spooled, for at most `timeout_s`, then stop."""
+        self._draining = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            log.warning(
+                "forwarder drain timed out; the rest stays in the spool",
+                depth_bytes=self.spool.depth_bytes,
+            )
+        self._stopped.set()
+        task.cancel()
+
+    async def _deliver(self, body: bytes) -> bool:
+        """Write `body`, retrying; True once every line is written or set aside."""
+        attempt = 0
+        while not self._stopped.is_set():
+            try:
+                await self.sink.write(body)
+                if not self.healthy:
+                    log.info("InfluxDB writes succeed again")
+                self.healthy = True
+                return True
+            except WriteError as exc:
+                if exc.retryable:
+                    attempt += 1
+                    delay = exc.retry_after_s
+                    if delay is None:
+                        delay = min(self.retry_max_s, self.retry_min_s * 2 ** min(attempt, 16))
+                        delay *= random.uniform(0.5, 1.0)
+                    metrics.WRITE_RETRIES.labels(reason=str(exc.status or "network")).inc()
+                    if self.healthy or attempt % 10 == 0:
+                        log.warning(
+                            "InfluxDB write failed, will retry",
+                            error=str(exc),
+                            retry_in_s=round(delay, 2),
+                            attempt=attempt,
+                        )
+                    self.healthy = False
+                    await self._sleep(delay)
+                    continue
+                return await self._split(body, exc)
+        return False
+
+    async def _split(self, body: bytes, exc: WriteError) -> bool:
+        lines = body.splitlines(keepends=True)
+        if len(lines) <= 1:
+            self._set_aside(body, exc)
+            return True
+        half = len(lines) // 2
+        return await self._deliver(b"".join(lines[:half])) and await self._deliver(
+            b"".join(lines[half:])
+        )
+
+    def _set_aside(self, line: bytes, exc: WriteError) -> None:
+        metrics.POISON_LINES.inc()
+        log.error(
+            "InfluxDB refused a line; set aside",
+            reason=str(exc)[:200],
+            poison_file=str(self.poison_path),
+        )
+        with self.poison_path.open("ab") as out:
+            out.write(b"# " + str(exc).encode("utf-8", "replace").replace(b"\n", b" ") + b"\n")
+            out.write(line if line.endswith(b"\n") else line + b"\n")
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+__all__ = ["Forwarder", "ReadBatch"]

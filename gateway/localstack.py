@@ -1,0 +1,262 @@
+"""Run real InfluxDB 1.x and Mosquitto servers on loopback, with all state under one folder.
+
+Used by the test suite (session fixtures on free ports) and by the CLI's local defaults.
+Standard library only; nothing is registered globally, so callers must stop what they start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = {"influxd": "influxdb", "mosquitto": "mosquitto"}
+
+
+class LocalStackError(RuntimeError):
+    """A local server could not be found, started, or queried."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on `host` that was free a moment ago (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def find_binary(name: str) -> str:
+    """Locate a server binary on PATH, then in /usr/bin and /usr/sbin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in ("/usr/bin", "/usr/sbin"):
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    package = _PACKAGES.get(name, name)
+    raise LocalStackError(f"{name!r} not found on PATH: install Debian package {package!r}")
+
+
+def _request(method: str, url: str, data: bytes | None = None, timeout: float = 10.0) -> bytes:
+    # Loopback traffic must never go through an http_proxy from the environment.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            body: bytes = resp.read()
+            return body
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        raise LocalStackError(f"{method} {url} -> HTTP {exc.code}: {detail}") from exc
+
+
+class ManagedProcess:
+    """One server process with a fixed port, data dir and command line; restartable."""
+
+    def __init__(self, name: str, host: str, port: int, data_dir: Path, argv: list[str]) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.data_dir = data_dir
+        self.log_path = data_dir / f"{name}.log"
+        self._argv = argv
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if self.name == "influxdb" else "mqtt"
+        return f"{scheme}://{f'{self.host}:{self.port}'}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the server (no-op if running) and wait until it answers on its port."""
+        if self.running:
+            return
+        self._proc = None
+        self._check_port_free()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # INFLUXDB_* variables would silently override the generated config file.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
+            proc = subprocess.Popen(
+                self._argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                env=env,
+                start_new_session=True,  # a Ctrl-C aimed at the parent must not reach it
+            )
+        self._proc = proc
+        deadline = time.monotonic() + timeout_s
+        while (code := proc.poll()) is None:
+            if self._ready():
+                return
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise self._error(f"not ready on {self.url} within {timeout_s:g}s (killed)")
+            time.sleep(0.05)
+        self._proc = None
+        raise self._error(f"exited with code {code} while starting")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, wait up to `timeout_s`, then SIGKILL. Safe to call when not running."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server without warning (fault injection) and reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> ManagedProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _check_port_free(self) -> None:
+        # Otherwise the readiness probe could be answered by whoever holds the port.
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
+            try:
+                s.bind((self.host, self.port))
+            except OSError as exc:
+                raise LocalStackError(
+                    f"cannot start {self.name}: {self.host}:{self.port} in use ({exc})"
+                ) from exc
+
+    def _ready(self) -> bool:
+        try:
+            if self.name == "influxdb":
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                with opener.open(f"{self.url}/ping", timeout=1.0) as resp:
+                    status: int = resp.status
+                    return status == 204
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return True
+        except OSError:  # includes URLError and HTTPError
+            return False
+
+    def _error(self, what: str, lines: int = 30) -> LocalStackError:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+                tail = "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+        except OSError as exc:
+            tail = f"<cannot read log: {exc}>"
+        return LocalStackError(f"{self.name} {what}; {self.log_path} ends with:\n{tail}")
+
+
+def influxdb(data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> ManagedProcess:
+    """Write `data_dir/influxdb.conf` for an isolated influxd (HTTP on host:port); don't start."""
+    binary = find_binary("influxd")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    rpc_port = free_port(host)  # the backup/restore RPC port, default :8088, would collide
+    while rpc_port == port:
+        rpc_port = free_port(host)
+    q = json.dumps  # a JSON string is a valid TOML basic string
+
+    config = f"""\
+reporting-enabled = false
+bind-address = "{host}:{rpc_port}"
+
+[meta]
+  dir = {q(str(data_dir / "meta"))}
+
+[data]
+  dir = {q(str(data_dir / "data"))}
+  wal-dir = {q(str(data_dir / "wal"))}
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  bind-address = "{host}:{port}"
+  log-enabled = false
+
+[logging]
+  suppress-logo = true
+"""
+    conf_path = data_dir / "influxdb.conf"
+    conf_path.write_text(config, encoding="utf-8")
+    return ManagedProcess(
+        "influxdb", host, port, data_dir, [binary, "run", "-config", str(conf_path)]
+    )
+
+
+def mosquitto(data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> ManagedProcess:
+    """Write `data_dir/mosquitto.conf` for an isolated broker on host:port; don't start."""
+    binary = find_binary("mosquitto")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    lines = [
+        f"listener {port} {host}",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {data_dir}",  # mosquitto 2 appends "/mosquitto.db"
+        "# The gateway's persistent session must not lose QoS 1 messages while it is down:",
+        "# the default cap of 1000 queued messages per client would drop the overflow.",
+        "max_queued_messages 100000",
+        "# stdout is redirected to the log file by ManagedProcess.",
+        "log_dest stdout",
+    ]
+    if os.geteuid() == 0:
+        lines.append("# As root, mosquitto would drop to user 'mosquitto', who can't write here.")
+        lines.append("user root")
+    conf_path = data_dir / "mosquitto.conf"
+    conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return ManagedProcess("mosquitto", host, port, data_dir, [binary, "-c", str(conf_path)])
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def create_database(url: str, db: str) -> None:
+    """POST `CREATE DATABASE "db"` to an InfluxDB 1.x server (idempotent on the server side)."""
+    body = urllib.parse.urlencode({"q": f"CREATE DATABASE {_ident(db)}"}).encode()
+    result = json.loads(_request("POST", f"{url.rstrip('/')}/query", body))
+    errors = [r["error"] for r in result.get("results", []) if "error" in r]
+    if errors:
+        raise LocalStackError(f"CREATE DATABASE {db!r} failed: {errors}")
+
+
+def query(url: str, db: str, q: str) -> dict[str, Any]:
+    """GET /query and return the parsed JSON; statement errors stay inside `results`."""
+    params = urllib.parse.urlencode({"db": db, "q": q})
+    result = json.loads(_request("GET", f"{url.rstrip('/')}/query?{params}"))
+    if not isinstance(result, dict):
+        raise LocalStackError(f"unexpected /query response: {result!r}")
+    return result

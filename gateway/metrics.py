@@ -1,0 +1,44 @@
+"""Prometheus metrics of the gateway (one process-wide registry; labels are bounded sets)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES_RECEIVED = Counter(
+    "frames_received_total", "Frames or messages received, by adapter", ["adapter"]
+)
+FRAMES_REJECTED = Counter(
+    "frames_rejected_total",
+    "Frames or messages not stored, by adapter and reason",
+    ["adapter", "reason"],
+)
+CRC_VARIANT = Counter(
+    "hj212_crc_variant_total", "Accepted HJ 212 frames by CRC variant", ["variant"]
+)
+REPLIES_SENT = Counter("hj212_replies_sent_total", "Replies sent to devices, by CN", ["cn"])
+CONNECTIONS_OPEN = Gauge("hj212_connections_open", "Open HJ 212 device connections")
+CONNECTIONS_CLOSED = Counter(
+    "hj212_connections_closed_total", "Closed HJ 212 connections, by reason", ["reason"]
+)
+JUNK_BYTES = Counter("hj212_junk_bytes_total", "Bytes skipped between frames")
+POINTS_ACCEPTED = Counter(
+    "points_accepted_total", "Points made durable in the spool", ["measurement"]
+)
+POINTS_WRITTEN = Counter("points_written_total", "Points written to InfluxDB")
+BATCHES_WRITTEN = Counter("influx_batches_written_total", "Batches written to InfluxDB")
+WRITE_RETRIES = Counter(
+    "influx_write_retries_total", "InfluxDB write attempts that will be retried", ["reason"]
+)
+POISON_LINES = Counter(
+    "influx_poison_lines_total", "Lines InfluxDB refused, set aside in the poison file"
+)
+ACK_LATENCY = Histogram(
+    "ack_latency_seconds",
+    "Frame received to acknowledgement sent",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0),
+)
+SPOOL_DEPTH_BYTES = Gauge("spool_depth_bytes", "Spooled bytes not yet written to InfluxDB")
+SPOOL_FULL_TOTAL = Counter(
+    "spool_full_total", "Times the spool filled up and acknowledgements stopped"
+)
+ERRORS_TOTAL = Counter("errors_total", "Internal errors by stage", ["stage"])

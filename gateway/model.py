@@ -1,0 +1,30 @@
+"""The gateway's internal record: a point bound for InfluxDB. Depends on nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One InfluxDB point. `event_time_ns` is the event time in UTC nanoseconds."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, FieldValue], ...]
+    event_time_ns: int
+
+    def tag(self, name: str) -> str | None:
+        return next((v for k, v in self.tags if k == name), None)
+
+    def field(self, name: str) -> FieldValue | None:
+        return next((v for k, v in self.fields if k == name), None)
+
+
+def to_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch of an aware datetime (exact, no float rounding)."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000

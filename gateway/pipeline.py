@@ -1,0 +1,44 @@
+"""The path every adapter feeds: points are encoded once and made durable in the spool.
+
+`submit` returns a future that completes when the points are fsynced; adapters acknowledge
+to devices only then. Listeners (the rules) see the points after they are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from . import metrics
+from .lineproto import encode_points
+from .model import Point
+from .spool import Spool
+
+Listener = Callable[[Sequence[Point]], None]
+
+
+class Pipeline:
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def submit(self, points: Sequence[Point]) -> asyncio.Future[None] | None:
+        """Make `points` durable; None when none of them has a storable field."""
+        body = encode_points(points)
+        if not body:
+            return None
+        fut = self.spool.append(body)
+        fut.add_done_callback(lambda f: self._accepted(f, points))
+        return fut
+
+    def _accepted(self, fut: asyncio.Future[None], points: Sequence[Point]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        for name, count in Counter(p.measurement for p in points).items():
+            metrics.POINTS_ACCEPTED.labels(measurement=name).inc(count)
+        for listener in self._listeners:
+            listener(points)

@@ -1,0 +1,360 @@
+"""The durable spool: an append-only, fsynced write-ahead log in front of InfluxDB.
+
+Every record is appended and fsynced here before anything is acknowledged to a device; a
+forwarder reads records in order, writes them to InfluxDB and then moves the cursor. When
+InfluxDB is down the spool simply grows, and it is replayed in order when InfluxDB returns.
+
+Bounded: when the unsent bytes reach `max_bytes`, appends wait (and so acks stop) until the
+forwarder frees space; nothing is dropped. Appends that arrive while an fsync is under way are
+committed together by the next one (group commit), so ack latency is about two fsyncs.
+
+On disk: ``seg-<n>.log`` files of records ``[u32 length][u32 crc32][payload]`` and a ``cursor``
+file (segment, offset) of the first record not yet delivered. A torn record at the end of the
+last segment (a crash mid-write; never acknowledged) is cut off at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from . import metrics
+
+_HEADER = struct.Struct("<II")
+log = structlog.get_logger("gateway.spool")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    segment: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBatch:
+    payloads: list[bytes]
+    end: Position  # position after the last payload
+    size: int  # bytes of spool the batch spans
+
+
+class SpoolClosed(RuntimeError):
+    pass
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 64 << 20,
+        cursor_interval_s: float = 0.5,
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.cursor_interval_s = cursor_interval_s
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._pending_bytes = 0
+        self._waiting: deque[tuple[bytes, asyncio.Future[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._data = asyncio.Event()
+        self._sizes: dict[int, int] = {}
+        self._fd = -1
+        self._segment = 0
+        self._end = Position(0, 0)
+        self._cursor = Position(0, 0)
+        self._depth = 0
+        self._cursor_saved_at = 0.0
+        self._read_fds: dict[int, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Recover the on-disk state and start the commit task."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._recover)
+        self._task = asyncio.create_task(self._commit_loop(), name="spool-commit")
+        metrics.SPOOL_DEPTH_BYTES.set(self._depth)
+
+    async def close(self) -> None:
+        """Commit everything accepted so far, save the cursor, close files. Idempotent."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        await self._task
+        self._task = None
+        for fut in (f for _, f in self._waiting):
+            if not fut.done():
+                fut.set_exception(SpoolClosed("spool closed while the record waited for space"))
+        self._waiting.clear()
+        self._save_cursor(force=True)
+        for fd in [self._fd, *self._read_fds.values()]:
+            if fd >= 0:
+                os.close(fd)
+        self._read_fds.clear()
+        self._fd = -1
+
+    # -- writer side ------------------------------------------------------------------------
+
+    def append(self, payload: bytes) -> asyncio.Future[None]:
+        """Queue one record; the future completes once it is fsynced on disk."""
+        if self._task is None or self._closing:
+            raise SpoolClosed("spool is not open")
+        if len(payload) + _HEADER.size > self.max_bytes:
+            raise ValueError(f"record of {len(payload)} bytes exceeds the spool size")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiting or not self._has_room(len(payload)):
+            if not self._waiting:
+                metrics.SPOOL_FULL_TOTAL.inc()
+                log.warning("spool full, acknowledgements wait", depth_bytes=self._depth)
+            self._waiting.append((payload, fut))
+        else:
+            self._admit(payload, fut)
+        return fut
+
+    @property
+    def depth_bytes(self) -> int:
+        """Bytes on disk not yet delivered to InfluxDB (plus those being committed)."""
+        return self._depth + self._pending_bytes
+
+    @property
+    def waiting(self) -> int:
+        """Records waiting for space (the spool is full)."""
+        return len(self._waiting)
+
+    def _has_room(self, size: int) -> bool:
+        return self.depth_bytes + size + _HEADER.size <= self.max_bytes
+
+    def _admit(self, payload: bytes, fut: asyncio.Future[None]) -> None:
+        self._pending.append((payload, fut))
+        self._pending_bytes += len(payload) + _HEADER.size
+        self._wake.set()
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting and self._has_room(len(self._waiting[0][0])):
+                self._admit(*self._waiting.popleft())
+            if self._pending:
+                batch, self._pending = self._pending, []
+                size, self._pending_bytes = self._pending_bytes, 0
+                data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p, _ in batch)
+                try:
+                    await asyncio.to_thread(self._write, data)
+                except OSError as exc:
+                    log.error("spool write failed", error=str(exc))
+                    metrics.ERRORS_TOTAL.labels(stage="spool").inc()
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self._depth += size
+                metrics.SPOOL_DEPTH_BYTES.set(self._depth)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+                self._data.set()
+                if self._pending or self._waiting:
+                    self._wake.set()
+            elif self._closing:
+                return
+
+    def _write(self, data: bytes) -> None:
+        """Append and fsync (runs in a worker thread; only the commit task calls it)."""
+        if (
+            self._sizes[self._segment]
+            and self._sizes[self._segment] + len(data) > self.segment_bytes
+        ):
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._segment += 1
+            self._fd = self._open_segment(self._segment)
+            self._sizes[self._segment] = 0
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fdatasync(self._fd)
+        self._sizes[self._segment] += len(data)
+        self._end = Position(self._segment, self._sizes[self._segment])
+
+    # -- reader side ------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> Position:
+        return self._cursor
+
+    async def wait_for_data(self, after: Position, timeout_s: float) -> bool:
+        """Wait until durable data exists beyond `after`; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._end <= after or not self._has_data_after(after):
+            self._data.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._data.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def _has_data_after(self, pos: Position) -> bool:
+        if pos.segment < self._end.segment:
+            return True
+        return pos.offset < self._end.offset
+
+    def read(self, start: Position, max_records: int, max_bytes: int = 8 << 20) -> ReadBatch:
+        """Durable records from `start` on, at most `max_records` / about `max_bytes`."""
+        payloads: list[bytes] = []
+        pos, size = start, 0
+        while len(payloads) < max_records and size < max_bytes:
+            seg_size = (
+                self._sizes.get(pos.segment, 0)
+                if pos.segment != self._end.segment
+                else (self._end.offset)
+            )
+            if pos.offset >= seg_size:
+                if pos.segment >= self._end.segment:
+                    break
+                pos = Position(pos.segment + 1, 0)
+                continue
+            chunk = os.pread(
+                self._reader(pos.segment), min(max_bytes, seg_size - pos.offset), pos.offset
+            )
+            used = 0
+            while used + _HEADER.size <= len(chunk) and len(payloads) < max_records:
+                length, crc = _HEADER.unpack_from(chunk, used)
+                body_end = used + _HEADER.size + length
+                if body_end > len(chunk):
+                    break
+                payload = chunk[used + _HEADER.size : body_end]
+                if zlib.crc32(payload) != crc:
+                    metrics.ERRORS_TOTAL.labels(stage="spool_corrupt").inc()
+                    log.error("corrupt spool record skipped to segment end", segment=pos.segment)
+                    used = seg_size - pos.offset
+                    break
+                payloads.append(payload)
+                used = body_end
+            if used == 0 and len(chunk) and not payloads:
+                # a record larger than max_bytes: read exactly that record
+                length, _ = _HEADER.unpack_from(chunk, 0)
+                max_bytes = length + _HEADER.size
+                continue
+            if used == 0:
+                break
+            pos = Position(pos.segment, pos.offset + used)
+            size += used
+        return ReadBatch(payloads, pos, size)
+
+    def commit(self, batch: ReadBatch) -> None:
+        """The records of `batch` are delivered: move the cursor, free space, drop old segments."""
+        self._cursor = batch.end
+        self._depth -= batch.size
+        metrics.SPOOL_DEPTH_BYTES.set(self._depth)
+        for seg in [s for s in self._sizes if s < self._cursor.segment]:
+            del self._sizes[seg]
+            fd = self._read_fds.pop(seg, -1)
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / _name(seg)).unlink()
+        self._save_cursor(force=False)
+        if self._waiting:
+            self._wake.set()
+
+    def _reader(self, segment: int) -> int:
+        fd = self._read_fds.get(segment)
+        if fd is None:
+            fd = self._read_fds[segment] = os.open(self.directory / _name(segment), os.O_RDONLY)
+        return fd
+
+    # -- disk state ---------------------------------------------------------------------------
+
+    def _save_cursor(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._cursor_saved_at < self.cursor_interval_s:
+            return
+        self._cursor_saved_at = now
+        tmp = self.directory / "cursor.tmp"
+        tmp.write_text(f"{self._cursor.segment} {self._cursor.offset}\n")
+        os.replace(tmp, self.directory / "cursor")
+
+    def _open_segment(self, segment: int) -> int:
+        fd = os.open(self.directory / _name(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return fd
+
+    def _recover(self) -> None:
+        segments = sorted(int(p.name[4:-4]) for p in self.directory.glob("seg-*.log"))
+        cursor = Position(segments[0] if segments else 0, 0)
+        cursor_file = self.directory / "cursor"
+        if cursor_file.exists():
+            seg_text, _, off_text = cursor_file.read_text().strip().partition(" ")
+            cursor = Position(int(seg_text), int(off_text))
+        for seg in segments:
+            if seg < cursor.segment:
+                (self.directory / _name(seg)).unlink()
+        segments = [s for s in segments if s >= cursor.segment]
+        if not segments:
+            segments = [cursor.segment]
+            cursor = Position(cursor.segment, 0)
+        for seg in segments:
+            self._sizes[seg] = (
+                (self.directory / _name(seg)).stat().st_size
+                if (self.directory / _name(seg)).exists()
+                else 0
+            )
+        last = segments[-1]
+        valid = _valid_length(self.directory / _name(last))
+        if valid < self._sizes[last]:
+            log.warning(
+                "torn record cut from spool tail", segment=last, bytes=self._sizes[last] - valid
+            )
+            os.truncate(self.directory / _name(last), valid)
+            self._sizes[last] = valid
+        self._segment = last
+        self._fd = self._open_segment(last)
+        self._end = Position(last, self._sizes[last])
+        if cursor.segment == last and cursor.offset > valid:
+            cursor = Position(last, valid)
+        self._cursor = cursor
+        self._depth = sum(self._sizes.values()) - cursor.offset
+        if self._depth:
+            log.info("spool holds undelivered records", depth_bytes=self._depth)
+
+
+def _name(segment: int) -> str:
+    return f"seg-{segment:08d}.log"
+
+
+def _valid_length(path: Path) -> int:
+    """Length of the prefix of whole, checksummed records in a segment file."""
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    pos = 0
+    while pos + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, pos)
+        end = pos + _HEADER.size + length
+        if end > len(data) or zlib.crc32(data[pos + _HEADER.size : end]) != crc:
+            break
+        pos = end
+    return pos
