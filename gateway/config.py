@@ -120,21 +120,30 @@ def load_config(path: Path) -> LoadedConfig:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    config: Config | None = None
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(path, exc)) from None
-    problems: list[str] = []
-    influx = config.influx
-    if influx.version >= 2 and influx.token_env and influx.token_env not in os.environ:
-        problems.append(
-            f"{path}: influx.token_env: environment variable {influx.token_env} is not set"
-        )
+        problems += format_validation_error(path, exc)
+    registry_name = config.gateway.registry if config else _raw_registry(raw)
     registry: Registry | None = None
     try:
-        registry = Registry.load(path.parent / config.gateway.registry)
+        registry = Registry.load(path.parent / registry_name)
     except ConfigError as exc:
         problems += exc.problems
-    if problems or registry is None:
+    if config is not None:
+        influx = config.influx
+        if influx.version >= 2 and influx.token_env and influx.token_env not in os.environ:
+            problems.append(
+                f"{path}: influx.token_env: environment variable {influx.token_env} is not set"
+            )
+    if problems or registry is None or config is None:
         raise ConfigError(problems)
     return LoadedConfig(path, config, registry)
+
+
+def _raw_registry(raw: dict[str, object]) -> str:
+    section = raw.get("gateway")
+    name = section.get("registry") if isinstance(section, dict) else None
+    return name if isinstance(name, str) else GatewaySection().registry

@@ -153,6 +153,10 @@ class ManagedProcess:
                     f"cannot start {self.name}: {self.host}:{self.port} in use ({exc})"
                 ) from exc
 
+    def answers(self) -> bool:
+        """Whether a server (this one or another) already answers on the port."""
+        return self._ready()
+
     def _ready(self) -> bool:
         try:
             if self.name == "influxdb":

@@ -1,0 +1,103 @@
+"""Command line: ``pollution-gateway run | check-config | bench``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import localstack, logs
+from .config import LoadedConfig, load_config
+from .errors import ConfigError
+
+
+def _load(path: str) -> LoadedConfig:
+    try:
+        return load_config(Path(path))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    devices = sum(1 for _ in loaded.registry.devices())
+    print(f"{args.file}: OK ({len(loaded.registry.data.enterprises)} enterprises, {devices} devices)")
+    return 0
+
+
+def start_local_stack(loaded: LoadedConfig) -> list[localstack.ManagedProcess]:
+    """Start InfluxDB 1.x (on the configured URL's port) under the project data folder."""
+    url = urlsplit(loaded.config.influx.url)
+    if url.hostname not in ("127.0.0.1", "localhost"):
+        raise SystemExit("--local-stack needs influx.url on 127.0.0.1")
+    root = loaded.data_dir.parent
+    influx = localstack.influxdb(root / "influxdb", port=url.port or 8086)
+    if influx.answers():
+        print(f"InfluxDB already answers on {influx.url}; using it", file=sys.stderr)
+        return []
+    influx.start()
+    print(f"InfluxDB started on {influx.url}, data in {influx.data_dir}", file=sys.stderr)
+    return [influx]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    cfg = loaded.config.gateway
+    logs.configure(cfg.log_format, cfg.log_level)
+    started = start_local_stack(loaded) if args.local_stack else []
+    try:
+        from .supervisor import run
+
+        _install_uvloop()
+        asyncio.run(run(loaded))
+    finally:
+        for proc in started:
+            proc.stop()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pollution-gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the gateway daemon")
+    run_p.add_argument("--config", default="config/gateway.toml")
+    run_p.add_argument(
+        "--local-stack",
+        action="store_true",
+        help="start InfluxDB from the Debian package on loopback, data under the project",
+    )
+    run_p.set_defaults(func=cmd_run)
+    check_p = sub.add_parser("check-config", help="validate a config file and its registry")
+    check_p.add_argument("file")
+    check_p.set_defaults(func=cmd_check_config)
+    bench_p = sub.add_parser("bench", help="measure throughput, ack latency and memory")
+    bench_p.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
+    bench_p.add_argument("--connections", type=int, default=50, help="device connections")
+    bench_p.add_argument("--idle", type=int, default=10000, help="idle connections for RSS")
+    bench_p.add_argument("--workdir", default="var/bench")
+    bench_p.set_defaults(func=cmd_bench)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

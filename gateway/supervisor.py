@@ -1,0 +1,125 @@
+"""Wires the gateway together and runs it: spool, forwarder, sink, adapters, metrics.
+
+Shutdown (SIGTERM / SIGINT / `stop()`): stop accepting, let in-flight frames become durable
+and be acknowledged, deliver what InfluxDB will take within the timeout, fsync, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+
+from adapters.hj212.server import Hj212Server
+
+from .config import LoadedConfig
+from .forwarder import Forwarder
+from .pipeline import Pipeline
+from .sinks import Sink, WriteError
+from .sinks.influx_v1 import InfluxV1Sink
+from .sinks.influx_v2 import InfluxV2Sink
+from .spool import Spool
+
+log = structlog.get_logger("gateway")
+
+
+def make_sink(loaded: LoadedConfig) -> Sink:
+    influx = loaded.config.influx
+    if influx.version == 1:
+        return InfluxV1Sink(
+            influx.url,
+            influx.database,
+            retention_policy=influx.retention_policy,
+            username=influx.username,
+            password=influx.secret(influx.password_env),
+            gzip_level=influx.gzip_level,
+            timeout_s=influx.timeout_s,
+            create_database=influx.create_database,
+        )
+    return InfluxV2Sink(
+        influx.url,
+        org=influx.org or "",
+        bucket=influx.bucket,
+        token=influx.secret(influx.token_env) or "",
+        gzip=influx.gzip_level > 0,
+        timeout_s=influx.timeout_s,
+    )
+
+
+class Gateway:
+    """The running daemon. `start()` returns once every listener is up."""
+
+    def __init__(self, loaded: LoadedConfig, *, sink: Sink | None = None) -> None:
+        self.loaded = loaded
+        cfg = loaded.config
+        self.spool = Spool(
+            loaded.data_dir / "spool",
+            max_bytes=cfg.spool.max_bytes,
+            segment_bytes=cfg.spool.segment_bytes,
+        )
+        self.sink = sink or make_sink(loaded)
+        self.pipeline = Pipeline(self.spool)
+        self.forwarder = Forwarder(
+            self.spool,
+            self.sink,
+            batch_lines=cfg.influx.batch_lines,
+            flush_interval_s=cfg.influx.flush_interval_s,
+            retry_max_s=cfg.influx.retry_max_s,
+            poison_path=loaded.data_dir / "poison.lp",
+        )
+        self.hj212 = Hj212Server(cfg.hj212, loaded.registry, self.pipeline)
+        self._forward_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        self.loaded.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.spool.open()
+        await self.sink.start()
+        if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
+            try:
+                await self.sink.ensure_database()
+            except WriteError as exc:
+                log.warning("could not create the database now; data is spooled", error=str(exc))
+        self._forward_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
+        if self.loaded.config.hj212.enabled:
+            await self.hj212.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        timeout = self.loaded.config.gateway.shutdown_timeout_s
+        log.info("shutting down", timeout_s=timeout)
+        await self.hj212.close(timeout / 2)
+        if self._forward_task is not None:
+            await self.forwarder.drain(timeout / 2, self._forward_task)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forward_task
+        await self.spool.close()
+        await self.sink.close()
+        log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
+
+
+async def run(loaded: LoadedConfig) -> None:
+    """Run until SIGTERM or SIGINT."""
+    gateway = Gateway(loaded)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, gateway.stop)
+    await gateway.start()
+    metrics_cfg = loaded.config.metrics
+    if metrics_cfg.enabled:
+        from prometheus_client import start_http_server
+
+        host, _, port = metrics_cfg.listen.rpartition(":")
+        start_http_server(int(port), addr=host or "127.0.0.1")
+    log.info("gateway running", config=str(loaded.path), data_dir=str(loaded.data_dir))
+    try:
+        await gateway.wait()
+    finally:
+        await gateway.shutdown()
