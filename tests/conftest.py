@@ -152,3 +152,11 @@ def influx_rows(url: str, database: str, query: str) -> list[dict[str, Any]]:
             for values in series["values"]:
                 rows.append({**tags, **dict(zip(series["columns"], values, strict=True))})
     return rows
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> Any:
+    """Tests run on uvloop, as the daemon does."""
+    import uvloop
+
+    return uvloop.EventLoopPolicy()

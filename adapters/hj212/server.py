@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -202,9 +203,8 @@ class DeviceConnection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = self.transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "?"
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         server = self.server
@@ -223,8 +223,8 @@ class DeviceConnection(asyncio.Protocol):
         metrics.CONNECTIONS_CLOSED.labels(reason=reason).inc()
         if self.server.limiter.allow(("refused", self.address), time.monotonic()) >= 0:
             log.warning("connection refused", peer=self.peer, reason=reason)
-        assert self.transport is not None
-        self.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
         self.transport = None
 
     def connection_lost(self, exc: Exception | None) -> None:
