@@ -25,27 +25,36 @@ def _load(path: str) -> LoadedConfig:
 def cmd_check_config(args: argparse.Namespace) -> int:
     loaded = _load(args.file)
     devices = sum(1 for _ in loaded.registry.devices())
-    print(f"{args.file}: OK ({len(loaded.registry.data.enterprises)} enterprises, {devices} devices)")
+    print(
+        f"{args.file}: OK ({len(loaded.registry.data.enterprises)} enterprises, {devices} devices)"
+    )
     return 0
 
 
 def start_local_stack(loaded: LoadedConfig) -> list[localstack.ManagedProcess]:
-    """Start InfluxDB 1.x (on the configured URL's port) under the project data folder."""
+    """Start InfluxDB 1.x (on the configured URL's port) and Mosquitto (1883) on loopback,
+    with their data beside the gateway's data folder. A server already answering is reused."""
     url = urlsplit(loaded.config.influx.url)
-    if url.hostname not in ("127.0.0.1", "localhost"):
-        raise SystemExit("--local-stack needs influx.url on 127.0.0.1")
+    if url.hostname not in ("127.0.0.1", "localhost") or loaded.config.influx.version != 1:
+        raise SystemExit("--local-stack runs InfluxDB 1.x: influx.url must be on 127.0.0.1")
     root = loaded.data_dir.parent
-    influx = localstack.influxdb(root / "influxdb", port=url.port or 8086)
-    if influx.answers():
-        print(f"InfluxDB already answers on {influx.url}; using it", file=sys.stderr)
-        return []
-    influx.start()
-    print(f"InfluxDB started on {influx.url}, data in {influx.data_dir}", file=sys.stderr)
-    return [influx]
+    started = []
+    for proc in (
+        localstack.influxdb(root / "influxdb", port=url.port or 8086),
+        localstack.mosquitto(root / "mosquitto", port=1883),
+    ):
+        if proc.answers():
+            print(f"{proc.name} already answers on {proc.url}; using it", file=sys.stderr)
+            continue
+        proc.start()
+        started.append(proc)
+        print(f"{proc.name} started on {proc.url}, data in {proc.data_dir}", file=sys.stderr)
+    return started
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
+    _raise_open_files_limit()
     cfg = loaded.config.gateway
     logs.configure(cfg.log_format, cfg.log_level)
     started = start_local_stack(loaded) if args.local_stack else []
@@ -64,6 +73,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
     return bench_main(args)
+
+
+def _raise_open_files_limit() -> None:
+    """One descriptor per device connection: use the hard limit, not the soft one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _install_uvloop() -> None:
@@ -91,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_p = sub.add_parser("bench", help="measure throughput, ack latency and memory")
     bench_p.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
     bench_p.add_argument("--connections", type=int, default=50, help="device connections")
+    bench_p.add_argument("--frames", type=int, default=100000, help="frames in the timed runs")
     bench_p.add_argument("--idle", type=int, default=10000, help="idle connections for RSS")
     bench_p.add_argument("--workdir", default="var/bench")
     bench_p.set_defaults(func=cmd_bench)

@@ -12,16 +12,47 @@ _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r":
 
 
 def _field_value(value: FieldValue) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        if not math.isfinite(value):
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
             return None  # InfluxDB has no NaN/Inf; the field is left out
         return repr(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return f"{value}i"
+    if not isinstance(value, str):
+        raise TypeError(f"unsupported field value {value!r}")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+_series_cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_key_cache: dict[str, str] = {}
+_CACHE_LIMIT = 200_000
+
+
+def _series(point: Point) -> str:
+    """Measurement and tags, escaped; cached since the same series repeats every interval."""
+    cache_key = (point.measurement, point.tags)
+    text = _series_cache.get(cache_key)
+    if text is None:
+        if len(_series_cache) >= _CACHE_LIMIT:
+            _series_cache.clear()
+        tags = "".join(
+            f",{k.translate(_KEY_ESCAPES)}={v.translate(_KEY_ESCAPES)}" for k, v in point.tags if v
+        )
+        text = _series_cache[cache_key] = point.measurement.translate(_MEASUREMENT_ESCAPES) + tags
+    return text
+
+
+def _key(name: str) -> str:
+    text = _key_cache.get(name)
+    if text is None:
+        if len(_key_cache) >= _CACHE_LIMIT:
+            _key_cache.clear()
+        text = _key_cache[name] = name.translate(_KEY_ESCAPES)
+    return text
 
 
 def encode_point(point: Point) -> str | None:
@@ -30,14 +61,10 @@ def encode_point(point: Point) -> str | None:
     for key, value in point.fields:
         text = _field_value(value)
         if text is not None:
-            fields.append(f"{key.translate(_KEY_ESCAPES)}={text}")
+            fields.append(f"{_key(key)}={text}")
     if not fields:
         return None
-    tags = "".join(
-        f",{k.translate(_KEY_ESCAPES)}={v.translate(_KEY_ESCAPES)}" for k, v in point.tags if v
-    )
-    name = point.measurement.translate(_MEASUREMENT_ESCAPES)
-    return f"{name}{tags} {','.join(fields)} {point.event_time_ns}"
+    return f"{_series(point)} {','.join(fields)} {point.event_time_ns}"
 
 
 def encode_points(points: Iterable[Point]) -> bytes:

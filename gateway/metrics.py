@@ -42,3 +42,27 @@ SPOOL_FULL_TOTAL = Counter(
     "spool_full_total", "Times the spool filled up and acknowledgements stopped"
 )
 ERRORS_TOTAL = Counter("errors_total", "Internal errors by stage", ["stage"])
+
+
+_children: dict[tuple[int, str], Counter] = {}
+
+
+def _child(metric: Counter, value: str) -> Counter:
+    """A labelled child of a one-label counter, cached because it is used per frame."""
+    key = (id(metric), value)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(value)
+    return child
+
+
+def points_accepted(measurement: str) -> Counter:
+    return _child(POINTS_ACCEPTED, measurement)
+
+
+def replies_sent(cn: str) -> Counter:
+    return _child(REPLIES_SENT, cn)
+
+
+def crc_variant(variant: str) -> Counter:
+    return _child(CRC_VARIANT, variant)

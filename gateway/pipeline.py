@@ -7,7 +7,6 @@ to devices only then. Listeners (the rules) see the points after they are durabl
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 from . import metrics
@@ -38,7 +37,10 @@ class Pipeline:
     def _accepted(self, fut: asyncio.Future[None], points: Sequence[Point]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
-        for name, count in Counter(p.measurement for p in points).items():
-            metrics.POINTS_ACCEPTED.labels(measurement=name).inc(count)
+        counts: dict[str, int] = {}
+        for point in points:
+            counts[point.measurement] = counts.get(point.measurement, 0) + 1
+        for name, count in counts.items():
+            metrics.points_accepted(name).inc(count)
         for listener in self._listeners:
             listener(points)

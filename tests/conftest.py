@@ -96,11 +96,19 @@ def write_config(
 ) -> Path:
     """A gateway config + registry in `directory`; `sections` override keys per section."""
     base: dict[str, dict[str, Any]] = {
-        "gateway": {"data_dir": "data", "registry": "registry.toml", "log_format": "console",
-                    "shutdown_timeout_s": 5},
+        "gateway": {
+            "data_dir": "data",
+            "registry": "registry.toml",
+            "log_format": "console",
+            "shutdown_timeout_s": 5,
+        },
         "hj212": {"listen": "127.0.0.1:0", "idle_timeout_s": 60},
-        "influx": {"url": influx_url, "database": database, "flush_interval_s": 0.1,
-                   "retry_max_s": 1.0},
+        "influx": {
+            "url": influx_url,
+            "database": database,
+            "flush_interval_s": 0.1,
+            "retry_max_s": 1.0,
+        },
         "metrics": {"enabled": False},
     }
     for name, values in sections.items():
@@ -154,9 +162,8 @@ def influx_rows(url: str, database: str, query: str) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture(scope="session")
-def event_loop_policy() -> Any:
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """Tests run on uvloop, as the daemon does."""
     import uvloop
 
-    return uvloop.EventLoopPolicy()
+    return {"uvloop": uvloop.new_event_loop}

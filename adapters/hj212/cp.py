@@ -32,6 +32,8 @@ class CpData:
 
 def parse_cp(text: str) -> CpData:
     """Parse a plaintext CP data area (the text between ``CP=&&`` and the closing ``&&``)."""
+    if "//" not in text:
+        return _parse_simple(text)
     out = CpData()
     pos, end = 0, len(text)
     while pos < end:
@@ -74,6 +76,29 @@ def parse_cp(text: str) -> CpData:
     return out
 
 
+def _parse_simple(text: str) -> CpData:
+    """The common case: no ``//...//`` text, so separators can be split on directly."""
+    params: dict[str, str] = {}
+    items: dict[str, dict[str, str]] = {}
+    for part in text.replace(",", ";").split(";"):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not key:
+            if eq:
+                raise CpError(f"empty key in {part!r}")
+            continue
+        value = value.strip()
+        code, dash, suffix = key.partition("-")
+        if dash and code and suffix:
+            group = items.get(code)
+            if group is None:
+                group = items[code] = {}
+            group[suffix] = value
+        else:
+            params[key] = value
+    return CpData(params, items)
+
+
 def _next_separator(text: str, start: int) -> int:
     semi = text.find(";", start)
     comma = text.find(",", start)
@@ -87,15 +112,20 @@ def _next_separator(text: str, start: int) -> int:
 def parse_hj212_time(value: str) -> datetime:
     """A naive datetime from ``yyyyMMddHHmmss`` (optionally with 3 digits of milliseconds)."""
     digits = value.strip()
-    if not digits.isdigit() or len(digits) not in (14, 17):
+    if not digits.isdigit() or len(digits) not in (14, 17) or not digits.isascii():
         raise CpError(f"time {value!r} is not yyyyMMddHHmmss[zzz]")
     try:
-        base = datetime.strptime(digits[:14], "%Y%m%d%H%M%S")
+        return datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+            int(digits[14:17] or 0) * 1000,
+        )
     except ValueError as exc:
         raise CpError(f"time {value!r}: {exc}") from None
-    if len(digits) == 17:
-        base = base.replace(microsecond=int(digits[14:]) * 1000)
-    return base
 
 
 def format_hj212_time(value: datetime) -> str:

@@ -13,18 +13,20 @@ from .frame import Frame
 
 INTERVAL_BY_CN = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
 DATA_COMMANDS = frozenset({"2011", "2051", "2061", "2031", "2021", "2041"})
-_FLOAT_FIELDS = {
-    "Rtd": "rtd",
-    "Avg": "avg",
-    "Min": "min",
-    "Max": "max",
-    "Cou": "cou",
-    "ZsRtd": "zs_rtd",
-    "ZsAvg": "zs_avg",
-    "ZsMin": "zs_min",
-    "ZsMax": "zs_max",
+# suffix -> (field name, numeric)
+_EMISSION_FIELDS = {
+    "Rtd": ("rtd", True),
+    "Avg": ("avg", True),
+    "Min": ("min", True),
+    "Max": ("max", True),
+    "Cou": ("cou", True),
+    "ZsRtd": ("zs_rtd", True),
+    "ZsAvg": ("zs_avg", True),
+    "ZsMin": ("zs_min", True),
+    "ZsMax": ("zs_max", True),
+    "Flag": ("flag", False),
+    "EFlag": ("eflag", False),
 }
-_TEXT_FIELDS = {"Flag": "flag", "EFlag": "eflag"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +106,17 @@ def _emission_fields(values: dict[str, str]) -> tuple[list[tuple[str, FieldValue
     fields: list[tuple[str, FieldValue]] = []
     bad = 0
     for suffix, value in values.items():
-        name = _FLOAT_FIELDS.get(suffix)
-        if name is not None:
-            number = _number(value)
-            if number is None:
+        spec = _EMISSION_FIELDS.get(suffix)
+        if spec is None:
+            continue
+        name, numeric = spec
+        if numeric:
+            try:
+                fields.append((name, float(value)))
+            except ValueError:
                 bad += 1
-            else:
-                fields.append((name, number))
-        elif suffix in _TEXT_FIELDS and value:
-            fields.append((_TEXT_FIELDS[suffix], value))
+        elif value:
+            fields.append((name, value))
     return fields, bad
 
 

@@ -13,8 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -36,7 +36,10 @@ from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")
 ADAPTER = "hj212"
-UPLOAD_PREFIXES = ("2", "3")  # data and device-info uploads are answered with 9014
+UPLOAD_PREFIXES = ("2", "3")
+_RECEIVED = metrics.FRAMES_RECEIVED.labels(
+    adapter=ADAPTER
+)  # data and device-info uploads are answered with 9014
 
 
 @dataclass(slots=True)
@@ -265,7 +268,7 @@ class DeviceConnection(asyncio.Protocol):
 
     def _handle(self, raw: bytes, t0: float) -> None:
         server = self.server
-        metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER).inc()
+        _RECEIVED.inc()
         try:
             frame = parse_frame(raw, server.key_for)
         except HJ212Error as exc:
@@ -311,7 +314,7 @@ class DeviceConnection(asyncio.Protocol):
             server.crc_seen[frame.mn] = frame.crc
             if frame.crc != "hj212":
                 log.info("device uses a non-standard CRC", mn=frame.mn, variant=frame.crc)
-        metrics.CRC_VARIANT.labels(variant=frame.crc).inc()
+        metrics.crc_variant(frame.crc).inc()
 
     def _store(self, frame: Frame, device: Device, t0: float) -> None:
         server = self.server
@@ -391,6 +394,8 @@ class DeviceConnection(asyncio.Protocol):
             self._flush(None)
 
     def _flush(self, _: object) -> None:
+        out: list[bytes] = []
+        now = time.monotonic()
         while self._replies:
             fut, reply, cn, t0 = self._replies[0]
             if fut is not None and not fut.done():
@@ -400,11 +405,13 @@ class DeviceConnection(asyncio.Protocol):
             if fut is not None and (fut.cancelled() or fut.exception() is not None):
                 metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason="not_durable").inc()
                 continue  # not stored: no acknowledgement; the device will resend
-            if reply is not None and self.transport is not None and not self.transport.is_closing():
-                self.transport.write(reply)
-                metrics.REPLIES_SENT.labels(cn=cn).inc()
+            if reply is not None:
+                out.append(reply)
+                metrics.replies_sent(cn).inc()
                 if cn == "9014":
-                    metrics.ACK_LATENCY.observe(time.monotonic() - t0)
+                    metrics.ACK_LATENCY.observe(now - t0)
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
         if self.paused and self.inflight <= self.server.config.max_inflight_per_connection // 2:
             if self.transport is not None:
                 self.transport.resume_reading()

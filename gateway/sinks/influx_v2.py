@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from . import WriteError, classify

@@ -25,8 +25,9 @@ BASE = datetime(2026, 4, 1, 0, 0)
 
 def frame_for(i: int) -> bytes:
     """Upload i: its own minute, one value that encodes i."""
-    return upload(cn="2051", qn=qn_for(i), data_time=BASE + timedelta(minutes=i),
-                  values={"w01018": float(i)})
+    return upload(
+        cn="2051", qn=qn_for(i), data_time=BASE + timedelta(minutes=i), values={"w01018": float(i)}
+    )
 
 
 async def count_values(url: str, db: str) -> int:
@@ -102,9 +103,13 @@ async def test_gateway_sigkill_every_acked_point_present_after_restart(
     tmp_path: Path, influx: localstack.ManagedProcess, database: str
 ) -> None:
     port = localstack.free_port()
-    config = write_config(tmp_path / "gw", influx.url, database,
-                          hj212={"listen": f"127.0.0.1:{port}"},
-                          influx={"flush_interval_s": 2.0, "batch_lines": 100000})
+    config = write_config(
+        tmp_path / "gw",
+        influx.url,
+        database,
+        hj212={"listen": f"127.0.0.1:{port}"},
+        influx={"flush_interval_s": 2.0, "batch_lines": 100000},
+    )
     log = tmp_path / "gateway.log"
     proc = start_gateway_process(config, log)
     acked: set[int] = set()

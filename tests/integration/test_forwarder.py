@@ -89,8 +89,14 @@ async def test_retry_after_is_honoured_and_413_splits(tmp_path: Path) -> None:
     await asyncio.gather(*(spool.append(line) for line in lines))
     sink = InfluxV1Sink(f"http://127.0.0.1:{port}", "db")
     await sink.start()
-    fwd = Forwarder(spool, sink, batch_lines=100, flush_interval_s=0.01, retry_min_s=0.01,
-                    poison_path=tmp_path / "poison.lp")
+    fwd = Forwarder(
+        spool,
+        sink,
+        batch_lines=100,
+        flush_interval_s=0.01,
+        retry_min_s=0.01,
+        poison_path=tmp_path / "poison.lp",
+    )
     await run_until_drained(fwd, spool)
     await sink.close()
     await spool.close()

@@ -45,7 +45,12 @@ async def test_upload_is_acked_with_9014_and_stored(
     await dev.send(upload(qn=qn, data_time=datetime(2026, 3, 1, 8), values={"w01018": 40.1}))
     ack = await dev.read_frame()
     assert (ack.cn, ack.qn, ack.st, ack.mn, ack.pw, ack.flag) == (
-        "9014", qn, "91", MN_WATER, "123456", 4
+        "9014",
+        qn,
+        "91",
+        MN_WATER,
+        "123456",
+        4,
     )
     assert ack.cp == "" and ack.crc == "hj212"
     rows = await wait_rows(influx, database, "SELECT * FROM emission", 1)
@@ -54,7 +59,10 @@ async def test_upload_is_acked_with_9014_and_stored(
     assert row["time"] == "2026-03-01T00:00:00Z"  # 08:00 Beijing
     assert (row["enterprise"], row["outlet"], row["mn"]) == ("E1", "DW001", MN_WATER)
     assert (row["pollutant"], row["interval"], row["avg"], row["flag"]) == (
-        "w01018", "hour", 40.1, "N"
+        "w01018",
+        "hour",
+        40.1,
+        "N",
     )
     assert row["backfill"] is False
     await dev.close()
@@ -67,14 +75,23 @@ async def test_ack_only_after_record_is_on_disk_or_in_influx(
     spool_dir = gateway.spool.directory
     for i in range(20):
         value = 1000.0 + i
-        await dev.send(upload(qn=qn_for(i), values={"w01018": value},
-                              data_time=datetime(2026, 3, 1, 8) + timedelta(hours=i)))
+        await dev.send(
+            upload(
+                qn=qn_for(i),
+                values={"w01018": value},
+                data_time=datetime(2026, 3, 1, 8) + timedelta(hours=i),
+            )
+        )
         ack = await dev.read_frame()
         assert ack.cn == "9014" and ack.qn == qn_for(i)
         # at the moment of the ack, the value must already be durable somewhere
-        on_disk = any(f"avg={value}".encode() in p.read_bytes() for p in spool_dir.glob("seg-*.log"))
+        on_disk = any(
+            f"avg={value}".encode() in p.read_bytes() for p in spool_dir.glob("seg-*.log")
+        )
         if not on_disk:
-            rows = influx_rows(influx.url, database, f"SELECT avg FROM emission WHERE avg = {value}")
+            rows = influx_rows(
+                influx.url, database, f"SELECT avg FROM emission WHERE avg = {value}"
+            )
             assert rows, f"acked value {value} is neither spooled nor in InfluxDB"
     await dev.close()
 
@@ -86,9 +103,7 @@ async def test_vectors_25_to_27_back_to_back_without_crlf(
     dev = await connect(gateway)
     await dev.send(b"".join(vectors[i].encode() for i in ("25", "26", "27")))
     acks = [await dev.read_frame() for _ in range(3)]
-    assert [a.qn for a in acks] == [
-        "20190424002721168", "20190424002721279", "20190424002722671"
-    ]
+    assert [a.qn for a in acks] == ["20190424002721168", "20190424002721279", "20190424002722671"]
     assert all(a.cn == "9014" and a.flag == 4 for a in acks)
     rows = await wait_rows(influx, database, "SELECT * FROM emission GROUP BY *", 3)
     by_interval = sorted((r["interval"], r["time"], r["max"]) for r in rows)
@@ -116,10 +131,20 @@ async def test_split_packet_upload_each_part_acked_and_all_values_stored(
 ) -> None:
     dev = await connect(gateway)
     t = datetime(2026, 3, 2, 10)
-    part1 = upload(qn=qn_for(11), flag=7, data_time=t, values={"w01018": 41.0},
-                   extra_header=[("PNUM", 2), ("PNO", 1)])
-    part2 = upload(qn=qn_for(12), flag=7, data_time=t, values={"w21003": 2.5},
-                   extra_header=[("PNUM", 2), ("PNO", 2)])
+    part1 = upload(
+        qn=qn_for(11),
+        flag=7,
+        data_time=t,
+        values={"w01018": 41.0},
+        extra_header=[("PNUM", 2), ("PNO", 1)],
+    )
+    part2 = upload(
+        qn=qn_for(12),
+        flag=7,
+        data_time=t,
+        values={"w21003": 2.5},
+        extra_header=[("PNUM", 2), ("PNO", 2)],
+    )
     await dev.send(part1 + part2)
     acks = [await dev.read_frame() for _ in range(2)]
     assert [(a.cn, a.qn) for a in acks] == [("9014", qn_for(11)), ("9014", qn_for(12))]
@@ -134,7 +159,11 @@ async def test_split_packet_upload_each_part_acked_and_all_values_stored(
     [("UNKNOWN0001", "123456", "unknown_mn"), (MN_WATER, "wrong", "bad_password")],
 )
 async def test_unknown_mn_or_wrong_password_gets_nothing(
-    gateway: Gateway, influx: localstack.ManagedProcess, database: str, mn: str, pw: str,
+    gateway: Gateway,
+    influx: localstack.ManagedProcess,
+    database: str,
+    mn: str,
+    pw: str,
     reason: str,
 ) -> None:
     from gateway import metrics
@@ -157,8 +186,10 @@ async def test_unknown_mn_or_wrong_password_gets_nothing(
 
 async def test_heartbeat_and_time_request_answers(gateway: Gateway) -> None:
     dev = await connect(gateway)
-    await dev.send(b"##0087QN=20260105080030000;ST=31;CN=9015;PW=123456;"
-                   b"MN=010000A8900016F000169DC0;Flag=9;CP=&&&&E401\r\n")
+    await dev.send(
+        b"##0087QN=20260105080030000;ST=31;CN=9015;PW=123456;"
+        b"MN=010000A8900016F000169DC0;Flag=9;CP=&&&&E401\r\n"
+    )
     reply = await dev.read_frame()
     assert (reply.cn, reply.qn, reply.st, reply.flag) == ("9013", "20260105080030000", "91", 8)
     assert reply.crc == "hj212"
@@ -246,8 +277,9 @@ async def test_backfill_exchange_marks_points_backfilled(
     assert [(r["pollutant"], r["time"], r["avg"]) for r in rows] == [
         ("w01018", "2026-03-03T00:00:00Z", 7.0)
     ]
-    not_backfilled = influx_rows(influx.url, database,
-                                 "SELECT * FROM emission WHERE backfill = false")
+    not_backfilled = influx_rows(
+        influx.url, database, "SELECT * FROM emission WHERE backfill = false"
+    )
     assert {r["time"] for r in not_backfilled} == {"2026-03-02T23:00:00Z"}
     await asyncio.sleep(0.1)
     assert MN_WATER not in gateway.hj212.by_mn[MN_WATER].backfills
@@ -258,8 +290,16 @@ async def test_rf1_frame_is_stored_as_backfill(
     gateway: Gateway, influx: localstack.ManagedProcess, database: str
 ) -> None:
     dev = await connect(gateway)
-    await dev.send(upload(mn=MN_2025, qn=qn_for(40), flag=9, extra_header=[("RF", 1)],
-                          values={"a21026": 12.5}, st="31"))
+    await dev.send(
+        upload(
+            mn=MN_2025,
+            qn=qn_for(40),
+            flag=9,
+            extra_header=[("RF", 1)],
+            values={"a21026": 12.5},
+            st="31",
+        )
+    )
     ack = await dev.read_frame()
     assert (ack.cn, ack.flag) == ("9014", 8)
     rows = await wait_rows(influx, database, "SELECT * FROM emission", 1)
@@ -273,8 +313,14 @@ async def test_facility_state_and_running_hours(
     from adapters.hj212.builder import build_frame, build_segment
 
     dev = await connect(gateway)
-    head: list[tuple[str, str | int]] = [("QN", qn_for(50)), ("ST", "32"), ("CN", "2021"),
-                                         ("PW", "123456"), ("MN", MN_WATER), ("Flag", 5)]
+    head: list[tuple[str, str | int]] = [
+        ("QN", qn_for(50)),
+        ("ST", "32"),
+        ("CN", "2021"),
+        ("PW", "123456"),
+        ("MN", MN_WATER),
+        ("Flag", 5),
+    ]
     await dev.send(build_frame(build_segment(head, "DataTime=20260301100000;SB1-RS=1;SB2-RS=0")))
     head[0], head[2] = ("QN", qn_for(51)), ("CN", "2041")
     await dev.send(build_frame(build_segment(head, "DataTime=20260301000000;SB1-RT=23.5")))

@@ -1,0 +1,361 @@
+"""``pollution-gateway bench``: throughput, ack latency and memory, measured in one run.
+
+Starts its own InfluxDB (Debian's 1.x) under the work folder, measures the raw line-protocol
+ingest rate as the yardstick, then runs the gateway as a separate process and drives it with
+simulated data loggers over TCP from this process:
+
+1. raw InfluxDB ingest (points/s), 5000-line batches;
+2. HJ 212 over TCP -> InfluxDB end to end (frames/s, points/s), every acked point counted back;
+3. the gateway alone (InfluxDB unreachable, everything lands in the spool), frames/s;
+4. ack latency p50/p99 at a paced 2,000 frames/s;
+5. resident memory of the gateway holding N idle connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from adapters.hj212.builder import build_frame, build_segment
+
+from . import localstack
+
+POLLUTANTS = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")
+
+
+def _mn(i: int) -> str:
+    return f"BENCH{i:019d}"
+
+
+def _frame(mn: str, i: int, base: datetime) -> bytes:
+    t = base + timedelta(minutes=i)
+    groups = [
+        f"{p}-Min={i % 97}.5,{p}-Avg={i % 89}.25,{p}-Max={i % 83}.75,{p}-Flag=N" for p in POLLUTANTS
+    ]
+    cp = ";".join([f"DataTime={t:%Y%m%d%H%M%S}", *groups])
+    qn = f"{t:%Y%m%d%H%M%S}{i % 1000:03d}"
+    head: list[tuple[str, str | int]] = [
+        ("QN", qn),
+        ("ST", "31"),
+        ("CN", "2051"),
+        ("PW", "123456"),
+        ("MN", mn),
+        ("Flag", 5),
+    ]
+    return build_frame(build_segment(head, cp))
+
+
+def _write_config(work: Path, port: int, influx_url: str, devices: int, metrics_port: int) -> Path:
+    outlets = "".join(
+        f'\n  [[enterprises.outlets]]\n  id = "O{i}"\n  mn = "{_mn(i)}"\n  password = "123456"\n'
+        for i in range(devices)
+    )
+    (work / "registry.toml").write_text(f'[[enterprises]]\nid = "BENCH"\n{outlets}')
+    config = work / "gateway.toml"
+    config.write_text(
+        f"""[gateway]
+data_dir = "gw"
+log_format = "json"
+log_level = "warning"
+[hj212]
+listen = "127.0.0.1:{port}"
+max_connections_per_address = 60000
+max_inflight_per_connection = 512
+[influx]
+url = "{influx_url}"
+database = "bench"
+batch_lines = 5000
+flush_interval_s = 0.2
+retry_max_s = 1.0
+[spool]
+max_bytes = "8GiB"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"""
+    )
+    return config
+
+
+class _Loader(asyncio.Protocol):
+    """A pipelining data logger: keeps `window` frames unacknowledged, counts 9014s."""
+
+    def __init__(self, frames: list[bytes], window: int, done: asyncio.Future[None]) -> None:
+        self.frames = frames
+        self.window = window
+        self.done = done
+        self.sent = 0
+        self.acked = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._fill()
+
+    def data_received(self, data: bytes) -> None:
+        self.acked += data.count(b"CN=9014")
+        if self.acked >= len(self.frames):
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        self._fill()
+
+    def _fill(self) -> None:
+        assert self.transport is not None
+        end = min(len(self.frames), self.acked + self.window)
+        if end > self.sent:
+            self.transport.write(b"".join(self.frames[self.sent : end]))
+            self.sent = end
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _drive(
+    port: int, per_conn: list[list[bytes]], window: int, limit_s: float
+) -> tuple[int, float]:
+    loop = asyncio.get_running_loop()
+    loaders: list[_Loader] = []
+    started = time.perf_counter()
+    for frames in per_conn:
+        done: asyncio.Future[None] = loop.create_future()
+        loader = _Loader(frames, window, done)
+        await loop.create_connection(lambda loader=loader: loader, "127.0.0.1", port)  # type: ignore[misc]
+        loaders.append(loader)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(ld.done for ld in loaders)), limit_s)
+    except TimeoutError:
+        pass
+    elapsed = time.perf_counter() - started
+    for ld in loaders:
+        if ld.transport is not None:
+            ld.transport.close()
+    return sum(ld.acked for ld in loaders), elapsed
+
+
+async def _paced_latency(port: int, rate: float, seconds: float, devices: int) -> list[float]:
+    """Send `rate` frames/s spread over `devices` connections; return ack latencies (s)."""
+    base = datetime(2025, 6, 1)
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(devices)]
+    sent_at: dict[bytes, float] = {}
+    latencies: list[float] = []
+
+    async def reader(r: asyncio.StreamReader) -> None:
+        while True:
+            line = await r.readline()
+            if not line:
+                return
+            q = line.find(b"QN=")
+            if q >= 0:
+                t0 = sent_at.pop(line[q + 3 : q + 20], None)
+                if t0 is not None:
+                    latencies.append(time.perf_counter() - t0)
+
+    readers = [asyncio.create_task(reader(r)) for r, _ in streams]
+    interval = 1.0 / rate
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    for i in range(n):
+        k = i % devices
+        frame = _frame(_mn(k), 200000 + i, base)
+        qn = frame[frame.find(b"QN=") + 3 : frame.find(b"QN=") + 20]
+        target = start + i * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent_at[qn] = time.perf_counter()
+        streams[k][1].write(frame)
+    await asyncio.sleep(1.0)
+    for r in readers:
+        r.cancel()
+    for _, w in streams:
+        w.close()
+    return latencies
+
+
+async def _raw_ingest(url: str, points: int) -> float:
+    """Points/s InfluxDB takes directly: 5000-line batches, two writers."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/query", data={"q": 'CREATE DATABASE "raw"'}) as resp:
+            resp.raise_for_status()
+        base = 1_700_000_000_000_000_000
+        bodies = [
+            "".join(
+                f"emission,enterprise=E,outlet=O{(b * 5000 + j) % 50},mn=M{(b * 5000 + j) % 50},"
+                f"pollutant={POLLUTANTS[j % 6]},interval=minute min={j}.5,avg={j}.25,max={j}.75,"
+                f'flag="N",backfill=false {base + (b * 5000 + j) * 60_000_000_000}\n'
+                for j in range(5000)
+            ).encode()
+            for b in range(points // 5000)
+        ]
+        queue = list(bodies)
+        started = time.perf_counter()
+
+        async def writer() -> None:
+            while queue:
+                body = queue.pop()
+                async with session.post(
+                    f"{url}/write", params={"db": "raw", "precision": "ns"}, data=body
+                ) as resp:
+                    if resp.status != 204:
+                        raise RuntimeError(f"raw write failed: {resp.status} {await resp.text()}")
+
+        await asyncio.gather(writer(), writer())
+        return len(bodies) * 5000 / (time.perf_counter() - started)
+
+
+def _count(url: str) -> int:
+    rows = localstack.query(url, "bench", "SELECT count(avg) FROM emission")
+    series = rows["results"][0].get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def _wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("gateway did not start")
+
+
+async def _idle(port: int, count: int) -> list[Any]:
+    """Open `count` connections from several loopback source addresses; each says one heartbeat."""
+    hb = build_frame(
+        build_segment(
+            [
+                ("QN", "20260101000000000"),
+                ("ST", "31"),
+                ("CN", "9015"),
+                ("PW", "123456"),
+                ("MN", _mn(0)),
+                ("Flag", 8),
+            ]
+        )
+    )
+    writers: list[Any] = []
+    for i in range(count):
+        source = f"127.0.0.{2 + i // 20000}"
+        _, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        w.write(hb)
+        writers.append(w)
+    await asyncio.sleep(2.0)
+    return writers
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, float]:
+    work = Path(args.workdir).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    results: dict[str, float] = {}
+    influx = localstack.influxdb(work / "influxdb")
+    influx.start()
+    try:
+        results["raw_influx_points_per_s"] = await _raw_ingest(influx.url, 500_000)
+        conns = args.connections
+        port, mport = localstack.free_port(), localstack.free_port()
+        config = _write_config(work, port, influx.url, conns, mport)
+        gw = _start_gateway(config, work / "gateway.log")
+        await _wait_port(port)
+        base = datetime(2025, 1, 1)
+        per_conn_frames = int(args.frames / conns)
+        frames = [[_frame(_mn(k), i, base) for i in range(per_conn_frames)] for k in range(conns)]
+        started = time.perf_counter()
+        acked, elapsed = await _drive(port, frames, 64, args.seconds * 6)
+        results["e2e_frames_acked"] = acked
+        results["e2e_ack_frames_per_s"] = acked / elapsed
+        expected = acked * len(POLLUTANTS)
+        while _count(influx.url) < expected and time.perf_counter() - started < 300:
+            await asyncio.sleep(0.2)
+        total = time.perf_counter() - started
+        stored = _count(influx.url)
+        results["e2e_points_verified"] = stored
+        results["e2e_points_expected"] = expected
+        results["e2e_points_per_s"] = stored / total
+        results["e2e_vs_raw"] = results["e2e_points_per_s"] / results["raw_influx_points_per_s"]
+        latencies = await _paced_latency(port, 2000.0, args.seconds, min(conns, 50))
+        latencies.sort()
+        results["ack_latency_samples"] = len(latencies)
+        results["ack_latency_p50_ms"] = statistics.median(latencies) * 1000
+        results["ack_latency_p99_ms"] = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        _stop(gw)
+
+        # the gateway alone: InfluxDB unreachable, everything goes to the spool
+        dead = f"http://127.0.0.1:{localstack.free_port()}"
+        port2, mport2 = localstack.free_port(), localstack.free_port()
+        shutil.rmtree(work / "gw", ignore_errors=True)
+        config2 = _write_config(work, port2, dead, conns, mport2)
+        gw2 = _start_gateway(config2, work / "gateway-alone.log")
+        await _wait_port(port2)
+        acked2, elapsed2 = await _drive(port2, frames, 256, args.seconds * 6)
+        results["alone_frames_per_s"] = acked2 / elapsed2
+        results["alone_points_per_s"] = acked2 * len(POLLUTANTS) / elapsed2
+        rss_before = _rss_mb(gw2.pid)
+        writers = await _idle(port2, args.idle)
+        rss_after = _rss_mb(gw2.pid)
+        results["idle_connections"] = args.idle
+        results["rss_mb_before_idle"] = rss_before
+        results["rss_mb_with_idle"] = rss_after
+        results["rss_kb_per_idle_connection"] = (rss_after - rss_before) * 1024 / max(1, args.idle)
+        for w in writers:
+            w.close()
+        _stop(gw2)
+    finally:
+        influx.stop()
+    return results
+
+
+def main(args: argparse.Namespace) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(
+        f"machine: {os.cpu_count()} cores; InfluxDB {localstack.find_binary('influxd')}", flush=True
+    )
+    results = asyncio.run(_bench(args))
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(
+            f"{key:<{width}}  {value:,.2f}"
+            if isinstance(value, float)
+            else f"{key:<{width}}  {value:,}"
+        )
+    return 0
