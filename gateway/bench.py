@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
@@ -135,10 +136,8 @@ async def _drive(
         loader = _Loader(frames, window, done)
         await loop.create_connection(lambda loader=loader: loader, "127.0.0.1", port)  # type: ignore[misc]
         loaders.append(loader)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(ld.done for ld in loaders)), limit_s)
-    except TimeoutError:
-        pass
     elapsed = time.perf_counter() - started
     for ld in loaders:
         if ld.transport is not None:
@@ -345,7 +344,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
 
 
 def main(args: argparse.Namespace) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(
         f"machine: {os.cpu_count()} cores; InfluxDB {localstack.find_binary('influxd')}", flush=True

@@ -62,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .supervisor import run
 
         _install_uvloop()
+        _tune_gc()
         asyncio.run(run(loaded))
     finally:
         for proc in started:
@@ -82,6 +83,15 @@ def _raise_open_files_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _tune_gc() -> None:
+    """Every frame allocates many short-lived objects and no cycles: collect less often, and
+    keep what start-up allocated out of the collector's way."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _install_uvloop() -> None:

@@ -47,11 +47,12 @@ def _series(point: Point) -> str:
 
 
 def _key(name: str) -> str:
+    """``name=`` with the name escaped (cached: field names repeat)."""
     text = _key_cache.get(name)
     if text is None:
         if len(_key_cache) >= _CACHE_LIMIT:
             _key_cache.clear()
-        text = _key_cache[name] = name.translate(_KEY_ESCAPES)
+        text = _key_cache[name] = name.translate(_KEY_ESCAPES) + "="
     return text
 
 
@@ -59,9 +60,12 @@ def encode_point(point: Point) -> str | None:
     """One line of line protocol, or None when the point has no storable field."""
     fields = []
     for key, value in point.fields:
+        if type(value) is float and math.isfinite(value):
+            fields.append(_key(key) + repr(value))
+            continue
         text = _field_value(value)
         if text is not None:
-            fields.append(f"{_key(key)}={text}")
+            fields.append(_key(key) + text)
     if not fields:
         return None
     return f"{_series(point)} {','.join(fields)} {point.event_time_ns}"

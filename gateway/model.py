@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 FieldValue = float | int | bool | str
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One InfluxDB point. `event_time_ns` is the event time in UTC nanoseconds."""
+class Point(NamedTuple):
+    """One InfluxDB point. `event_time_ns` is the event time in UTC nanoseconds.
+
+    A named tuple rather than a dataclass: points are made for every value received.
+    """
 
     measurement: str
     tags: tuple[tuple[str, str], ...]

@@ -38,7 +38,7 @@ def build_encrypted_frame(
     """An HJ 212-2025 frame with its CP SM4-encrypted; CRC and (by default) length of plaintext."""
     head = list(fields)
     plain = build_segment(head, cp).encode("utf-8")
-    wire = build_segment(head, sm4.encrypt_cp(cp, key)).encode("utf-8")
+    wire = build_segment(head, sm4.encrypt_cp(cp, key)).encode("utf-8", "surrogateescape")
     length = len(wire) if wire_length else len(plain)
     return b"##%04d%s%04X\r\n" % (length, wire, crc_hj212(plain))
 

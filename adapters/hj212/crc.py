@@ -22,6 +22,7 @@ def _table() -> tuple[int, ...]:
 
 
 _TABLE = _table()
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _HIGH = bytes(v >> 8 for v in _TABLE)
 
 
@@ -51,12 +52,9 @@ def format_crc(value: int) -> str:
 
 def crc_variant(data: bytes, sent: str) -> CrcVariant:
     """Which CRC variant, if any, produced the 4 hex digits `sent` for `data`."""
-    try:
-        received = int(sent, 16)
-    except ValueError:
+    if len(sent) != 4 or not all(c in _HEX_DIGITS for c in sent):
         return "none"
-    if len(sent) != 4:
-        return "none"
+    received = int(sent, 16)
     if received == crc_hj212(data):
         return "hj212"
     modbus = crc_modbus(data)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from . import sm4
 from .crc import CrcVariant, crc_variant
-from .errors import FramingError, HeaderError
+from .errors import DecryptError, FramingError, HeaderError
 
 # canonical spelling of header keys, matched case-insensitively
 _HEADER_KEYS = {k.upper(): k for k in ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO", "RF")}
@@ -16,9 +16,12 @@ MAX_SEGMENT = 9999
 KeyLookup = Callable[[str], bytes | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frame:
-    """One HJ 212 frame. `cp` is the plaintext data area (decrypted if it was encrypted)."""
+    """One HJ 212 frame. `cp` is the plaintext data area (decrypted if it was encrypted).
+
+    Treat it as read-only (not frozen only because frozen dataclasses are slow to build).
+    """
 
     cn: str
     mn: str
@@ -70,7 +73,7 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     try:
         return raw.decode("gbk"), "gbk"
     except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="replace"), "invalid"
+        return raw.decode("utf-8", errors="surrogateescape"), "invalid"
 
 
 def parse_frame(raw: bytes, key_for: KeyLookup | None = None) -> Frame:
@@ -109,9 +112,13 @@ def parse_frame(raw: bytes, key_for: KeyLookup | None = None) -> Frame:
         key = key_for(mn) if key_for is not None else None
         if key is None:
             raise HeaderError(f"encrypted CP from MN {mn!r} and no key for it", reason="no_key")
-        cp = sm4.decrypt_cp(cp, key)
-        plain = text[: cp_at + 5] + cp + text[close:]
-        segment = plain.encode("gbk" if encoding == "gbk" else "utf-8")
+        wire_cp = wire_segment.find(b"CP=&&") + 5
+        wire_close = wire_segment.rfind(b"&&")
+        plain = sm4.decrypt_area(wire_segment[wire_cp:wire_close], key)
+        segment = wire_segment[:wire_cp] + plain + wire_segment[wire_close:]
+        cp, cp_encoding = decode_text(plain)
+        if cp_encoding == "invalid":
+            raise DecryptError("decrypted CP is not text (wrong key?)")
     return Frame(
         cn=cn,
         mn=mn,

@@ -16,6 +16,8 @@ _DIGITS = frozenset(b"0123456789")
 # end of a frame whose length field cannot be trusted: "&&" + CRC + trailer or next frame
 _TERMINATOR = re.compile(rb"&&[0-9A-Fa-f]{4}(?:\r\n|\n|(?=##))")
 _TERMINATOR_AT_EOF = re.compile(rb"&&[0-9A-Fa-f]{4}(?:\r\n|\n|(?=##)|\r?$)")
+_CRC_END = re.compile(rb"&&[0-9A-Fa-f]{4}")
+_TORN = -2
 
 
 @dataclass(slots=True)
@@ -64,6 +66,10 @@ class Framer:
         frames: list[bytes] = []
         buf = self._buf
         while True:
+            lead = 0
+            while lead < len(buf) and buf[lead] in b"\r\n":
+                lead += 1  # the trailer of the previous frame, arrived late: not junk
+            del buf[:lead]
             start = buf.find(b"##")
             if start < 0:
                 keep = 1 if buf.endswith(b"#") else 0
@@ -74,9 +80,12 @@ class Framer:
             if len(buf) < 6:
                 break
             if not all(c in _DIGITS for c in buf[2:6]):
-                self._skip(2)
+                self._skip(1)  # the second '#' may begin the real frame
                 continue
             end, consumed = self._frame_end(int(buf[2:6]), at_eof=at_eof)
+            if end == _TORN:
+                self._skip(consumed)
+                continue
             if end < 0:
                 if len(buf) > self.max_buffer:
                     self.stats.oversize_dropped += 1
@@ -88,7 +97,8 @@ class Framer:
         return frames
 
     def _frame_end(self, declared: int, *, at_eof: bool) -> tuple[int, int]:
-        """(end of frame, bytes to consume) for the frame at the buffer start, or (-1, 0)."""
+        """For the frame at the buffer start: (end, bytes to consume), (-1, 0) to wait for
+        more bytes, or (_TORN, n) when the frame is broken and n bytes are to be skipped."""
         buf = self._buf
         crc_end = 6 + declared + 4
         if (
@@ -101,19 +111,32 @@ class Framer:
         match = pattern.search(buf, 6)
         if match is None:
             return -1, 0
-        next_start = buf.find(b"##", 2, match.start())
-        if next_start >= 0 and _looks_like_start(buf, next_start):
-            # a new frame begins before this one ended: this start was a torn frame
-            self._skip(next_start)
-            return self._frame_end(int(buf[2:6]), at_eof=at_eof)
+        next_start = _next_start(buf, match.start())
+        if next_start >= 0:
+            # another frame begins before this one's terminator: this one ended without a
+            # trailer (junk may follow its CRC), or it is torn
+            ends = list(_CRC_END.finditer(buf, 6, next_start))
+            if not ends:
+                return _TORN, next_start
+            self.stats.length_mismatches += 1
+            return ends[-1].end(), ends[-1].end()
         self.stats.length_mismatches += 1
-        end = match.start() + 6
-        return end, match.end()
+        return match.start() + 6, match.end()
 
     def _skip(self, count: int) -> None:
         if count > 0:
             self.stats.junk_bytes += count
             del self._buf[:count]
+
+
+def _next_start(buf: bytearray, before: int) -> int:
+    """Position of the first plausible frame start (## + 4 digits) in buf[2:before], or -1."""
+    pos = buf.find(b"##", 2, before)
+    while pos >= 0:
+        if _looks_like_start(buf, pos):
+            return pos
+        pos = buf.find(b"##", pos + 1, before)
+    return -1
 
 
 def _looks_like_start(buf: bytearray, pos: int) -> bool:

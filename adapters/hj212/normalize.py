@@ -52,9 +52,9 @@ def event_time(cp: CpData, source: Source, received_at: datetime) -> tuple[datet
         return received_at, False
     try:
         local = parse_hj212_time(raw)
-    except CpError:
+        return local.replace(tzinfo=source.timezone).astimezone(received_at.tzinfo), True
+    except (CpError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
         return received_at, False
-    return local.replace(tzinfo=source.timezone).astimezone(received_at.tzinfo), True
 
 
 def normalize(
@@ -68,6 +68,7 @@ def normalize(
     interval = INTERVAL_BY_CN.get(frame.cn)
     points: list[Point] = []
     skipped = 0
+    device_tags = (("enterprise", source.enterprise), ("outlet", source.outlet), ("mn", frame.mn))
     for code, values in cp.items.items():
         if "RS" in values or "RT" in values:
             fields, bad = _facility_fields(values)
@@ -80,17 +81,10 @@ def normalize(
             continue
         fields, bad = _emission_fields(values)
         skipped += bad
-        if not fields:
-            continue
-        fields.append(("backfill", backfill))
-        tags = (
-            ("enterprise", source.enterprise),
-            ("outlet", source.outlet),
-            ("mn", frame.mn),
-            ("pollutant", code),
-            ("interval", interval),
-        )
-        points.append(Point("emission", tags, tuple(fields), ns))
+        if fields:
+            fields.append(("backfill", backfill))
+            tags = (*device_tags, ("pollutant", code), ("interval", interval))
+            points.append(Point("emission", tags, tuple(fields), ns))
     return Normalized(points, skipped, moment)
 
 

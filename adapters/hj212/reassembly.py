@@ -28,6 +28,7 @@ class Reassembler:
     max_pending: int = 10000
     ttl_s: float = 600.0
     expired: int = 0
+    invalid: int = 0  # sub-packets whose PNO is outside 1..PNUM
     _pending: OrderedDict[Key, _Pending] = field(default_factory=OrderedDict)
 
     def __len__(self) -> int:
@@ -39,6 +40,9 @@ class Reassembler:
             return cp
         if frame.pnum <= 1:
             return cp
+        if not 1 <= frame.pno <= frame.pnum:
+            self.invalid += 1
+            return None
         key: Key = (frame.mn, frame.cn, cp.data_time or "", frame.pnum)
         entry = self._pending.get(key)
         if entry is None:

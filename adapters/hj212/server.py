@@ -9,6 +9,7 @@ address and in all; idle connections and stale partial frames are closed or drop
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -101,8 +102,8 @@ class Hj212Server:
         """Stop accepting, let pending acknowledgements go out, then close every connection."""
         await self.stop_accepting()
         deadline = time.monotonic() + timeout_s
-        while any(c.inflight for c in self.connections) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        while any(c.inflight for c in self.connections) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # bounded poll, only during shutdown
         for conn in list(self.connections):
             conn.close("shutdown")
         if self._server is not None:
@@ -207,6 +208,9 @@ class DeviceConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies are small
         peer = self.transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "?"
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -386,10 +390,10 @@ class DeviceConnection(asyncio.Protocol):
         self.inflight += 1
         if fut is not None:
             fut.add_done_callback(self._flush)
-        if self.inflight >= self.server.config.max_inflight_per_connection and not self.paused:
-            if self.transport is not None:
-                self.transport.pause_reading()
-                self.paused = True
+        limit = self.server.config.max_inflight_per_connection
+        if self.inflight >= limit and not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
         if fut is None and len(self._replies) == 1:
             self._flush(None)
 
