@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 import aiohttp
@@ -59,7 +60,8 @@ class InfluxV1Sink:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         data = body
         if self.gzip_level:
-            data = gzip.compress(body, compresslevel=self.gzip_level)
+            # zlib releases the GIL: compressing off the event loop keeps acks flowing
+            data = await asyncio.to_thread(gzip.compress, body, self.gzip_level)
             headers["Content-Encoding"] = "gzip"
         try:
             async with session.post(
