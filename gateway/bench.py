@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,15 @@ def _count(url: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
+def _metric(port: int, name: str) -> float:
+    """One unlabelled sample from the gateway's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return float("nan")
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -332,6 +342,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         writers = await _idle(port2, args.idle)
         rss_after = _rss_mb(gw2.pid)
         results["idle_connections"] = args.idle
+        results["idle_connections_open_in_gateway"] = _metric(mport2, "hj212_connections_open")
         results["rss_mb_before_idle"] = rss_before
         results["rss_mb_with_idle"] = rss_after
         results["rss_kb_per_idle_connection"] = (rss_after - rss_before) * 1024 / max(1, args.idle)

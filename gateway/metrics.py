@@ -37,6 +37,12 @@ ACK_LATENCY = Histogram(
     "Frame received to acknowledgement sent",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0),
 )
+SPOOL_COMMIT_SECONDS = Histogram(
+    "spool_commit_seconds",
+    "Duration of one spool write + fsync (a group commit)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
+SPOOL_RECORDS = Counter("spool_records_total", "Records committed to the spool")
 SPOOL_DEPTH_BYTES = Gauge("spool_depth_bytes", "Spooled bytes not yet written to InfluxDB")
 SPOOL_FULL_TOTAL = Counter(
     "spool_full_total", "Times the spool filled up and acknowledgements stopped"

@@ -153,6 +153,7 @@ class Spool:
                 batch, self._pending = self._pending, []
                 size, self._pending_bytes = self._pending_bytes, 0
                 data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p, _ in batch)
+                started = time.perf_counter()
                 try:
                     await asyncio.to_thread(self._write, data)
                 except OSError as exc:
@@ -162,6 +163,8 @@ class Spool:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
+                metrics.SPOOL_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                metrics.SPOOL_RECORDS.inc(len(batch))
                 self._depth += size
                 metrics.SPOOL_DEPTH_BYTES.set(self._depth)
                 for _, fut in batch:

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import cast
 from zoneinfo import ZoneInfo
 
@@ -152,19 +152,26 @@ class Hj212Server:
         interval = min(5.0, self.config.partial_frame_timeout_s / 2, self.config.idle_timeout_s / 2)
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            for conn in list(self.connections):
-                if now - conn.last_activity > self.config.idle_timeout_s:
-                    conn.close("idle")
-                elif (
-                    conn.framer.pending
-                    and now - conn.partial_since > self.config.partial_frame_timeout_s
-                ):
-                    self.reject(conn, None, "partial_expired", f"{conn.framer.discard()} bytes")
-                for mn, fill in list(conn.backfills.items()):
-                    if now > fill.deadline:
-                        del conn.backfills[mn]
-            self.reassembler.expire(now)
+            try:
+                self._sweep_once(time.monotonic())
+            except Exception:  # housekeeping must outlive a bug in one pass; it is logged
+                log.exception("connection sweep failed")
+                metrics.ERRORS_TOTAL.labels(stage="hj212_sweep").inc()
+
+    def _sweep_once(self, now: float) -> None:
+        """Close idle connections, drop stale partial frames, expire back-fill windows."""
+        for conn in list(self.connections):
+            if now - conn.last_activity > self.config.idle_timeout_s:
+                conn.close("idle")
+            elif (
+                conn.framer.pending
+                and now - conn.partial_since > self.config.partial_frame_timeout_s
+            ):
+                self.reject(conn, None, "partial_expired", f"{conn.framer.discard()} bytes")
+            for mn, fill in list(conn.backfills.items()):
+                if now > fill.deadline:
+                    del conn.backfills[mn]
+        self.reassembler.expire(now)
 
     def reject(self, conn: DeviceConnection, mn: str | None, reason: str, detail: str) -> None:
         metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=reason).inc()
@@ -187,6 +194,22 @@ class Hj212Server:
 
 class DeviceConnection(asyncio.Protocol):
     """One TCP connection from a data logger (possibly relaying several MNs)."""
+
+    __slots__ = (
+        "_replies",
+        "address",
+        "backfills",
+        "framer",
+        "inflight",
+        "last_activity",
+        "partial_since",
+        "paused",
+        "peer",
+        "server",
+        "st_by_mn",
+        "transport",
+        "version",
+    )
 
     def __init__(self, server: Hj212Server) -> None:
         self.server = server
@@ -420,9 +443,3 @@ class DeviceConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.resume_reading()
             self.paused = False
-
-
-def history_window(hours: int, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end] of the last `hours` whole hours before `now` (helper for back-fill)."""
-    end = now.replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=hours), end - timedelta(seconds=1)

@@ -67,7 +67,10 @@ async def test_write_sends_org_bucket_ns_precision_token_and_gzip(v2_server: V2S
     ],
 )
 async def test_errors_are_classified_for_the_forwarder(
-    v2_server: V2Server, status: int, headers: dict[str, str], retryable: bool,
+    v2_server: V2Server,
+    status: int,
+    headers: dict[str, str],
+    retryable: bool,
     retry_after: float | None,
 ) -> None:
     v2_server.answers.append((status, headers))
@@ -83,8 +86,9 @@ async def test_errors_are_classified_for_the_forwarder(
 
 
 async def test_unreachable_server_is_retryable() -> None:
-    sink = InfluxV2Sink(f"http://127.0.0.1:{localstack.free_port()}", org="o", bucket="b",
-                        token="t", timeout_s=2)
+    sink = InfluxV2Sink(
+        f"http://127.0.0.1:{localstack.free_port()}", org="o", bucket="b", token="t", timeout_s=2
+    )
     await sink.start()
     with pytest.raises(WriteError) as info:
         await sink.write(b"m v=1 1\n")
