@@ -91,7 +91,7 @@ def _tune_gc() -> None:
     import gc
 
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(1_000_000, 50, 100)
 
 
 def _install_uvloop() -> None:
