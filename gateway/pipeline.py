@@ -21,26 +21,37 @@ class Pipeline:
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
         self._listeners: list[Listener] = []
+        self._groups: dict[asyncio.Future[None], list[Sequence[Point]]] = {}
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     def submit(self, points: Sequence[Point]) -> asyncio.Future[None] | None:
-        """Make `points` durable; None when none of them has a storable field."""
+        """Make `points` durable; None when none of them has a storable field.
+
+        The returned future may be shared with other submissions committed together.
+        """
         body = encode_points(points)
         if not body:
             return None
         fut = self.spool.append(body)
-        fut.add_done_callback(lambda f: self._accepted(f, points))
+        group = self._groups.get(fut)
+        if group is None:
+            group = self._groups[fut] = []
+            fut.add_done_callback(self._accepted)
+        group.append(points)
         return fut
 
-    def _accepted(self, fut: asyncio.Future[None], points: Sequence[Point]) -> None:
+    def _accepted(self, fut: asyncio.Future[None]) -> None:
+        group = self._groups.pop(fut, [])
         if fut.cancelled() or fut.exception() is not None:
             return
         counts: dict[str, int] = {}
-        for point in points:
-            counts[point.measurement] = counts.get(point.measurement, 0) + 1
+        for points in group:
+            for point in points:
+                counts[point.measurement] = counts.get(point.measurement, 0) + 1
         for name, count in counts.items():
             metrics.points_accepted(name).inc(count)
         for listener in self._listeners:
-            listener(points)
+            for points in group:
+                listener(points)

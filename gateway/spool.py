@@ -63,7 +63,9 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.cursor_interval_s = cursor_interval_s
-        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._pending: list[bytes] = []
+        self._pending_futures: list[asyncio.Future[None]] = []
+        self._group: asyncio.Future[None] | None = None  # shared by the records of one commit
         self._pending_bytes = 0
         self._waiting: deque[tuple[bytes, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
@@ -110,20 +112,22 @@ class Spool:
     # -- writer side ------------------------------------------------------------------------
 
     def append(self, payload: bytes) -> asyncio.Future[None]:
-        """Queue one record; the future completes once it is fsynced on disk."""
+        """Queue one record; the future completes once it is fsynced on disk.
+
+        Records committed together share one future (do not cancel it).
+        """
         if self._task is None or self._closing:
             raise SpoolClosed("spool is not open")
         if len(payload) + _HEADER.size > self.max_bytes:
             raise ValueError(f"record of {len(payload)} bytes exceeds the spool size")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._waiting or not self._has_room(len(payload)):
             if not self._waiting:
                 metrics.SPOOL_FULL_TOTAL.inc()
                 log.warning("spool full, acknowledgements wait", depth_bytes=self._depth)
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting.append((payload, fut))
-        else:
-            self._admit(payload, fut)
-        return fut
+            return fut
+        return self._admit(payload, None)
 
     @property
     def depth_bytes(self) -> int:
@@ -138,10 +142,18 @@ class Spool:
     def _has_room(self, size: int) -> bool:
         return self.depth_bytes + size + _HEADER.size <= self.max_bytes
 
-    def _admit(self, payload: bytes, fut: asyncio.Future[None]) -> None:
-        self._pending.append((payload, fut))
+    def _admit(self, payload: bytes, fut: asyncio.Future[None] | None) -> asyncio.Future[None]:
+        self._pending.append(payload)
         self._pending_bytes += len(payload) + _HEADER.size
+        if fut is None:
+            if self._group is None:
+                self._group = asyncio.get_running_loop().create_future()
+                self._pending_futures.append(self._group)
+            fut = self._group
+        else:
+            self._pending_futures.append(fut)
         self._wake.set()
+        return fut
 
     async def _commit_loop(self) -> None:
         while True:
@@ -151,15 +163,17 @@ class Spool:
                 self._admit(*self._waiting.popleft())
             if self._pending:
                 batch, self._pending = self._pending, []
+                futures, self._pending_futures = self._pending_futures, []
+                self._group = None
                 size, self._pending_bytes = self._pending_bytes, 0
-                data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p, _ in batch)
+                data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p in batch)
                 started = time.perf_counter()
                 try:
                     await asyncio.to_thread(self._write, data)
                 except OSError as exc:
                     log.error("spool write failed", error=str(exc))
                     metrics.ERRORS_TOTAL.labels(stage="spool").inc()
-                    for _, fut in batch:
+                    for fut in futures:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
@@ -167,7 +181,7 @@ class Spool:
                 metrics.SPOOL_RECORDS.inc(len(batch))
                 self._depth += size
                 metrics.SPOOL_DEPTH_BYTES.set(self._depth)
-                for _, fut in batch:
+                for fut in futures:
                     if not fut.done():
                         fut.set_result(None)
                 self._data.set()

@@ -196,6 +196,7 @@ class DeviceConnection(asyncio.Protocol):
     """One TCP connection from a data logger (possibly relaying several MNs)."""
 
     __slots__ = (
+        "_last_future",
         "_replies",
         "address",
         "backfills",
@@ -226,6 +227,7 @@ class DeviceConnection(asyncio.Protocol):
         self.backfills: dict[str, _Backfill] = {}
         # replies in arrival order: (durability future or None, reply bytes or None, cn, t0)
         self._replies: deque[tuple[asyncio.Future[None] | None, bytes | None, str, float]] = deque()
+        self._last_future: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -411,8 +413,9 @@ class DeviceConnection(asyncio.Protocol):
     ) -> None:
         self._replies.append((fut, reply, cn, t0))
         self.inflight += 1
-        if fut is not None:
-            fut.add_done_callback(self._flush)
+        if fut is not None and fut is not self._last_future:
+            fut.add_done_callback(self._flush)  # futures are shared by a commit group
+            self._last_future = fut
         limit = self.server.config.max_inflight_per_connection
         if self.inflight >= limit and not self.paused and self.transport is not None:
             self.transport.pause_reading()
