@@ -338,17 +338,29 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         acked2, elapsed2 = await _drive(port2, frames, 256, args.seconds * 6)
         results["alone_frames_per_s"] = acked2 / elapsed2
         results["alone_points_per_s"] = acked2 * len(POLLUTANTS) / elapsed2
-        rss_before = _rss_mb(gw2.pid)
-        writers = await _idle(port2, args.idle)
-        rss_after = _rss_mb(gw2.pid)
+        _stop(gw2)
+
+        # memory: a fresh gateway process, so that freed memory from the runs above is not reused
+        port3, mport3 = localstack.free_port(), localstack.free_port()
+        shutil.rmtree(work / "gw", ignore_errors=True)
+        gw3 = _start_gateway(
+            _write_config(work, port3, influx.url, conns, mport3), work / "gateway-idle.log"
+        )
+        await _wait_port(port3)
+        await asyncio.sleep(1.0)
+        rss_before = _rss_mb(gw3.pid)
+        writers = await _idle(port3, args.idle)
+        rss_after = _rss_mb(gw3.pid)
         results["idle_connections"] = args.idle
-        results["idle_connections_open_in_gateway"] = _metric(mport2, "hj212_connections_open")
+        results["idle_connections_open_in_gateway"] = _metric(mport3, "hj212_connections_open")
         results["rss_mb_before_idle"] = rss_before
         results["rss_mb_with_idle"] = rss_after
-        results["rss_kb_per_idle_connection"] = (rss_after - rss_before) * 1024 / max(1, args.idle)
+        per_conn_kb = (rss_after - rss_before) * 1024 / max(1, args.idle)
+        results["rss_kb_per_idle_connection"] = per_conn_kb
+        results["rss_mb_extrapolated_50k_idle"] = rss_before + per_conn_kb * 50_000 / 1024
         for w in writers:
             w.close()
-        _stop(gw2)
+        _stop(gw3)
     finally:
         influx.stop()
     return results
