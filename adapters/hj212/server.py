@@ -13,43 +13,23 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from gateway import metrics
 from gateway.pipeline import Pipeline
-from gateway.ratelimit import LogLimiter
-from gateway.registry import Device, Registry
+from gateway.registry import Registry
 
 from . import builder
 from .config import Hj212Config
-from .cp import CpData, parse_cp, parse_hj212_time
-from .crc import accepts
-from .errors import HJ212Error
-from .frame import Frame, parse_frame
+from .frame import Frame
 from .framer import Framer
-from .normalize import DATA_COMMANDS, Source, normalize
+from .handler import ADAPTER, Backfill, FrameHandler, Reply
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")
-ADAPTER = "hj212"
-UPLOAD_PREFIXES = ("2", "3")
-_RECEIVED = metrics.FRAMES_RECEIVED.labels(
-    adapter=ADAPTER
-)  # data and device-info uploads are answered with 9014
-
-
-@dataclass(slots=True)
-class _Backfill:
-    cn: str
-    begin: datetime
-    end: datetime
-    qn: str
-    deadline: float
 
 
 class Hj212Server:
@@ -64,18 +44,28 @@ class Hj212Server:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
-        self.registry = registry
-        self.pipeline = pipeline
-        self.clock = clock
-        self.default_tz = ZoneInfo(config.timezone)
-        self.reassembler = Reassembler()
-        self.limiter = LogLimiter(config.error_log_interval_s)
+        self.handler = FrameHandler(config, registry, pipeline, clock)
         self.connections: set[DeviceConnection] = set()
         self.by_mn: dict[str, DeviceConnection] = {}
         self.per_address: dict[str, int] = {}
-        self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def registry(self) -> Registry:
+        return self.handler.registry
+
+    @registry.setter
+    def registry(self, registry: Registry) -> None:
+        self.handler.registry = registry
+
+    @property
+    def reassembler(self) -> Reassembler:
+        return self.handler.reassembler
+
+    @property
+    def crc_seen(self) -> dict[str, str]:
+        return self.handler.crc_seen
 
     @property
     def port(self) -> int:
@@ -125,8 +115,8 @@ class Hj212Server:
         conn = self.by_mn.get(mn)
         if device is None or conn is None:
             return None
-        tz = device.timezone or self.default_tz
-        now = self.clock()
+        tz = device.timezone or self.handler.default_tz
+        now = self.handler.clock()
         qn = builder.new_qn(now.astimezone(tz))
         version = {"2005": 0, "2017": 1, "2025": 2}.get(device.outlet.version or "", conn.version)
         request = builder.history_request(
@@ -142,7 +132,7 @@ class Hj212Server:
         if not self.send(mn, request):
             return None
         deadline = time.monotonic() + self.config.backfill_timeout_s
-        conn.backfills[mn] = _Backfill(cn, begin, end, qn, deadline)
+        conn.backfills[mn] = Backfill(cn, begin, end, qn, deadline)
         metrics.REPLIES_SENT.labels(cn=cn).inc()
         return qn
 
@@ -167,29 +157,11 @@ class Hj212Server:
                 conn.framer.pending
                 and now - conn.partial_since > self.config.partial_frame_timeout_s
             ):
-                self.reject(conn, None, "partial_expired", f"{conn.framer.discard()} bytes")
+                self.handler.reject(conn, None, "partial_expired", f"{conn.framer.discard()} bytes")
             for mn, fill in list(conn.backfills.items()):
                 if now > fill.deadline:
                     del conn.backfills[mn]
-        self.reassembler.expire(now)
-
-    def reject(self, conn: DeviceConnection, mn: str | None, reason: str, detail: str) -> None:
-        metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=reason).inc()
-        key = (mn or conn.peer, reason)
-        suppressed = self.limiter.allow(key, time.monotonic())
-        if suppressed >= 0:
-            log.warning(
-                "frame rejected",
-                peer=conn.peer,
-                mn=mn,
-                reason=reason,
-                detail=detail,
-                suppressed_since_last=suppressed,
-            )
-
-    def key_for(self, mn: str) -> bytes | None:
-        device = self.registry.device(mn)
-        return device.sm4_key if device is not None else None
+        self.handler.reassembler.expire(now)
 
 
 class DeviceConnection(asyncio.Protocol):
@@ -224,7 +196,7 @@ class DeviceConnection(asyncio.Protocol):
         self.paused = False
         self.version = 1
         self.st_by_mn: dict[str, str] = {}
-        self.backfills: dict[str, _Backfill] = {}
+        self.backfills: dict[str, Backfill] = {}
         # replies in arrival order: (durability future or None, reply bytes or None, cn, t0)
         self._replies: deque[tuple[asyncio.Future[None] | None, bytes | None, str, float]] = deque()
         self._last_future: asyncio.Future[None] | None = None
@@ -253,7 +225,7 @@ class DeviceConnection(asyncio.Protocol):
 
     def _refuse(self, reason: str) -> None:
         metrics.CONNECTIONS_CLOSED.labels(reason=reason).inc()
-        if self.server.limiter.allow(("refused", self.address), time.monotonic()) >= 0:
+        if self.server.handler.limiter.allow(("refused", self.address), time.monotonic()) >= 0:
             log.warning("connection refused", peer=self.peer, reason=reason)
         if self.transport is not None:
             self.transport.abort()
@@ -296,122 +268,21 @@ class DeviceConnection(asyncio.Protocol):
     # -- frames ----------------------------------------------------------------------------
 
     def _handle(self, raw: bytes, t0: float) -> None:
-        server = self.server
-        _RECEIVED.inc()
-        try:
-            frame = parse_frame(raw, server.key_for)
-        except HJ212Error as exc:
-            server.reject(self, None, exc.reason, str(exc))
-            return
-        device = server.registry.device(frame.mn)
-        if device is None:
-            server.reject(self, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
-            return
-        if not device.outlet.open and frame.pw != device.outlet.password:
-            server.reject(self, frame.mn, "bad_password", "PW does not match the registry")
-            return
-        policy = device.outlet.crc_policy or server.config.crc_policy
-        if not accepts(policy, frame.crc):
-            server.reject(
-                self, frame.mn, "crc", f"CRC {frame.crc_sent} matches no accepted variant"
-            )
-            return
-        self._note_device(frame)
-        cn = frame.cn
-        if cn in ("9011", "9012", "9014", "9013"):
-            self._answer_received(frame)
-        elif cn == "1013":
-            self._queue(None, builder.notice_ack(frame), "9013", t0)
-            if server.config.answer_time_requests:
-                self._queue(None, self._time_setting(frame, device), "1012", t0)
-        elif cn in ("9015", "9021"):
-            if frame.wants_reply:
-                self._queue(None, builder.notice_ack(frame), "9013", t0)
-        elif cn in DATA_COMMANDS:
-            self._store(frame, device, t0)
-        elif cn.startswith(UPLOAD_PREFIXES) and frame.wants_reply:
-            self._queue(None, builder.data_ack(frame), "9014", t0)
+        for reply in self.server.handler.process(raw, self):
+            self._queue(reply, t0)
 
-    def _note_device(self, frame: Frame) -> None:
-        server = self.server
-        server.by_mn[frame.mn] = self
+    def seen(self, frame: Frame) -> None:
+        self.server.by_mn[frame.mn] = self
         if frame.st and frame.st != "91":
             self.st_by_mn[frame.mn] = frame.st
         if frame.flag is not None:
             self.version = frame.version
-        if server.crc_seen.get(frame.mn) != frame.crc:
-            server.crc_seen[frame.mn] = frame.crc
-            if frame.crc != "hj212":
-                log.info("device uses a non-standard CRC", mn=frame.mn, variant=frame.crc)
-        metrics.crc_variant(frame.crc).inc()
-
-    def _store(self, frame: Frame, device: Device, t0: float) -> None:
-        server = self.server
-        try:
-            cp = parse_cp(frame.cp)
-        except HJ212Error as exc:
-            server.reject(self, frame.mn, exc.reason, str(exc))
-            return
-        received_at = server.clock()
-        source = Source(device.enterprise, device.outlet.id, device.timezone or server.default_tz)
-        backfill = frame.backfill or self._in_backfill(frame, cp, source.timezone)
-        result = normalize(frame, cp, source, received_at, backfill=backfill)
-        if result.skipped_values:
-            server.reject(
-                self, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values"
-            )
-        if frame.is_split:
-            server.reassembler.add(frame, cp, t0)
-        fut = server.pipeline.submit(result.points)
-        if frame.wants_reply:
-            self._queue(fut, builder.data_ack(frame), "9014", t0)
-        elif fut is not None:
-            self._queue(fut, None, "", t0)
-
-    def _in_backfill(self, frame: Frame, cp: CpData, tz: tzinfo) -> bool:
-        fill = self.backfills.get(frame.mn)
-        if fill is None or fill.cn != frame.cn or cp.data_time is None:
-            return False
-        try:
-            moment = parse_hj212_time(cp.data_time).replace(tzinfo=tz)
-        except HJ212Error:
-            return False
-        return fill.begin <= moment <= fill.end
-
-    def _answer_received(self, frame: Frame) -> None:
-        fill = self.backfills.get(frame.mn)
-        if frame.cn == "9012" and fill is not None and frame.qn == fill.qn:
-            del self.backfills[frame.mn]
-            log.info("back-fill finished", mn=frame.mn, cn=fill.cn, cp=frame.cp)
-        elif (
-            frame.cn == "9011"
-            and fill is not None
-            and frame.qn == fill.qn
-            and "QnRtn=1" not in frame.cp
-        ):
-            del self.backfills[frame.mn]
-            log.warning("back-fill request refused", mn=frame.mn, cp=frame.cp)
-
-    def _time_setting(self, frame: Frame, device: Device) -> bytes:
-        tz = device.timezone or self.server.default_tz
-        local = self.server.clock().astimezone(tz)
-        fields: list[tuple[str, str | int]] = [
-            ("QN", builder.new_qn(local)),
-            ("ST", frame.st or "32"),
-            ("CN", "1012"),
-            ("PW", frame.pw or ""),
-            ("MN", frame.mn),
-            ("Flag", frame.version << 2 | 1),
-        ]
-        cp = f"SystemTime={local.strftime('%Y%m%d%H%M%S')}"
-        return builder.build_frame(builder.build_segment(fields, cp))
 
     # -- ordered replies -------------------------------------------------------------------
 
-    def _queue(
-        self, fut: asyncio.Future[None] | None, reply: bytes | None, cn: str, t0: float
-    ) -> None:
-        self._replies.append((fut, reply, cn, t0))
+    def _queue(self, reply: Reply, t0: float) -> None:
+        fut = reply.durable
+        self._replies.append((fut, reply.data, reply.cn, t0))
         self.inflight += 1
         if fut is not None and fut is not self._last_future:
             fut.add_done_callback(self._flush)  # futures are shared by a commit group

@@ -1,0 +1,209 @@
+"""What the platform does with one raw HJ 212 frame, whatever carried it (TCP or MQTT).
+
+`FrameHandler.process` parses, checks (MN, PW, CRC policy), makes the data durable through the
+pipeline and returns the replies to send, each with the future that must complete first. The
+transport sends them in order; it never sends a data answer before its future is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import NamedTuple, Protocol
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from gateway import metrics
+from gateway.pipeline import Pipeline
+from gateway.ratelimit import LogLimiter
+from gateway.registry import Device, Registry
+
+from . import builder
+from .config import Hj212Config
+from .cp import CpData, parse_cp, parse_hj212_time
+from .crc import accepts
+from .errors import HJ212Error
+from .frame import Frame, parse_frame
+from .normalize import DATA_COMMANDS, Source, normalize
+from .reassembly import Reassembler
+
+log = structlog.get_logger("adapters.hj212")
+ADAPTER = "hj212"
+UPLOAD_PREFIXES = ("2", "3")  # data and device-info uploads are answered with 9014
+_RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
+
+
+@dataclass(slots=True)
+class Backfill:
+    """A history request the gateway sent and that is still open."""
+
+    cn: str
+    begin: datetime
+    end: datetime
+    qn: str
+    deadline: float
+
+
+class Reply(NamedTuple):
+    """Something to send back: `data` (or nothing) once `durable` (if any) is done."""
+
+    durable: asyncio.Future[None] | None
+    data: bytes | None
+    cn: str
+
+
+class Link(Protocol):
+    """The transport a frame came over, as the handler sees it."""
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def backfills(self) -> dict[str, Backfill]: ...
+
+    def seen(self, frame: Frame) -> None:
+        """An accepted frame from `frame.mn` came over this link."""
+
+
+class FrameHandler:
+    """Shared by every link. `registry` may be replaced at any time (reload)."""
+
+    def __init__(
+        self,
+        config: Hj212Config,
+        registry: Registry,
+        pipeline: Pipeline,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.pipeline = pipeline
+        self.clock = clock
+        self.default_tz = ZoneInfo(config.timezone)
+        self.reassembler = Reassembler()
+        self.limiter = LogLimiter(config.error_log_interval_s)
+        self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
+
+    def key_for(self, mn: str) -> bytes | None:
+        device = self.registry.device(mn)
+        return device.sm4_key if device is not None else None
+
+    def process(self, raw: bytes, link: Link, *, expected_mn: str | None = None) -> list[Reply]:
+        """Handle one raw frame; the replies to send, in order (empty when refused)."""
+        _RECEIVED.inc()
+        try:
+            frame = parse_frame(raw, self.key_for)
+        except HJ212Error as exc:
+            self.reject(link, None, exc.reason, str(exc))
+            return []
+        if expected_mn is not None and frame.mn != expected_mn:
+            self.reject(link, frame.mn, "mn_mismatch", f"frame MN is not {expected_mn!r}")
+            return []
+        device = self.registry.device(frame.mn)
+        if device is None:
+            self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
+            return []
+        if not device.outlet.open and frame.pw != device.outlet.password:
+            self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
+            return []
+        policy = device.outlet.crc_policy or self.config.crc_policy
+        if not accepts(policy, frame.crc):
+            self.reject(link, frame.mn, "crc", f"CRC {frame.crc_sent} matches no variant")
+            return []
+        self._note_crc(frame)
+        link.seen(frame)
+        cn = frame.cn
+        if cn in ("9011", "9012", "9013", "9014"):
+            self._answer_received(frame, link)
+            return []
+        if cn == "1013":
+            replies = [Reply(None, builder.notice_ack(frame), "9013")]
+            if self.config.answer_time_requests:
+                replies.append(Reply(None, self._time_setting(frame, device), "1012"))
+            return replies
+        if cn in ("9015", "9021"):
+            return [Reply(None, builder.notice_ack(frame), "9013")] if frame.wants_reply else []
+        if cn in DATA_COMMANDS:
+            return self._store(frame, device, link)
+        if cn.startswith(UPLOAD_PREFIXES) and frame.wants_reply:
+            return [Reply(None, builder.data_ack(frame), "9014")]
+        return []
+
+    def reject(self, link: Link, mn: str | None, reason: str, detail: str) -> None:
+        """Count a refused frame; log it at most once per device, reason and interval."""
+        metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=reason).inc()
+        suppressed = self.limiter.allow((mn or link.peer, reason), time.monotonic())
+        if suppressed >= 0:
+            log.warning(
+                "frame rejected",
+                peer=link.peer,
+                mn=mn,
+                reason=reason,
+                detail=detail,
+                suppressed_since_last=suppressed,
+            )
+
+    def _note_crc(self, frame: Frame) -> None:
+        if self.crc_seen.get(frame.mn) != frame.crc:
+            self.crc_seen[frame.mn] = frame.crc
+            if frame.crc != "hj212":
+                log.info("device uses a non-standard CRC", mn=frame.mn, variant=frame.crc)
+        metrics.crc_variant(frame.crc).inc()
+
+    def _store(self, frame: Frame, device: Device, link: Link) -> list[Reply]:
+        try:
+            cp = parse_cp(frame.cp)
+        except HJ212Error as exc:
+            self.reject(link, frame.mn, exc.reason, str(exc))
+            return []
+        tz = device.timezone or self.default_tz
+        source = Source(device.enterprise, device.outlet.id, tz)
+        backfill = frame.backfill or _in_backfill(link.backfills.get(frame.mn), frame, cp, tz)
+        result = normalize(frame, cp, source, self.clock(), backfill=backfill)
+        if result.skipped_values:
+            self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
+        if frame.is_split:
+            self.reassembler.add(frame, cp, time.monotonic())
+        fut = self.pipeline.submit(result.points)
+        if frame.wants_reply:
+            return [Reply(fut, builder.data_ack(frame), "9014")]
+        return [Reply(fut, None, "")] if fut is not None else []
+
+    def _answer_received(self, frame: Frame, link: Link) -> None:
+        fill = link.backfills.get(frame.mn)
+        if fill is None or frame.qn != fill.qn:
+            return
+        if frame.cn == "9012":
+            del link.backfills[frame.mn]
+            log.info("back-fill finished", mn=frame.mn, cn=fill.cn, cp=frame.cp)
+        elif frame.cn == "9011" and "QnRtn=1" not in frame.cp:
+            del link.backfills[frame.mn]
+            log.warning("back-fill request refused", mn=frame.mn, cp=frame.cp)
+
+    def _time_setting(self, frame: Frame, device: Device) -> bytes:
+        local = self.clock().astimezone(device.timezone or self.default_tz)
+        fields: list[tuple[str, str | int]] = [
+            ("QN", builder.new_qn(local)),
+            ("ST", frame.st or "32"),
+            ("CN", "1012"),
+            ("PW", frame.pw or ""),
+            ("MN", frame.mn),
+            ("Flag", frame.version << 2 | 1),
+        ]
+        cp = f"SystemTime={local.strftime('%Y%m%d%H%M%S')}"
+        return builder.build_frame(builder.build_segment(fields, cp))
+
+
+def _in_backfill(fill: Backfill | None, frame: Frame, cp: CpData, tz: tzinfo) -> bool:
+    """Whether an upload answers an open history request (same CN, DataTime in its window)."""
+    if fill is None or fill.cn != frame.cn or cp.data_time is None:
+        return False
+    try:
+        moment = parse_hj212_time(cp.data_time).replace(tzinfo=tz)
+    except HJ212Error:
+        return False
+    return fill.begin <= moment <= fill.end

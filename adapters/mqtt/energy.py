@@ -1,0 +1,147 @@
+"""Interval energy from cumulative kWh counters: rollover, reset, disorder. Pure, no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+EnergyKind = Literal["first", "normal", "rollover", "reset", "out_of_order", "negative"]
+
+DEFAULT_MAX_METERS = 100_000
+ROLLOVER_MAX_FRACTION = 0.1
+RESET_NEAR_ZERO_KWH = 10.0
+RESET_NEAR_ZERO_FRACTION = 0.01
+REBASE_AFTER_NEGATIVES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyDelta:
+    """What one reading says about the interval since the meter's previous reading.
+
+    `kwh` is primary-side energy (`raw_kwh` x ct x pt), `raw_kwh` the counter's own delta; both
+    are None for `first`, `out_of_order` and `negative`, and never negative otherwise.
+    `previous_*` is the reading the delta is taken from; `rebased` marks the `negative` reading
+    that became the new baseline.
+    """
+
+    meter: str
+    kind: EnergyKind
+    kwh: float | None
+    raw_kwh: float | None
+    previous_time: datetime | None
+    previous_kwh: float | None
+    rebased: bool = False
+
+    @property
+    def flagged(self) -> bool:
+        """True when the counter did something other than count up (worth a look)."""
+        return self.kind in ("rollover", "reset", "negative")
+
+
+@dataclass(slots=True)
+class _Baseline:
+    event_time: datetime
+    kwh: float
+    negatives: int = 0  # consecutive `negative` readings against this baseline
+
+
+class EnergyTracker:
+    """The last accepted (event time, raw kWh) per meter, and the interval energy of each reading.
+
+    Classification of a reading against the meter's baseline (raw counter values):
+
+    - `first`: no baseline (new meter, or evicted): it becomes the baseline, no delta.
+    - `out_of_order`: event time not after the baseline's (late, or a duplicate): no delta,
+      baseline unchanged. Not an error.
+    - `normal`: the counter did not go down: delta = new - previous.
+    - `rollover`: the counter went down, `rollover_at` is set and the wrapped delta
+      `rollover_at - previous + new` is at most ROLLOVER_MAX_FRACTION (10 %) of `rollover_at`
+      (a larger "wrap" is more likely a reset or a glitch than one interval's consumption).
+    - `reset`: the counter went down to "near zero", at most max(RESET_NEAR_ZERO_KWH = 10 kWh,
+      RESET_NEAR_ZERO_FRACTION = 1 % of the previous reading): delta = new value (the counter
+      restarted from zero). Checked after rollover.
+    - `negative`: any other drop: invalid, no delta, the baseline is kept (a glitch must not
+      count its drop back as energy). After REBASE_AFTER_NEGATIVES (3) consecutive negatives the
+      latest one becomes the baseline (`rebased`), so a meter replaced by one that starts from a
+      non-zero reading does not stay negative forever.
+
+    Bounded: at most `max_meters` baselines (default 100,000, roughly 20 MB); when full, the
+    meter read least recently is forgotten and its next reading is `first`.
+
+    Not detected: an upward spike (a glitch to a huge value counts as a huge `normal` delta);
+    judging plausibility against a meter's rated power is the rules' job.
+    """
+
+    def __init__(self, *, max_meters: int = DEFAULT_MAX_METERS) -> None:
+        if max_meters < 1:
+            raise ValueError(f"max_meters must be at least 1, got {max_meters}")
+        self.max_meters = max_meters
+        self._baselines: OrderedDict[str, _Baseline] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._baselines)
+
+    def interval_energy(
+        self,
+        meter: str,
+        event_time: datetime,
+        kwh: float,
+        *,
+        ct_ratio: float = 1.0,
+        pt_ratio: float = 1.0,
+        rollover_at: float | None = None,
+    ) -> EnergyDelta:
+        """Classify a reading of `meter` (raw counter `kwh` at aware `event_time`) and advance
+        the baseline. ValueError for arguments no validated payload or configuration produces."""
+        _check(event_time, kwh, ct_ratio, pt_ratio, rollover_at)
+        base = self._baselines.get(meter)
+        if base is None:
+            self._store(meter, _Baseline(event_time, kwh))
+            return EnergyDelta(meter, "first", None, None, None, None)
+        self._baselines.move_to_end(meter)
+        if event_time <= base.event_time:
+            return EnergyDelta(meter, "out_of_order", None, None, base.event_time, base.kwh)
+        kind, raw = _classify(base.kwh, kwh, rollover_at)
+        if raw is None:
+            base.negatives += 1
+            rebased = base.negatives >= REBASE_AFTER_NEGATIVES
+            if rebased:
+                self._store(meter, _Baseline(event_time, kwh))
+            return EnergyDelta(meter, kind, None, None, base.event_time, base.kwh, rebased)
+        self._store(meter, _Baseline(event_time, kwh))
+        return EnergyDelta(meter, kind, raw * ct_ratio * pt_ratio, raw, base.event_time, base.kwh)
+
+    def _store(self, meter: str, baseline: _Baseline) -> None:
+        self._baselines[meter] = baseline
+        self._baselines.move_to_end(meter)
+        while len(self._baselines) > self.max_meters:
+            self._baselines.popitem(last=False)
+
+
+def _classify(
+    previous: float, new: float, rollover_at: float | None
+) -> tuple[EnergyKind, float | None]:
+    if new >= previous:
+        return "normal", new - previous
+    if rollover_at is not None:
+        wrapped = rollover_at - previous + new
+        if 0 <= wrapped <= ROLLOVER_MAX_FRACTION * rollover_at:
+            return "rollover", wrapped
+    if new <= max(RESET_NEAR_ZERO_KWH, RESET_NEAR_ZERO_FRACTION * previous):
+        return "reset", new
+    return "negative", None
+
+
+def _check(
+    event_time: datetime, kwh: float, ct: float, pt: float, rollover_at: float | None
+) -> None:
+    if event_time.utcoffset() is None:
+        raise ValueError("event_time must be timezone-aware")
+    if not (math.isfinite(kwh) and kwh >= 0):
+        raise ValueError(f"kwh must be a finite number >= 0, got {kwh!r}")
+    for name, ratio in (("ct_ratio", ct), ("pt_ratio", pt), ("rollover_at", rollover_at)):
+        if ratio is not None and not (math.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {ratio!r}")
