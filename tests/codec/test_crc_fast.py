@@ -21,5 +21,8 @@ def test_fast_crc_on_every_length_around_the_switch_and_the_period() -> None:
 
 
 def test_appendix_a_example() -> None:
-    segment = b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&"
+    segment = (
+        b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;"
+        b"Flag=5;CP=&&RtdInterval=30&&"
+    )
     assert crc_hj212(segment) == 0x1C80 == crc_hj212_reference(segment)
