@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters.hj212.config import Hj212Config
+from adapters.mqtt.config import MqttConfig
 
 from .errors import ConfigError, format_validation_error
 from .registry import Registry
@@ -97,6 +98,7 @@ class MetricsSection(_Section):
 class Config(_Section):
     gateway: GatewaySection = GatewaySection()
     hj212: Hj212Config = Hj212Config()
+    mqtt: MqttConfig = MqttConfig()
     influx: InfluxSection = InfluxSection()
     spool: SpoolSection = SpoolSection()
     metrics: MetricsSection = MetricsSection()

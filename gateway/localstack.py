@@ -233,6 +233,11 @@ def mosquitto(data_dir: Path, port: int | None = None, host: str = "127.0.0.1") 
         "# The gateway's persistent session must not lose QoS 1 messages while it is down:",
         "# the default cap of 1000 queued messages per client would drop the overflow.",
         "max_queued_messages 100000",
+        "# Unacknowledged QoS 1 messages per client: the gateway acks only once data is durable,",
+        "# so this window is what keeps a fsync round trip from limiting throughput.",
+        "max_inflight_messages 1000",
+        "# Write the in-memory state (sessions, queued messages) to disk every 60 s, not 30 min.",
+        "autosave_interval 60",
         "# stdout is redirected to the log file by ManagedProcess.",
         "log_dest stdout",
     ]

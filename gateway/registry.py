@@ -51,6 +51,29 @@ class Outlet(BaseModel):
         return self
 
 
+class Meter(BaseModel):
+    """An electricity metering point (MQTT topic ``power/{enterprise}/{id}``, or HJ 212 codes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    role: Literal["production", "treatment", "total"]
+    line: str = Field("", description="production line or treatment facility it measures")
+    ct_ratio: float = Field(1.0, gt=0, description="current transformer ratio")
+    pt_ratio: float = Field(1.0, gt=0, description="voltage transformer ratio")
+    rollover_at: float | None = Field(None, gt=0, description="counter wraps to 0 here (kWh)")
+    on_threshold_kw: float = Field(1.0, ge=0, description="running at or above this power")
+
+
+class Gate(BaseModel):
+    """A gate with a vehicle access system (MQTT topic ``gate/{enterprise}/{id}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = ""
+
+
 class Enterprise(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +83,19 @@ class Enterprise(BaseModel):
     industry: str = ""
     grade: str = ""
     outlets: list[Outlet] = []
+    meters: list[Meter] = []
+    gates: list[Gate] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Enterprise:
+        for kind, ids in (
+            ("meter", [m.id for m in self.meters]),
+            ("gate", [g.id for g in self.gates]),
+        ):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{kind} id {dupes[0]!r} appears twice in enterprise {self.id!r}")
+        return self
 
 
 class RegistryFile(BaseModel):
@@ -98,6 +134,8 @@ class Registry:
         self.data = data
         self.source = source
         self._by_mn: dict[str, Device] = {}
+        self._meters = {(e.id, m.id): m for e in data.enterprises for m in e.meters}
+        self._gates = {(e.id, g.id): g for e in data.enterprises for g in e.gates}
         for ent in data.enterprises:
             for outlet in ent.outlets:
                 self._by_mn[outlet.mn] = Device(
@@ -112,6 +150,12 @@ class Registry:
 
     def devices(self) -> Iterator[Device]:
         return iter(self._by_mn.values())
+
+    def meter(self, enterprise: str, meter: str) -> Meter | None:
+        return self._meters.get((enterprise, meter))
+
+    def gate(self, enterprise: str, gate: str) -> Gate | None:
+        return self._gates.get((enterprise, gate))
 
     @classmethod
     def load(cls, path: Path) -> Registry:

@@ -13,6 +13,7 @@ import signal
 import structlog
 
 from adapters.hj212.server import Hj212Server
+from adapters.mqtt.adapter import MqttAdapter
 
 from .config import LoadedConfig
 from .forwarder import Forwarder
@@ -70,6 +71,11 @@ class Gateway:
             poison_path=loaded.data_dir / "poison.lp",
         )
         self.hj212 = Hj212Server(cfg.hj212, loaded.registry, self.pipeline)
+        self.mqtt = (
+            MqttAdapter(cfg.mqtt, loaded.registry, self.pipeline, self.hj212.handler)
+            if cfg.mqtt.enabled
+            else None
+        )
         self._forward_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -85,6 +91,8 @@ class Gateway:
         self._forward_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
         if self.loaded.config.hj212.enabled:
             await self.hj212.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -95,7 +103,9 @@ class Gateway:
     async def shutdown(self) -> None:
         timeout = self.loaded.config.gateway.shutdown_timeout_s
         log.info("shutting down", timeout_s=timeout)
-        await self.hj212.close(timeout / 2)
+        if self.mqtt is not None:
+            await self.mqtt.close(timeout / 4)
+        await self.hj212.close(timeout / 4)
         if self._forward_task is not None:
             await self.forwarder.drain(timeout / 2, self._forward_task)
             with contextlib.suppress(asyncio.CancelledError):

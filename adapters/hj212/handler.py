@@ -92,28 +92,30 @@ class FrameHandler:
         device = self.registry.device(mn)
         return device.sm4_key if device is not None else None
 
-    def process(self, raw: bytes, link: Link, *, expected_mn: str | None = None) -> list[Reply]:
-        """Handle one raw frame; the replies to send, in order (empty when refused)."""
+    def process(
+        self, raw: bytes, link: Link, *, expected_mn: str | None = None
+    ) -> list[Reply] | None:
+        """Handle one raw frame: the replies to send, in order, or None when it is refused."""
         _RECEIVED.inc()
         try:
             frame = parse_frame(raw, self.key_for)
         except HJ212Error as exc:
             self.reject(link, None, exc.reason, str(exc))
-            return []
+            return None
         if expected_mn is not None and frame.mn != expected_mn:
             self.reject(link, frame.mn, "mn_mismatch", f"frame MN is not {expected_mn!r}")
-            return []
+            return None
         device = self.registry.device(frame.mn)
         if device is None:
             self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
-            return []
+            return None
         if not device.outlet.open and frame.pw != device.outlet.password:
             self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
-            return []
+            return None
         policy = device.outlet.crc_policy or self.config.crc_policy
         if not accepts(policy, frame.crc):
             self.reject(link, frame.mn, "crc", f"CRC {frame.crc_sent} matches no variant")
-            return []
+            return None
         self._note_crc(frame)
         link.seen(frame)
         cn = frame.cn
@@ -154,12 +156,12 @@ class FrameHandler:
                 log.info("device uses a non-standard CRC", mn=frame.mn, variant=frame.crc)
         metrics.crc_variant(frame.crc).inc()
 
-    def _store(self, frame: Frame, device: Device, link: Link) -> list[Reply]:
+    def _store(self, frame: Frame, device: Device, link: Link) -> list[Reply] | None:
         try:
             cp = parse_cp(frame.cp)
         except HJ212Error as exc:
             self.reject(link, frame.mn, exc.reason, str(exc))
-            return []
+            return None
         tz = device.timezone or self.default_tz
         source = Source(device.enterprise, device.outlet.id, tz)
         backfill = frame.backfill or _in_backfill(link.backfills.get(frame.mn), frame, cp, tz)

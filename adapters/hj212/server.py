@@ -268,7 +268,7 @@ class DeviceConnection(asyncio.Protocol):
     # -- frames ----------------------------------------------------------------------------
 
     def _handle(self, raw: bytes, t0: float) -> None:
-        for reply in self.server.handler.process(raw, self):
+        for reply in self.server.handler.process(raw, self) or ():
             self._queue(reply, t0)
 
     def seen(self, frame: Frame) -> None:

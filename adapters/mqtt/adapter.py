@@ -1,0 +1,306 @@
+"""The MQTT adapter: subscribes to the power, gate and HJ 212 topics and makes every message
+durable before its PUBACK.
+
+QoS 1 with a persistent session (fixed client id, clean session off). A message is
+acknowledged only after its points are fsynced in the spool, after a refused payload went to
+the dead-letter topic, or after a 9014 reply was published; acknowledgements leave in the
+order messages arrived (MQTT requires it). Until acknowledged a message stays in the broker's
+in-flight window, so a slow InfluxDB (through a full spool) slows the broker, not our memory.
+On disconnect the unacknowledged messages are simply redelivered by the broker after the
+reconnect; their points are the same points again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiomqtt
+import structlog
+
+from adapters.hj212.frame import Frame
+from adapters.hj212.handler import Backfill, FrameHandler
+from gateway import metrics
+from gateway.model import Point
+from gateway.pipeline import Pipeline
+from gateway.ratelimit import LogLimiter
+from gateway.registry import Registry
+
+from .config import MqttConfig
+from .convert import gate_point, power_point
+from .energy import EnergyTracker
+from .errors import PayloadError
+from .payloads import parse_payload
+
+log = structlog.get_logger("adapters.mqtt")
+ADAPTER = "mqtt"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A received message waiting for its effects before its PUBACK."""
+
+    mid: int
+    qos: int
+    durable: list[asyncio.Future[None]] = field(default_factory=list)
+    publish: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class _TopicLink:
+    """The HJ 212 handler's view of an MQTT topic (no back-fill requests over MQTT)."""
+
+    def __init__(self, topic: str) -> None:
+        self.peer = f"mqtt:{topic}"
+        self.backfills: dict[str, Backfill] = {}
+
+    def seen(self, frame: Frame) -> None:
+        pass
+
+
+class MqttAdapter:
+    def __init__(
+        self,
+        config: MqttConfig,
+        registry: Registry,
+        pipeline: Pipeline,
+        hj212: FrameHandler,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.pipeline = pipeline
+        self.hj212 = hj212
+        self.clock = clock
+        self.energy = EnergyTracker()
+        self.limiter = LogLimiter(config.error_log_interval_s)
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._acks: asyncio.Queue[_Pending | None] | None = None
+        prefix = config.topic_prefix.rstrip("/")
+        self.prefix = prefix
+        self.filters = [f"{prefix}/power/+/+", f"{prefix}/gate/+/+", f"{prefix}/hj212/+"]
+
+    # -- connection life cycle ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, consume, and reconnect with capped, jittered backoff until `stop`."""
+        attempt = 0
+        while not self._stopping:
+            try:
+                await self._session()
+                attempt = 0
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                if self._stopping:
+                    break
+                attempt += 1
+                delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2**attempt)
+                delay *= random.uniform(0.5, 1.0)
+                metrics.ERRORS_TOTAL.labels(stage="mqtt_connection").inc()
+                if attempt == 1 or attempt % 10 == 0:
+                    log.warning(
+                        "MQTT connection lost, reconnecting",
+                        error=str(exc),
+                        retry_in_s=round(delay, 2),
+                        attempt=attempt,
+                    )
+                await asyncio.sleep(delay)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="mqtt-adapter")
+
+    async def close(self, timeout_s: float) -> None:
+        """Stop taking messages; let those received be acknowledged (up to `timeout_s`)."""
+        self._stopping = True
+        deadline = time.monotonic() + timeout_s
+        while self._acks is not None and self._acks.qsize() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # bounded poll, only during shutdown
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _client(self) -> aiomqtt.Client:
+        cfg = self.config
+        password = os.environ.get(cfg.password_env) if cfg.password_env else None
+        tls = ssl.create_default_context(cafile=cfg.ca_file) if cfg.tls else None
+        client = aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            identifier=cfg.client_id,
+            clean_session=False,
+            username=cfg.username,
+            password=password,
+            keepalive=cfg.keepalive_s,
+            tls_context=tls,
+            protocol=aiomqtt.ProtocolVersion.V5 if cfg.shared_group else None,
+        )
+        # PUBACK only after durability: aiomqtt does not expose paho's manual acknowledgement
+        # yet (empicano/aiomqtt#345), so it is switched on the paho client underneath.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def _session(self) -> None:
+        client = self._client()
+        async with client:
+            self.connections += 1
+            for topic in self.filters:
+                name = (
+                    f"$share/{self.config.shared_group}/{topic}"
+                    if self.config.shared_group
+                    else topic
+                )
+                await client.subscribe(name, qos=1)
+            self.connected.set()
+            log.info(
+                "MQTT subscribed", host=self.config.host, port=self.config.port, topics=self.filters
+            )
+            acks: asyncio.Queue[_Pending | None] = asyncio.Queue(self.config.max_inflight)
+            self._acks = acks
+            acker = asyncio.create_task(self._acknowledge(client, acks), name="mqtt-acker")
+            try:
+                async for message in client.messages:
+                    if self._stopping:
+                        break  # not acknowledged: the broker keeps it for the next session
+                    await acks.put(self._handle(message))  # waits at max_inflight unacked
+                    if acker.done():
+                        acker.result()  # an acknowledgement failed: reconnect
+            finally:
+                acker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acker
+                self._acks = None
+                self.connected.clear()
+
+    async def _acknowledge(
+        self, client: aiomqtt.Client, acks: asyncio.Queue[_Pending | None]
+    ) -> None:
+        """PUBACK each message, in arrival order, once what it caused is durable."""
+        while True:
+            pending = await acks.get()
+            if pending is None:
+                return
+            try:
+                for fut in pending.durable:
+                    await fut
+            except Exception as exc:  # the spool could not take it: no PUBACK, broker resends
+                metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason="not_durable").inc()
+                log.error("message not durable; left unacknowledged", error=str(exc))
+                continue
+            for topic, payload in pending.publish:
+                await client.publish(topic, payload, qos=1)
+            if pending.qos > 0:
+                client._client.ack(pending.mid, pending.qos)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _handle(self, message: aiomqtt.Message) -> _Pending:
+        metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER).inc()
+        pending = _Pending(message.mid, message.qos)
+        topic = message.topic.value
+        payload = (
+            message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        )
+        parts = (
+            topic[len(self.prefix) + 1 :].split("/") if topic.startswith(self.prefix + "/") else []
+        )
+        try:
+            if len(parts) == 3 and parts[0] == "power":
+                self._power(parts[1], parts[2], payload, pending)
+            elif len(parts) == 3 and parts[0] == "gate":
+                self._gate(parts[1], parts[2], payload, pending)
+            elif len(parts) == 2 and parts[0] == "hj212":
+                self._hj212(topic, parts[1], payload, pending)
+            else:
+                raise PayloadError("schema", f"topic {topic!r} is not one the gateway handles")
+        except PayloadError as exc:
+            self._dead_letter(topic, payload, exc, pending)
+        return pending
+
+    def _power(self, enterprise: str, meter_id: str, payload: bytes, pending: _Pending) -> None:
+        samples = parse_payload("power", payload)
+        meter = self.registry.meter(enterprise, meter_id)
+        if meter is None:
+            self._unregistered("meter", enterprise, meter_id)
+        points = []
+        for sample in samples:
+            delta = None
+            if sample.kwh is not None:
+                ratio = (meter.ct_ratio, meter.pt_ratio) if meter else (1.0, 1.0)
+                delta = self.energy.interval_energy(
+                    f"{enterprise}/{meter_id}",
+                    sample.time,
+                    sample.kwh,
+                    ct_ratio=ratio[0],
+                    pt_ratio=ratio[1],
+                    rollover_at=meter.rollover_at if meter else None,
+                )
+            points.append(power_point(enterprise, meter_id, meter, sample, delta))
+        self._submit(points, pending)
+
+    def _gate(self, enterprise: str, gate_id: str, payload: bytes, pending: _Pending) -> None:
+        records = parse_payload("gate", payload)
+        if self.registry.gate(enterprise, gate_id) is None:
+            self._unregistered("gate", enterprise, gate_id)
+        self._submit([gate_point(enterprise, gate_id, r) for r in records], pending)
+
+    def _hj212(self, topic: str, mn: str, payload: bytes, pending: _Pending) -> None:
+        replies = self.hj212.process(payload.strip(), _TopicLink(topic), expected_mn=mn)
+        if replies is None:
+            raise PayloadError("value", "HJ 212 frame refused (see frames_rejected_total)")
+        for reply in replies:
+            if reply.durable is not None:
+                pending.durable.append(reply.durable)
+            if reply.data is not None:
+                pending.publish.append((f"{topic}/reply", reply.data))
+                metrics.replies_sent(reply.cn).inc()
+
+    def _submit(self, points: list[Point], pending: _Pending) -> None:
+        fut = self.pipeline.submit(points)
+        if fut is not None:
+            pending.durable.append(fut)
+
+    def _unregistered(self, kind: str, enterprise: str, device: str) -> None:
+        if self.config.unknown_devices == "refuse":
+            raise PayloadError("value", f"{kind} {enterprise}/{device} is not in the registry")
+        metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=f"unregistered_{kind}").inc()
+        if self.limiter.allow((kind, enterprise, device), time.monotonic()) >= 0:
+            log.warning(
+                "data from an unregistered device stored",
+                kind=kind,
+                enterprise=enterprise,
+                device=device,
+            )
+
+    def _dead_letter(
+        self, topic: str, payload: bytes, exc: PayloadError, pending: _Pending
+    ) -> None:
+        metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=exc.reason).inc()
+        body = _dead_letter_body(topic, payload, exc, self.clock())
+        pending.publish.append((f"{self.prefix}/deadletter/{topic}", body))
+        if self.limiter.allow((topic, exc.reason), time.monotonic()) >= 0:
+            log.warning("message dead-lettered", topic=topic, reason=exc.reason, detail=exc.message)
+
+
+def _dead_letter_body(topic: str, payload: bytes, exc: PayloadError, now: datetime) -> bytes:
+    return json.dumps(
+        {
+            "topic": topic,
+            "reason": exc.reason,
+            "error": exc.message,
+            "received_at": now.isoformat(),
+            "payload": payload.decode("utf-8", errors="replace"),
+        },
+        ensure_ascii=False,
+    ).encode()
