@@ -28,9 +28,17 @@ def prefix() -> str:
 async def mqtt_gateway(
     gateway_config: Callable[..., LoadedConfig], mosquitto: localstack.ManagedProcess, prefix: str
 ) -> AsyncIterator[Gateway]:
-    gw = Gateway(gateway_config(mqtt={"enabled": True, "port": mosquitto.port,
-                                      "topic_prefix": prefix, "client_id": f"gw-{prefix}",
-                                      "reconnect_max_s": 1.0}))
+    gw = Gateway(
+        gateway_config(
+            mqtt={
+                "enabled": True,
+                "port": mosquitto.port,
+                "topic_prefix": prefix,
+                "client_id": f"gw-{prefix}",
+                "reconnect_max_s": 1.0,
+            }
+        )
+    )
     await gw.start()
     assert gw.mqtt is not None
     await asyncio.wait_for(gw.mqtt.connected.wait(), 10)
@@ -45,7 +53,9 @@ async def publish(port: int, topic: str, payload: bytes | str) -> None:
         await client.publish(topic, payload, qos=1)
 
 
-async def wait_rows(url: str, db: str, query: str, count: int, timeout_s: float = 15) -> list[dict[str, Any]]:
+async def wait_rows(
+    url: str, db: str, query: str, count: int, timeout_s: float = 15
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
         rows = await asyncio.to_thread(influx_rows, url, db, query)
@@ -55,24 +65,45 @@ async def wait_rows(url: str, db: str, query: str, count: int, timeout_s: float 
 
 
 async def test_power_payload_shapes_land_as_power_points(
-    mqtt_gateway: Gateway, mosquitto: localstack.ManagedProcess, influx: localstack.ManagedProcess,
-    database: str, prefix: str,
+    mqtt_gateway: Gateway,
+    mosquitto: localstack.ManagedProcess,
+    influx: localstack.ManagedProcess,
+    database: str,
+    prefix: str,
 ) -> None:
     topic = f"{prefix}/power/E1/M1"
-    await publish(mosquitto.port, topic, json.dumps(
-        {"time": "2026-03-01T08:00:00", "p_kw": 120.5, "kwh": 1000.0, "ua": 220.1, "pf": 0.93}))
-    await publish(mosquitto.port, topic, json.dumps([
-        {"time": "2026-03-01T08:15:00+08:00", "kwh": 1030.0, "switch": 1},
-        {"time": 1772325000000, "p_kw": "0.2", "kwh": 1030.5},  # 2026-03-01T00:30:00Z
-    ]))
+    await publish(
+        mosquitto.port,
+        topic,
+        json.dumps(
+            {"time": "2026-03-01T08:00:00", "p_kw": 120.5, "kwh": 1000.0, "ua": 220.1, "pf": 0.93}
+        ),
+    )
+    await publish(
+        mosquitto.port,
+        topic,
+        json.dumps(
+            [
+                {"time": "2026-03-01T08:15:00+08:00", "kwh": 1030.0, "switch": 1},
+                {"time": 1772325000000, "p_kw": "0.2", "kwh": 1030.5},  # 2026-03-01T00:30:00Z
+            ]
+        ),
+    )
     rows = await wait_rows(influx.url, database, "SELECT * FROM power", 3)
     assert [r["time"] for r in rows] == [
-        "2026-03-01T00:00:00Z", "2026-03-01T00:15:00Z", "2026-03-01T00:30:00Z"
+        "2026-03-01T00:00:00Z",
+        "2026-03-01T00:15:00Z",
+        "2026-03-01T00:30:00Z",
     ]
     first, second, third = rows
     assert (first["enterprise"], first["meter"], first["role"]) == ("E1", "M1", "unregistered")
     assert (first["p_kw"], first["kwh"], first["ua"], first["pf"], first["running"]) == (
-        120.5, 1000.0, 220.1, 0.93, True)
+        120.5,
+        1000.0,
+        220.1,
+        0.93,
+        True,
+    )
     assert first["energy_kwh"] is None  # the meter's first reading: no interval yet
     assert (second["kwh"], second["energy_kwh"], second["switch"]) == (1030.0, 30.0, 1)
     assert second["running"] is True  # 30 kWh in 15 min = 120 kW mean
@@ -80,12 +111,22 @@ async def test_power_payload_shapes_land_as_power_points(
 
 
 async def test_gate_record_is_normalised_and_raw_stage_kept(
-    mqtt_gateway: Gateway, mosquitto: localstack.ManagedProcess, influx: localstack.ManagedProcess,
-    database: str, prefix: str,
+    mqtt_gateway: Gateway,
+    mosquitto: localstack.ManagedProcess,
+    influx: localstack.ManagedProcess,
+    database: str,
+    prefix: str,
 ) -> None:
-    record = {"time": "2026-03-01 09:30:00", "direction": "进", "plate": "冀A·12345",
-              "emission_stage": "国四", "fuel": "柴油", "vehicle_class": "重型货车",
-              "vin": "LZZ1CLVB0FN123456", "tonnage": 31.5}
+    record = {
+        "time": "2026-03-01 09:30:00",
+        "direction": "进",
+        "plate": "冀A·12345",
+        "emission_stage": "国四",
+        "fuel": "柴油",
+        "vehicle_class": "重型货车",
+        "vin": "LZZ1CLVB0FN123456",
+        "tonnage": 31.5,
+    }
     same_time = dict(record, plate="冀B67890", emission_stage="国VI")
     await publish(mosquitto.port, f"{prefix}/gate/E1/G1", json.dumps([record, same_time]))
     rows = await wait_rows(influx.url, database, "SELECT * FROM vehicle_passage GROUP BY *", 2)
@@ -93,29 +134,41 @@ async def test_gate_record_is_normalised_and_raw_stage_kept(
     by_plate = {r["plate"]: r for r in rows}
     truck = by_plate["冀A12345"]
     assert (truck["emission_stage"], truck["stage_raw"], truck["fuel"], truck["vehicle_class"]) == (
-        "4", "国四", "diesel", "heavy")
+        "4",
+        "国四",
+        "diesel",
+        "heavy",
+    )
     assert (truck["direction"], truck["vin"], truck["tonnage"]) == ("in", "LZZ1CLVB0FN123456", 31.5)
     assert by_plate["冀B67890"]["emission_stage"] == "6"
     assert all(r["time"].startswith("2026-03-01T01:30:00") for r in rows)
 
 
 async def test_invalid_payloads_go_to_dead_letter_and_do_not_block(
-    mqtt_gateway: Gateway, mosquitto: localstack.ManagedProcess, influx: localstack.ManagedProcess,
-    database: str, prefix: str,
+    mqtt_gateway: Gateway,
+    mosquitto: localstack.ManagedProcess,
+    influx: localstack.ManagedProcess,
+    database: str,
+    prefix: str,
 ) -> None:
     bad = [
         (f"{prefix}/power/E1/M9", b"{not json"),
         (f"{prefix}/power/E1/M9", json.dumps({"time": "2026-03-01T08:00:00", "kwh": -5})),
-        (f"{prefix}/gate/E1/G1", json.dumps({"time": "2026-03-01T08:00:00", "direction": "in",
-                                             "plate": "X" * 40})),
+        (
+            f"{prefix}/gate/E1/G1",
+            json.dumps({"time": "2026-03-01T08:00:00", "direction": "in", "plate": "X" * 40}),
+        ),
         (f"{prefix}/power/E1/M9", json.dumps({"p_kw": 1.0})),
     ]
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as watcher:
         await watcher.subscribe(f"{prefix}/deadletter/#", qos=1)
         for topic, payload in bad:
             await publish(mosquitto.port, topic, payload)
-        await publish(mosquitto.port, f"{prefix}/power/E1/M9",
-                      json.dumps({"time": "2026-03-01T08:00:00", "p_kw": 3.0}))
+        await publish(
+            mosquitto.port,
+            f"{prefix}/power/E1/M9",
+            json.dumps({"time": "2026-03-01T08:00:00", "p_kw": 3.0}),
+        )
         letters = []
         async with asyncio.timeout(10):
             async for message in watcher.messages:
@@ -130,8 +183,11 @@ async def test_invalid_payloads_go_to_dead_letter_and_do_not_block(
 
 
 async def test_hj212_over_mqtt_with_reply(
-    mqtt_gateway: Gateway, mosquitto: localstack.ManagedProcess, influx: localstack.ManagedProcess,
-    database: str, prefix: str,
+    mqtt_gateway: Gateway,
+    mosquitto: localstack.ManagedProcess,
+    influx: localstack.ManagedProcess,
+    database: str,
+    prefix: str,
 ) -> None:
     topic = f"{prefix}/hj212/{MN_WATER}"
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as device:
