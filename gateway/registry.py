@@ -16,6 +16,17 @@ from adapters.hj212.sm4 import parse_key
 
 from .errors import ConfigError, format_validation_error
 
+PowerQuantity = Literal["p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch"]
+
+
+class PowerCode(BaseModel):
+    """An HJ 212 factor code that carries one quantity of one meter (2025 ``ST=44``, vendors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    meter: str = Field(min_length=1)
+    quantity: PowerQuantity
+
 
 class Outlet(BaseModel):
     """An HJ 212 device (data logger) at an outlet or monitoring point."""
@@ -31,6 +42,9 @@ class Outlet(BaseModel):
     sm4_key: str | None = None
     timezone: str | None = None
     kind: Literal["gas", "water", "vocs", "dust", "power", "other"] = "gas"
+    power_codes: dict[str, PowerCode] = Field(
+        default_factory=dict, description="factor code -> meter and quantity"
+    )
 
     @field_validator("sm4_key")
     @classmethod
@@ -85,6 +99,18 @@ class Enterprise(BaseModel):
     outlets: list[Outlet] = []
     meters: list[Meter] = []
     gates: list[Gate] = []
+
+    @model_validator(mode="after")
+    def _power_codes_name_meters(self) -> Enterprise:
+        meters = {m.id for m in self.meters}
+        for outlet in self.outlets:
+            for code, target in outlet.power_codes.items():
+                if target.meter not in meters:
+                    raise ValueError(
+                        f"outlet {outlet.id!r}: power code {code!r} names meter "
+                        f"{target.meter!r}, which enterprise {self.id!r} does not have"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Enterprise:

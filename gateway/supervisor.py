@@ -18,6 +18,7 @@ from adapters.mqtt.adapter import MqttAdapter
 from .config import LoadedConfig
 from .forwarder import Forwarder
 from .pipeline import Pipeline
+from .power import PowerConverter
 from .sinks import Sink, WriteError
 from .sinks.influx_v1 import InfluxV1Sink
 from .sinks.influx_v2 import InfluxV2Sink
@@ -70,9 +71,10 @@ class Gateway:
             retry_max_s=cfg.influx.retry_max_s,
             poison_path=loaded.data_dir / "poison.lp",
         )
-        self.hj212 = Hj212Server(cfg.hj212, loaded.registry, self.pipeline)
+        self.power = PowerConverter(loaded.registry)
+        self.hj212 = Hj212Server(cfg.hj212, loaded.registry, self.pipeline, power=self.power)
         self.mqtt = (
-            MqttAdapter(cfg.mqtt, loaded.registry, self.pipeline, self.hj212.handler)
+            MqttAdapter(cfg.mqtt, loaded.registry, self.pipeline, self.hj212.handler, self.power)
             if cfg.mqtt.enabled
             else None
         )

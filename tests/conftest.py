@@ -20,6 +20,7 @@ from gateway.supervisor import Gateway
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "hj212"
 MN_2025 = "010000A8900016F000169DC0"
 MN_WATER = "23040281003022"
+MN_POWER = "0100000000000000000000A1"
 
 
 def vector_frames() -> dict[str, str]:
@@ -88,6 +89,21 @@ name = "Test plant"
   id = "MODBUS1"
   mn = "C201801010001"
   password = "123456"
+
+  [[enterprises.meters]]
+  id = "PM1"
+  role = "production"
+  line = "L1"
+  ct_ratio = 2.0
+
+  [[enterprises.outlets]]
+  id = "PWR1"
+  mn = "{MN_POWER}"
+  password = "123456"
+  kind = "power"
+  [enterprises.outlets.power_codes]
+  d20105 = {{ meter = "PM1", quantity = "ua" }}
+  d20405 = {{ meter = "PM1", quantity = "p_kw" }}
 """
 
 

@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from gateway import metrics
+from gateway.model import Point
 from gateway.pipeline import Pipeline
+from gateway.power import PowerConverter, PowerSample
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Device, Registry
 
@@ -28,7 +30,7 @@ from .cp import CpData, parse_cp, parse_hj212_time
 from .crc import accepts
 from .errors import HJ212Error
 from .frame import Frame, parse_frame
-from .normalize import DATA_COMMANDS, Source, normalize
+from .normalize import DATA_COMMANDS, Source, event_time, normalize
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")
@@ -78,8 +80,10 @@ class FrameHandler:
         registry: Registry,
         pipeline: Pipeline,
         clock: Callable[[], datetime],
+        power: PowerConverter | None = None,
     ) -> None:
         self.config = config
+        self.power = power
         self.registry = registry
         self.pipeline = pipeline
         self.clock = clock
@@ -165,15 +169,45 @@ class FrameHandler:
         tz = device.timezone or self.default_tz
         source = Source(device.enterprise, device.outlet.id, tz)
         backfill = frame.backfill or _in_backfill(link.backfills.get(frame.mn), frame, cp, tz)
-        result = normalize(frame, cp, source, self.clock(), backfill=backfill)
-        if result.skipped_values:
-            self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
         if frame.is_split:
             self.reassembler.add(frame, cp, time.monotonic())
-        fut = self.pipeline.submit(result.points)
+        now = self.clock()
+        power: list[Point] = []
+        if device.outlet.power_codes and self.power is not None:
+            cp, power = self._power_points(cp, device, event_time(cp, source, now)[0])
+        result = normalize(frame, cp, source, now, backfill=backfill)
+        if result.skipped_values:
+            self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
+        fut = self.pipeline.submit(result.points + power)
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []
+
+    def _power_points(
+        self, cp: CpData, device: Device, moment: datetime
+    ) -> tuple[CpData, list[Point]]:
+        """Split off the codes the registry maps to meter quantities: (the rest, power points)."""
+        assert self.power is not None
+        rest = CpData(cp.params, {})
+        readings: dict[str, dict[str, float | int]] = {}
+        for code, values in cp.items.items():
+            target = device.outlet.power_codes.get(code)
+            if target is None:
+                rest.items[code] = values
+                continue
+            raw = values.get("Rtd", values.get("Avg"))
+            try:
+                number = float(raw) if raw is not None else None
+            except ValueError:
+                number = None
+            if number is not None:
+                value = int(number) if target.quantity == "switch" else number
+                readings.setdefault(target.meter, {})[target.quantity] = value
+        points = [
+            self.power.point(device.enterprise, meter, PowerSample(moment, **quantities))  # type: ignore[arg-type]
+            for meter, quantities in readings.items()
+        ]
+        return rest, points
 
     def _answer_received(self, frame: Frame, link: Link) -> None:
         fill = link.backfills.get(frame.mn)

@@ -20,6 +20,7 @@ import structlog
 
 from gateway import metrics
 from gateway.pipeline import Pipeline
+from gateway.power import PowerConverter
 from gateway.registry import Registry
 
 from . import builder
@@ -42,9 +43,10 @@ class Hj212Server:
         pipeline: Pipeline,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        power: PowerConverter | None = None,
     ) -> None:
         self.config = config
-        self.handler = FrameHandler(config, registry, pipeline, clock)
+        self.handler = FrameHandler(config, registry, pipeline, clock, power)
         self.connections: set[DeviceConnection] = set()
         self.by_mn: dict[str, DeviceConnection] = {}
         self.per_address: dict[str, int] = {}

@@ -31,12 +31,12 @@ from adapters.hj212.handler import Backfill, FrameHandler
 from gateway import metrics
 from gateway.model import Point
 from gateway.pipeline import Pipeline
+from gateway.power import PowerConverter
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Registry
 
 from .config import MqttConfig
-from .convert import gate_point, power_point
-from .energy import EnergyTracker
+from .convert import gate_point, power_sample
 from .errors import PayloadError
 from .payloads import parse_payload
 
@@ -72,6 +72,7 @@ class MqttAdapter:
         registry: Registry,
         pipeline: Pipeline,
         hj212: FrameHandler,
+        power: PowerConverter,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -80,7 +81,7 @@ class MqttAdapter:
         self.pipeline = pipeline
         self.hj212 = hj212
         self.clock = clock
-        self.energy = EnergyTracker()
+        self.power = power
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.connected = asyncio.Event()
         self.connections = 0
@@ -230,23 +231,9 @@ class MqttAdapter:
 
     def _power(self, enterprise: str, meter_id: str, payload: bytes, pending: _Pending) -> None:
         samples = parse_payload("power", payload)
-        meter = self.registry.meter(enterprise, meter_id)
-        if meter is None:
+        if self.registry.meter(enterprise, meter_id) is None:
             self._unregistered("meter", enterprise, meter_id)
-        points = []
-        for sample in samples:
-            delta = None
-            if sample.kwh is not None:
-                ratio = (meter.ct_ratio, meter.pt_ratio) if meter else (1.0, 1.0)
-                delta = self.energy.interval_energy(
-                    f"{enterprise}/{meter_id}",
-                    sample.time,
-                    sample.kwh,
-                    ct_ratio=ratio[0],
-                    pt_ratio=ratio[1],
-                    rollover_at=meter.rollover_at if meter else None,
-                )
-            points.append(power_point(enterprise, meter_id, meter, sample, delta))
+        points = [self.power.point(enterprise, meter_id, power_sample(s)) for s in samples]
         self._submit(points, pending)
 
     def _gate(self, enterprise: str, gate_id: str, payload: bytes, pending: _Pending) -> None:

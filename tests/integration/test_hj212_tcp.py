@@ -374,3 +374,45 @@ async def test_send_command_to_connected_device(gateway: Gateway) -> None:
 def test_parse_frame_used_by_client_rejects_nothing_valid() -> None:
     frame = parse_frame(upload(qn=qn_for(1))[:-2])
     assert frame.crc == "hj212" and frame.cn == "2061"
+
+
+async def test_hj212_power_codes_become_power_points(
+    gateway: Gateway, influx: localstack.ManagedProcess, database: str
+) -> None:
+    from adapters.hj212.builder import build_frame, build_segment
+    from tests.conftest import MN_POWER
+
+    head: list[tuple[str, str | int]] = [
+        ("QN", qn_for(90)),
+        ("ST", "44"),
+        ("CN", "2011"),
+        ("PW", "123456"),
+        ("MN", MN_POWER),
+        ("Flag", 9),
+    ]
+    cp = (
+        "DataTime=20260105080000;d20105-Rtd=220.20,d20105-Flag=N;"
+        "d20405-Rtd=0.24,d20405-Flag=N;d30106-Rtd=220.20,d30106-Flag=N"
+    )
+    dev = await connect(gateway)
+    await dev.send(build_frame(build_segment(head, cp)))
+    ack = await dev.read_frame()
+    assert (ack.cn, ack.qn, ack.flag) == ("9014", qn_for(90), 8)
+    rows = await wait_rows(influx, database, "SELECT * FROM power", 1)
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["enterprise"], row["meter"], row["role"], row["line"]) == (
+        "E1",
+        "PM1",
+        "production",
+        "L1",
+    )
+    assert (row["time"], row["ua"], row["p_kw"], row["running"]) == (
+        "2026-01-05T00:00:00Z",
+        220.2,
+        0.48,
+        False,
+    )  # CT ratio 2 applied to power
+    emission = influx_rows(influx.url, database, "SELECT * FROM emission")
+    assert [r["pollutant"] for r in emission] == ["d30106"]  # not mapped: kept as sent
+    await dev.close()

@@ -1,0 +1,120 @@
+"""Power samples (from MQTT JSON or HJ 212 codes) to `power` points. Pure apart from the
+per-meter counter state it keeps for interval energy.
+
+Values are stored primary-side: p_kw, kwh and the interval energy are multiplied by CT x PT,
+voltages by PT, currents by CT (ratios from the registry; 1 when the meter is not registered).
+Interval energy state lives in memory: after a restart a meter's first reading has no delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .energy import EnergyDelta, EnergyTracker
+from .model import FieldValue, Point, to_ns
+from .registry import Meter, Registry
+
+UNREGISTERED = "unregistered"
+QUANTITIES = ("p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch")
+_DEFAULT_ON_KW = Meter.model_fields["on_threshold_kw"].default
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSample:
+    """One reading of one meter; `time` is aware (any zone)."""
+
+    time: datetime
+    p_kw: float | None = None
+    kwh: float | None = None
+    ua: float | None = None
+    ub: float | None = None
+    uc: float | None = None
+    ia: float | None = None
+    ib: float | None = None
+    ic: float | None = None
+    pf: float | None = None
+    switch: int | None = None
+
+
+class PowerConverter:
+    """Shared by every adapter that receives power data, so a meter's counter is tracked once."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.energy = EnergyTracker()
+
+    def point(self, enterprise: str, meter_id: str, sample: PowerSample) -> Point:
+        meter = self.registry.meter(enterprise, meter_id)
+        delta = None
+        if sample.kwh is not None:
+            delta = self.energy.interval_energy(
+                f"{enterprise}/{meter_id}",
+                sample.time,
+                sample.kwh,
+                ct_ratio=meter.ct_ratio if meter else 1.0,
+                pt_ratio=meter.pt_ratio if meter else 1.0,
+                rollover_at=meter.rollover_at if meter else None,
+            )
+        return power_point(enterprise, meter_id, meter, sample, delta)
+
+
+def power_point(
+    enterprise: str,
+    meter_id: str,
+    meter: Meter | None,
+    sample: PowerSample,
+    delta: EnergyDelta | None,
+) -> Point:
+    """One `power` point; `delta` is the interval energy since the meter's previous reading."""
+    ct = meter.ct_ratio if meter else 1.0
+    pt = meter.pt_ratio if meter else 1.0
+    factors = {
+        "p_kw": ct * pt,
+        "kwh": ct * pt,
+        "ua": pt,
+        "ub": pt,
+        "uc": pt,
+        "ia": ct,
+        "ib": ct,
+        "ic": ct,
+        "pf": 1.0,
+    }
+    fields: list[tuple[str, FieldValue]] = []
+    for name, factor in factors.items():
+        value = getattr(sample, name)
+        if value is not None:
+            fields.append((name, float(value) * factor))
+    if sample.switch is not None:
+        fields.append(("switch", int(sample.switch)))
+    if delta is not None and delta.kwh is not None:
+        fields.append(("energy_kwh", delta.kwh))
+    if delta is not None and delta.flagged:
+        fields.append(("energy_note", delta.kind))
+    running = judge_running(meter, sample, delta, ct * pt)
+    if running is not None:
+        fields.append(("running", running))
+    tags = (
+        ("enterprise", enterprise),
+        ("meter", meter_id),
+        ("role", meter.role if meter else UNREGISTERED),
+        ("line", meter.line if meter else ""),
+    )
+    return Point("power", tags, tuple(fields), to_ns(sample.time))
+
+
+def judge_running(
+    meter: Meter | None, sample: PowerSample, delta: EnergyDelta | None, ratio: float
+) -> bool | None:
+    """Running when power (or the interval's mean power) reaches the meter's on-threshold.
+
+    This is the sample's own verdict; persistence over time is the rules' business.
+    """
+    threshold = meter.on_threshold_kw if meter else _DEFAULT_ON_KW
+    if sample.p_kw is not None:
+        return bool(sample.p_kw * ratio >= threshold)
+    if delta is not None and delta.kwh is not None and delta.previous_time is not None:
+        hours = (sample.time - delta.previous_time).total_seconds() / 3600
+        if hours > 0:
+            return bool(delta.kwh / hours >= threshold)
+    return None
