@@ -60,7 +60,14 @@ def _frame(mn: str, i: int, base: datetime) -> bytes:
     return build_frame(build_segment(head, cp))
 
 
-def _write_config(work: Path, port: int, influx_url: str, devices: int, metrics_port: int) -> Path:
+def _write_config(
+    work: Path,
+    port: int,
+    influx_url: str,
+    devices: int,
+    metrics_port: int,
+    mqtt_port: int | None = None,
+) -> Path:
     outlets = "".join(
         f'\n  [[enterprises.outlets]]\n  id = "O{i}"\n  mn = "{_mn(i)}"\n  password = "123456"\n'
         for i in range(devices)
@@ -86,6 +93,11 @@ retry_max_s = 1.0
 max_bytes = "8GiB"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
+[mqtt]
+enabled = {"true" if mqtt_port else "false"}
+port = {mqtt_port or 1883}
+client_id = "bench-gateway"
+topic_prefix = "bench"
 """
     )
     return config
@@ -218,7 +230,11 @@ async def _raw_ingest(url: str, points: int) -> float:
 
 
 def _count(url: str) -> int:
-    rows = localstack.query(url, "bench", "SELECT count(avg) FROM emission")
+    return _count_measurement(url, "emission", "avg")
+
+
+def _count_measurement(url: str, measurement: str, field: str) -> int:
+    rows = localstack.query(url, "bench", f"SELECT count({field}) FROM {measurement}")
     series = rows["results"][0].get("series", [])
     return int(series[0]["values"][0][1]) if series else 0
 
@@ -361,6 +377,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         for w in writers:
             w.close()
         _stop(gw3)
+        if not args.skip_mqtt:
+            from .bench_mqtt import mqtt_runs
+
+            results.update(await mqtt_runs(work, influx.url, args.mqtt_messages))
     finally:
         influx.stop()
     return results

@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_p.add_argument("--frames", type=int, default=100000, help="frames in the timed runs")
     bench_p.add_argument("--idle", type=int, default=10000, help="idle connections for RSS")
     bench_p.add_argument("--workdir", default="var/bench")
+    bench_p.add_argument("--mqtt-messages", type=int, default=50000, help="MQTT run size")
+    bench_p.add_argument("--skip-mqtt", action="store_true", help="HJ 212 runs only")
     bench_p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     result: int = args.func(args)

@@ -13,7 +13,7 @@ import structlog
 
 from . import metrics
 from .sinks import Sink, WriteError
-from .spool import ReadBatch, Spool
+from .spool import Position, ReadBatch, Spool
 
 log = structlog.get_logger("gateway.forwarder")
 
@@ -59,9 +59,9 @@ class Forwarder:
                 now = time.monotonic()
                 first_seen = first_seen or now
                 if now - first_seen < self.flush_interval_s:
-                    await self.spool.wait_for_data(
-                        batch.end, self.flush_interval_s - (now - first_seen)
-                    )
+                    # linger for a fuller batch without re-reading the spool at every commit
+                    target = self.spool.depth_bytes * self.batch_lines / max(lines, 1)
+                    await self._linger(batch.end, first_seen + self.flush_interval_s, target)
                     continue
             first_seen = None
             if not await self._deliver(b"".join(batch.payloads)):
@@ -71,6 +71,15 @@ class Forwarder:
             metrics.POINTS_WRITTEN.inc(lines)
             metrics.BATCHES_WRITTEN.inc()
             pos = batch.end
+
+    async def _linger(self, end: Position, deadline: float, target_bytes: float) -> None:
+        """Wait until the spool holds about `target_bytes` unsent, or until `deadline`."""
+        while not self._stopped.is_set() and not self._draining:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.spool.depth_bytes >= target_bytes:
+                return
+            await self.spool.wait_for_data(end, remaining)
+            end = self.spool.end
 
     async def drain(self, timeout_s: float, task: asyncio.Task[None]) -> None:
         """Deliver what is spooled, for at most `timeout_s`, then stop."""

@@ -12,6 +12,11 @@ FRAMES_REJECTED = Counter(
     "Frames or messages not stored, by adapter and reason",
     ["adapter", "reason"],
 )
+UNREGISTERED_STORED = Counter(
+    "unregistered_device_messages_total",
+    "Messages from meters or gates missing from the registry, stored anyway",
+    ["kind"],
+)
 CRC_VARIANT = Counter(
     "hj212_crc_variant_total", "Accepted HJ 212 frames by CRC variant", ["variant"]
 )

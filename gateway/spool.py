@@ -215,6 +215,11 @@ class Spool:
     def cursor(self) -> Position:
         return self._cursor
 
+    @property
+    def end(self) -> Position:
+        """Position after the last durable record."""
+        return self._end
+
     async def wait_for_data(self, after: Position, timeout_s: float) -> bool:
         """Wait until durable data exists beyond `after`; False on timeout."""
         deadline = time.monotonic() + timeout_s

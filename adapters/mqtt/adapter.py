@@ -42,6 +42,7 @@ from .payloads import parse_payload
 
 log = structlog.get_logger("adapters.mqtt")
 ADAPTER = "mqtt"
+_RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
 
 
 @dataclass(slots=True)
@@ -207,7 +208,7 @@ class MqttAdapter:
     # -- messages -------------------------------------------------------------------------
 
     def _handle(self, message: aiomqtt.Message) -> _Pending:
-        metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER).inc()
+        _RECEIVED.inc()
         pending = _Pending(message.mid, message.qos)
         topic = message.topic.value
         payload = (
@@ -261,7 +262,7 @@ class MqttAdapter:
     def _unregistered(self, kind: str, enterprise: str, device: str) -> None:
         if self.config.unknown_devices == "refuse":
             raise PayloadError("value", f"{kind} {enterprise}/{device} is not in the registry")
-        metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=f"unregistered_{kind}").inc()
+        metrics.UNREGISTERED_STORED.labels(kind=kind).inc()
         if self.limiter.allow((kind, enterprise, device), time.monotonic()) >= 0:
             log.warning(
                 "data from an unregistered device stored",
