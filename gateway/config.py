@@ -90,6 +90,11 @@ class SpoolSection(_Section):
         return self
 
 
+class RulesSection(_Section):
+    enabled: bool = True
+    tick_s: float = Field(1.0, gt=0, description="how often wall-clock rules (silence) run")
+
+
 class MetricsSection(_Section):
     enabled: bool = True
     listen: str = "127.0.0.1:9213"
@@ -101,6 +106,7 @@ class Config(_Section):
     mqtt: MqttConfig = MqttConfig()
     influx: InfluxSection = InfluxSection()
     spool: SpoolSection = SpoolSection()
+    rules: RulesSection = RulesSection()
     metrics: MetricsSection = MetricsSection()
 
 

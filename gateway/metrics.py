@@ -52,6 +52,9 @@ SPOOL_DEPTH_BYTES = Gauge("spool_depth_bytes", "Spooled bytes not yet written to
 SPOOL_FULL_TOTAL = Counter(
     "spool_full_total", "Times the spool filled up and acknowledgements stopped"
 )
+ANOMALY_EVENTS = Counter(
+    "anomaly_events_total", "Anomalies opened, updated, closed", ["type", "event"]
+)
 ERRORS_TOTAL = Counter("errors_total", "Internal errors by stage", ["stage"])
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 FieldValue = float | int | bool | str
 
@@ -30,3 +31,17 @@ def to_ns(moment: datetime) -> int:
     """Nanoseconds since the epoch of an aware datetime (exact, no float rounding)."""
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+DeviceEventKind = Literal["contact", "unknown_mn", "bad_password"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """Something an adapter saw of a device that is not data: contact, refused frames."""
+
+    kind: DeviceEventKind
+    device: str  # "mn:<MN>"
+    received_at: datetime
+    enterprise: str = ""
+    detail: str = ""

@@ -28,6 +28,16 @@ class PowerCode(BaseModel):
     quantity: PowerQuantity
 
 
+class PollutantLimit(BaseModel):
+    """An emission limit of one pollutant at one outlet (hourly mean, converted to `ref_o2`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: float = Field(gt=0, description="mg/m3 (gas) or mg/L (water), as the permit says")
+    ref_o2: float | None = Field(None, ge=0, lt=21, description="reference O2 %, gas outlets")
+    unit: str = ""
+
+
 class Outlet(BaseModel):
     """An HJ 212 device (data logger) at an outlet or monitoring point."""
 
@@ -45,6 +55,10 @@ class Outlet(BaseModel):
     power_codes: dict[str, PowerCode] = Field(
         default_factory=dict, description="factor code -> meter and quantity"
     )
+    pollutants: dict[str, PollutantLimit] = Field(
+        default_factory=dict, description="pollutant code -> limit (for over_limit)"
+    )
+    offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
 
     @field_validator("sm4_key")
     @classmethod
@@ -77,6 +91,7 @@ class Meter(BaseModel):
     pt_ratio: float = Field(1.0, gt=0, description="voltage transformer ratio")
     rollover_at: float | None = Field(None, gt=0, description="counter wraps to 0 here (kWh)")
     on_threshold_kw: float = Field(1.0, ge=0, description="running at or above this power")
+    offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
 
 
 class Gate(BaseModel):

@@ -9,16 +9,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import UTC, datetime
 
 import structlog
 
 from adapters.hj212.server import Hj212Server
 from adapters.mqtt.adapter import MqttAdapter
 
+from .anomalies.publish import InfluxPublisher
+from .anomalies.store import AnomalyStore
 from .config import LoadedConfig
 from .forwarder import Forwarder
 from .pipeline import Pipeline
 from .power import PowerConverter
+from .registry import Registry
+from .rules.auth import RefusedDevices
+from .rules.engine import RuleEngine
+from .rules.offline import DeviceOffline
+from .rules.over_limit import OverLimit
 from .sinks import Sink, WriteError
 from .sinks.influx_v1 import InfluxV1Sink
 from .sinks.influx_v2 import InfluxV2Sink
@@ -78,12 +86,37 @@ class Gateway:
             if cfg.mqtt.enabled
             else None
         )
+        self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
+        self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+
+    def registry(self) -> Registry:
+        """The registry in force (rules read it at each use, so a reload takes effect)."""
+        return self.hj212.registry
+
+    def _start_rules(self) -> None:
+        if not self.loaded.config.rules.enabled:
+            return
+        self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
+        self.rules = RuleEngine(
+            self.anomalies,
+            [
+                DeviceOffline(self.registry, datetime.now(UTC)),
+                OverLimit(self.registry),
+                RefusedDevices(),
+            ],
+            tick_s=self.loaded.config.rules.tick_s,
+        )
+        self.anomalies.add_listener(InfluxPublisher(self.pipeline))
+        self.pipeline.add_listener(self.rules.on_points)
+        self.hj212.handler.on_event = self.rules.on_device_event
+        self.rules.start()
 
     async def start(self) -> None:
         self.loaded.data_dir.mkdir(parents=True, exist_ok=True)
         await self.spool.open()
+        self._start_rules()
         await self.sink.start()
         if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
             try:
@@ -112,8 +145,12 @@ class Gateway:
             await self.forwarder.drain(timeout / 2, self._forward_task)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._forward_task
+        if self.rules is not None:
+            await self.rules.close()
         await self.spool.close()
         await self.sink.close()
+        if self.anomalies is not None:
+            self.anomalies.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
 
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from gateway import metrics
-from gateway.model import Point
+from gateway.model import DeviceEvent, DeviceEventKind, Point
 from gateway.pipeline import Pipeline
 from gateway.power import PowerConverter, PowerSample
 from gateway.ratelimit import LogLimiter
@@ -91,6 +91,7 @@ class FrameHandler:
         self.reassembler = Reassembler()
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
+        self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
 
     def key_for(self, mn: str) -> bytes | None:
         device = self.registry.device(mn)
@@ -112,9 +113,11 @@ class FrameHandler:
         device = self.registry.device(frame.mn)
         if device is None:
             self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
+            self._event("unknown_mn", frame.mn, "", link.peer)
             return None
         if not device.outlet.open and frame.pw != device.outlet.password:
             self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
+            self._event("bad_password", frame.mn, device.enterprise, link.peer)
             return None
         policy = device.outlet.crc_policy or self.config.crc_policy
         if not accepts(policy, frame.crc):
@@ -122,6 +125,7 @@ class FrameHandler:
             return None
         self._note_crc(frame)
         link.seen(frame)
+        self._event("contact", frame.mn, device.enterprise, link.peer)
         cn = frame.cn
         if cn in ("9011", "9012", "9013", "9014"):
             self._answer_received(frame, link)
@@ -138,6 +142,10 @@ class FrameHandler:
         if cn.startswith(UPLOAD_PREFIXES) and frame.wants_reply:
             return [Reply(None, builder.data_ack(frame), "9014")]
         return []
+
+    def _event(self, kind: DeviceEventKind, mn: str, enterprise: str, peer: str) -> None:
+        if self.on_event is not None:
+            self.on_event(DeviceEvent(kind, f"mn:{mn}", self.clock(), enterprise, f"from {peer}"))
 
     def reject(self, link: Link, mn: str | None, reason: str, detail: str) -> None:
         """Count a refused frame; log it at most once per device, reason and interval."""

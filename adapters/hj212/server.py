@@ -270,7 +270,13 @@ class DeviceConnection(asyncio.Protocol):
     # -- frames ----------------------------------------------------------------------------
 
     def _handle(self, raw: bytes, t0: float) -> None:
-        for reply in self.server.handler.process(raw, self) or ():
+        try:
+            replies = self.server.handler.process(raw, self) or ()
+        except Exception:  # a bug with one frame must not cost the device its connection
+            metrics.ERRORS_TOTAL.labels(stage="hj212_frame").inc()
+            log.exception("frame handling failed", peer=self.peer)
+            return
+        for reply in replies:
             self._queue(reply, t0)
 
     def seen(self, frame: Frame) -> None:

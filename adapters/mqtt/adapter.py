@@ -228,6 +228,12 @@ class MqttAdapter:
                 raise PayloadError("schema", f"topic {topic!r} is not one the gateway handles")
         except PayloadError as exc:
             self._dead_letter(topic, payload, exc, pending)
+        except Exception as exc:  # a bug must not make a poison message redelivered forever
+            metrics.ERRORS_TOTAL.labels(stage="mqtt_message").inc()
+            log.exception("message handling failed", topic=topic)
+            pending.durable.clear()
+            error = PayloadError("internal", f"the gateway failed on this message: {exc!r}")
+            self._dead_letter(topic, payload, error, pending)
         return pending
 
     def _power(self, enterprise: str, meter_id: str, payload: bytes, pending: _Pending) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-Reason = Literal["size", "json", "schema", "value"]
+Reason = Literal["size", "json", "schema", "value", "internal"]
 """Metric label: `size` too large, `json` not UTF-8 JSON, `schema` wrong shape or type,
 `value` well-formed but impossible or outside the vocabulary."""
 

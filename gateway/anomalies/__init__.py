@@ -1,0 +1,1 @@
+"""Anomalies: the stream enforcement reads (model, store, publication)."""

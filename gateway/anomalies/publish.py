@@ -1,0 +1,39 @@
+"""Anomalies leave the store as `anomaly` points in InfluxDB (contracts.md section 2)."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.model import Point, to_ns
+from gateway.pipeline import Pipeline
+
+from .model import AnomalyEvent
+
+
+def anomaly_point(event: AnomalyEvent) -> Point:
+    """The anomaly's current state; time = started_at, so updates overwrite the same point."""
+    anomaly = event.anomaly
+    tags = (
+        ("enterprise", anomaly.enterprise),
+        ("type", anomaly.type),
+        ("severity", anomaly.severity),
+        ("subject", anomaly.subject),
+    )
+    fields = (
+        ("id", anomaly.id),
+        ("state", anomaly.state),
+        ("summary", anomaly.summary),
+        ("evidence", json.dumps(anomaly.evidence, ensure_ascii=False, sort_keys=True)),
+        ("ended_at", anomaly.ended_at.isoformat() if anomaly.ended_at else ""),
+    )
+    return Point("anomaly", tags, fields, to_ns(anomaly.started_at))
+
+
+class InfluxPublisher:
+    """A store listener that writes each change through the pipeline (spool, then InfluxDB)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def __call__(self, event: AnomalyEvent) -> None:
+        self.pipeline.submit([anomaly_point(event)])

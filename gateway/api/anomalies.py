@@ -1,0 +1,66 @@
+"""`/api/v1/anomalies`: the anomaly list with filters and paging, and one anomaly by id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from .deps import NOT_FOUND, READ_ERRORS, Services
+from .schemas import AnomalyOut, AnomalyPage, QueryTime
+
+MAX_OFFSET = 1_000_000_000
+
+
+def build_router(svc: Services) -> APIRouter:
+    router = APIRouter(
+        prefix="/api/v1/anomalies",
+        tags=["anomalies"],
+        dependencies=[Depends(svc.auth.viewer)],
+        responses=READ_ERRORS,
+    )
+
+    @router.get("", summary="Anomalies, newest first")
+    async def list_anomalies(
+        enterprise: str | None = None,
+        type_: Annotated[str | None, Query(alias="type", description="e.g. over_limit")] = None,
+        family: Annotated[str | None, Query(description="e.g. post_shutdown")] = None,
+        state: Literal["open", "closed"] | None = None,
+        since: Annotated[
+            QueryTime | None,
+            Query(
+                description="ISO 8601; anomalies still going on at or after it (no offset: "
+                "Beijing time)"
+            ),
+        ] = None,
+        until: Annotated[
+            QueryTime | None,
+            Query(
+                description="ISO 8601; anomalies started at or before it (no offset: Beijing time)"
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> AnomalyPage:
+        items, total = svc.store.query(
+            enterprise=enterprise,
+            type_=type_,
+            family=family,
+            state=state,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+        return AnomalyPage(
+            items=[AnomalyOut.of(a) for a in items], total=total, limit=limit, offset=offset
+        )
+
+    @router.get("/{anomaly_id}", summary="One anomaly", responses=NOT_FOUND)
+    async def get_anomaly(anomaly_id: str) -> AnomalyOut:
+        anomaly = svc.store.get(anomaly_id)
+        if anomaly is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no anomaly {anomaly_id!r}")
+        return AnomalyOut.of(anomaly)
+
+    return router

@@ -1,0 +1,100 @@
+"""The app factory: the HTTP API of contracts.md section 4 (FastAPI, served by uvicorn).
+
+Auth is a dependency of each router, not a middleware, so health checks and anything mounted
+beside the API (Prometheus: `app.mount("/metrics", prometheus_client.make_asgi_app())`) need
+no token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Response
+from fastapi.responses import HTMLResponse
+
+from ..anomalies.store import AnomalyStore
+from ..regime import Regime
+from ..registry import Registry
+from . import anomalies, control, enterprises, stream
+from .auth import Role, make_auth
+from .deps import Services
+from .schemas import Health
+from .status import StatusProvider
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Pollution gateway</title></head>
+<body><h1>Pollution gateway</h1>
+<p>The status page is not built yet. The API is described at
+<a href="/openapi.json">/openapi.json</a> (interactive: <a href="/docs">/docs</a>).</p>
+</body></html>
+"""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _always_ready() -> bool:
+    return True
+
+
+def create_app(
+    *,
+    store: AnomalyStore,
+    regime: Regime,
+    registry: Callable[[], Registry],
+    status: StatusProvider,
+    tokens: Mapping[str, Role],
+    ready: Callable[[], bool] = _always_ready,
+    clock: Callable[[], datetime] = _utc_now,
+    stream_heartbeat_s: float = 15.0,
+    stream_max_s: float | None = None,
+) -> FastAPI:
+    """The API app. `registry` is called on every request (it follows reloads); `ready`
+    answers `/readyz`; `clock` gives "now" for what is in force now (the enterprise views).
+    `app.state.services.streams` counts open Server-Sent Event connections."""
+    svc = Services(
+        store=store,
+        regime=regime,
+        registry=registry,
+        status=status,
+        auth=make_auth(tokens),
+        clock=clock,
+        stream_heartbeat_s=stream_heartbeat_s,
+        stream_max_s=stream_max_s,
+    )
+    app = FastAPI(
+        title="Pollution-source monitoring gateway",
+        version="1",
+        description="Anomalies for enforcement, enterprise status, and the control regime "
+        "(heavy-pollution alerts, shutdown and curtailment orders). Bearer tokens: `viewer` "
+        "reads, `admin` also writes alerts and orders.",
+    )
+    app.state.services = svc
+    app.include_router(stream.build_router(svc))  # before /anomalies/{id}
+    app.include_router(anomalies.build_router(svc))
+    app.include_router(enterprises.build_router(svc))
+    app.include_router(control.build_router(svc))
+
+    @app.get("/healthz", tags=["health"], summary="The process answers")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The gateway is ready to serve",
+        responses={503: {"model": Health, "description": "not ready"}},
+    )
+    async def readyz(response: Response) -> Health:
+        if ready():
+            return Health(status="ready")
+        response.status_code = 503
+        return Health(status="not ready")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(_PAGE)
+
+    return app

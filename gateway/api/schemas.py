@@ -1,0 +1,152 @@
+"""Response models and parameter types of the HTTP API (what the OpenAPI document states)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ..anomalies.model import Anomaly
+from ..regime import AlertLevel, ControlState
+from ..registry import Enterprise
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def _aware(value: datetime) -> datetime:
+    """A time without an offset is Beijing time (as on every input of the gateway)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=BEIJING)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    return value
+
+
+QueryTime = Annotated[datetime, AfterValidator(_aware)]
+
+DeviceState = Literal["online", "offline", "unknown"]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class AnomalyOut(BaseModel):
+    """One anomaly (contracts.md section 3)."""
+
+    id: str
+    type: str
+    family: str
+    severity: Literal["warning", "alarm"]
+    enterprise: str
+    subject: str
+    state: Literal["open", "closed"]
+    started_at: datetime
+    ended_at: datetime | None
+    detected_at: datetime
+    summary: str
+    evidence: dict[str, Any]
+    rule: str
+
+    @classmethod
+    def of(cls, anomaly: Anomaly) -> AnomalyOut:
+        return cls.model_validate(anomaly.to_json())
+
+
+class AnomalyPage(BaseModel):
+    items: list[AnomalyOut]
+    total: int = Field(description="anomalies matching the filters")
+    limit: int
+    offset: int
+
+
+class EnterpriseSummary(BaseModel):
+    id: str
+    name: str
+    region: str
+    industry: str
+    grade: str
+    outlets: int
+    meters: int
+    gates: int
+    control_level: AlertLevel | None = Field(description="alert level in force now")
+    orders_in_force: int = Field(description="orders in force now")
+
+
+class OutletOut(BaseModel):
+    id: str
+    mn: str
+    kind: str
+    version: str | None
+    open: bool
+
+
+class MeterOut(BaseModel):
+    id: str
+    role: Literal["production", "treatment", "total"]
+    line: str
+    on_threshold_kw: float
+
+
+class GateOut(BaseModel):
+    id: str
+    name: str
+
+
+class EnterpriseDetail(BaseModel):
+    id: str
+    name: str
+    region: str
+    industry: str
+    grade: str
+    outlets: list[OutletOut]
+    meters: list[MeterOut]
+    gates: list[GateOut]
+    status: dict[str, Any] | None = Field(
+        description="live status from the rule engine: devices online, lines and treatment "
+        "running, today's completeness; null when unknown"
+    )
+    control: ControlState = Field(description="alerts and orders in force now")
+
+    @classmethod
+    def of(
+        cls, ent: Enterprise, status: dict[str, Any] | None, control: ControlState
+    ) -> EnterpriseDetail:
+        return cls(
+            id=ent.id,
+            name=ent.name,
+            region=ent.region,
+            industry=ent.industry,
+            grade=ent.grade,
+            outlets=[
+                OutletOut(id=o.id, mn=o.mn, kind=o.kind, version=o.version, open=o.open)
+                for o in ent.outlets
+            ],
+            meters=[
+                MeterOut(id=m.id, role=m.role, line=m.line, on_threshold_kw=m.on_threshold_kw)
+                for m in ent.meters
+            ],
+            gates=[GateOut(id=g.id, name=g.name) for g in ent.gates],
+            status=status,
+            control=control,
+        )
+
+
+class DeviceOut(BaseModel):
+    """A registered device; the status provider may add fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["hj212", "meter", "gate"]
+    id: str
+    enterprise: str
+    online: bool | None = Field(description="null while unknown")
+    last_seen: datetime | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready", "not ready"]

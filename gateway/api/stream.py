@@ -1,0 +1,128 @@
+"""`/api/v1/anomalies/stream`: anomaly events as Server-Sent Events, resumable.
+
+Each event is `id: <seq>`, `event: opened|updated|closed`, `data: <anomaly JSON>`. A client
+resumes with `Last-Event-ID` (browsers send it on reconnect) or `?after=<seq>`: the events after
+that seq are replayed from the store, then new ones follow as they are recorded. Without either,
+the stream starts with the next event. A `: keep-alive` comment goes out when nothing else has
+for `stream_heartbeat_s`. The stream ends when the client goes away (Starlette cancels it) or,
+when `stream_max_s` is set, after that long (the client reconnects where it left off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from starlette.responses import StreamingResponse
+
+from ..anomalies.model import AnomalyEvent
+from .deps import READ_ERRORS, Services
+
+MAX_SEQ = 2**62
+RETRY_MS = 3000
+KEEP_ALIVE = b": keep-alive\n\n"
+
+Match = Callable[[AnomalyEvent], bool]
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+def encode(event: AnomalyEvent) -> bytes:
+    data = json.dumps(event.anomaly.to_json(), ensure_ascii=False, separators=(",", ":"))
+    return f"id: {event.seq}\nevent: {event.event}\ndata: {data}\n\n".encode()
+
+
+def matcher(enterprise: str | None, type_: str | None, family: str | None) -> Match:
+    def match(event: AnomalyEvent) -> bool:
+        a = event.anomaly
+        return (
+            (enterprise is None or a.enterprise == enterprise)
+            and (type_ is None or a.type == type_)
+            and (family is None or a.family == family)
+        )
+
+    return match
+
+
+async def events(svc: Services, after: int, match: Match) -> AsyncIterator[bytes]:
+    """Replay after `after`, then follow the store; heartbeats while quiet."""
+    loop = asyncio.get_running_loop()
+    heartbeat_s = svc.stream_heartbeat_s
+    ends_at = None if svc.stream_max_s is None else loop.time() + svc.stream_max_s
+    svc.streams.open += 1
+    svc.streams.opened_total += 1
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        next_beat = loop.time() + heartbeat_s
+        last = after
+        while True:
+            batch = svc.store.events_after(last)
+            if batch:
+                for event in batch:
+                    last = event.seq
+                    if match(event):
+                        yield encode(event)
+                        next_beat = loop.time() + heartbeat_s
+                await asyncio.sleep(0)  # a long backlog of filtered-out events must not hog
+                continue
+            now = loop.time()
+            if ends_at is not None and now >= ends_at:
+                return
+            if now >= next_beat:
+                yield KEEP_ALIVE
+                next_beat = now + heartbeat_s
+            wake_at = next_beat if ends_at is None else min(next_beat, ends_at)
+            # No await between events_after() above and this wait: no event can slip between.
+            await svc.store.wait_for_events(max(wake_at - now, 0.0))
+    finally:
+        svc.streams.open -= 1
+
+
+def build_router(svc: Services) -> APIRouter:
+    router = APIRouter(
+        prefix="/api/v1/anomalies",
+        tags=["anomalies"],
+        dependencies=[Depends(svc.auth.viewer)],
+        responses=READ_ERRORS,
+    )
+
+    @router.get(
+        "/stream",
+        summary="Anomaly events as Server-Sent Events",
+        # A media-type-less class, so the error responses stay documented as JSON; the 200
+        # content is stated below.
+        response_class=Response,
+        responses={
+            200: {
+                "description": "`id: <seq>`, `event: opened|updated|closed`, "
+                "`data: <anomaly JSON>`; `: keep-alive` comments while quiet",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def stream(
+        enterprise: str | None = None,
+        type_: Annotated[str | None, Query(alias="type")] = None,
+        family: str | None = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=MAX_SEQ, description="replay events after this seq")
+        ] = None,
+        last_event_id: Annotated[
+            int | None,
+            Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="wins over `after`"),
+        ] = None,
+    ) -> EventStreamResponse:
+        start = last_event_id if last_event_id is not None else after
+        if start is None:
+            start = svc.store.last_seq()
+        return EventStreamResponse(
+            events(svc, start, matcher(enterprise, type_, family)),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router

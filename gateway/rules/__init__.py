@@ -1,0 +1,1 @@
+"""Rules: telemetry in, anomalies with evidence out. Deterministic on event time."""

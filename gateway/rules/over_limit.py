@@ -1,0 +1,164 @@
+"""`over_limit`: a valid (flag N) hourly value of an outlet's pollutant, converted to the
+outlet's reference O2, exceeds its limit. Consecutive hours merge into one anomaly.
+
+The converted value is the device's `ZsAvg` when sent, else `Avg x (21 - O2ref) / (21 - O2)`
+with the same hour's O2 (`a19001`); without O2 (or O2 >= 20.5 %, where the correction
+explodes) the measured value is compared and the evidence says so. Water outlets (no
+reference O2) compare the measured mean.
+
+Lateness: each over-limit hour either extends the open anomaly of its pollutant (when it is the
+hour right after) or starts its own; a compliant hour closes the open anomaly. Replaying the
+same hours gives the same anomalies (ids come from subject and start).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from gateway.anomalies.model import Anomaly
+from gateway.model import Point, to_ns
+from gateway.registry import Registry
+
+from .base import DeviceEvent
+
+O2 = "a19001"
+_BEIJING = ZoneInfo("Asia/Shanghai")  # how summaries name hours
+HOUR_NS = 3_600_000_000_000
+_O2_CACHE = 50_000
+
+
+class OverLimit:
+    name = "over_limit"
+
+    def __init__(self, registry: Callable[[], Registry]) -> None:
+        self.registry = registry
+        self.o2: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self.open: dict[str, tuple[Anomaly, int]] = {}  # subject -> (anomaly, last hour ns)
+
+    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        hourly = [p for p in points if p.measurement == "emission" and p.tag("interval") == "hour"]
+        for point in hourly:
+            if point.tag("pollutant") == O2 and isinstance(point.field("avg"), float):
+                self._remember_o2(point)
+        out = []
+        for point in hourly:
+            anomaly = self._judge(point, detected_at)
+            if anomaly is not None:
+                out.append(anomaly)
+        return out
+
+    def _remember_o2(self, point: Point) -> None:
+        key = (point.tag("mn") or "", point.event_time_ns)
+        self.o2[key] = float(point.field("avg"))  # type: ignore[arg-type]
+        self.o2.move_to_end(key)
+        while len(self.o2) > _O2_CACHE:
+            self.o2.popitem(last=False)
+
+    def _judge(self, point: Point, detected_at: datetime) -> Anomaly | None:
+        mn, code = point.tag("mn") or "", point.tag("pollutant") or ""
+        device = self.registry().device(mn)
+        if device is None or code not in device.outlet.pollutants or point.field("flag") != "N":
+            return None
+        limit = device.outlet.pollutants[code]
+        value, basis = self._converted(point, limit.ref_o2)
+        if value is None:
+            return None
+        subject = f"outlet:{device.enterprise}/{device.outlet.id}/{code}"
+        hour = point.event_time_ns
+        current = self.open.get(subject)
+        if value <= limit.limit:
+            if current is not None and hour == current[1] + HOUR_NS:
+                del self.open[subject]
+                return current[0].closed(
+                    _at(hour),
+                    summary=current[0].summary.replace("since", "from", 1)
+                    + f" Back within the limit at {_local(hour)}.",
+                )
+            return None
+        record = {
+            "hour": _at(hour).isoformat(),
+            "value": round(value, 3),
+            "basis": basis,
+            "avg": point.field("avg"),
+            "zs_avg": point.field("zs_avg"),
+            "o2": self.o2.get((mn, hour)),
+            "flag": point.field("flag"),
+        }
+        if current is not None and hour == current[1] + HOUR_NS:
+            hours = [*current[0].evidence["hours"], record]
+            anomaly = current[0].updated(
+                summary=_summary(device.outlet.id, code, limit.limit, hours),
+                hours=hours,
+                max_value=max(h["value"] for h in hours),
+            )
+        elif current is not None and current[1] == hour:
+            return None  # the same hour again (a resend)
+        else:
+            hours = [record]
+            anomaly = Anomaly(
+                type="over_limit",
+                severity="alarm",
+                enterprise=device.enterprise,
+                subject=subject,
+                started_at=_at(hour),
+                summary=_summary(device.outlet.id, code, limit.limit, hours),
+                evidence={
+                    "outlet": device.outlet.id,
+                    "mn": mn,
+                    "pollutant": code,
+                    "limit": limit.limit,
+                    "unit": limit.unit,
+                    "ref_o2": limit.ref_o2,
+                    "hours": hours,
+                    "max_value": record["value"],
+                },
+                rule=self.name,
+                detected_at=detected_at,
+            )
+        self.open[subject] = (anomaly, hour)
+        return anomaly
+
+    def _converted(self, point: Point, ref_o2: float | None) -> tuple[float | None, str]:
+        zs = point.field("zs_avg")
+        if isinstance(zs, float):
+            return zs, "ZsAvg sent by the device"
+        avg = point.field("avg")
+        if not isinstance(avg, float):
+            return None, ""
+        if ref_o2 is None:
+            return avg, "measured mean"
+        o2 = self.o2.get((point.tag("mn") or "", point.event_time_ns))
+        if o2 is None or o2 >= 20.5:
+            return avg, "measured mean (no usable O2 for the conversion)"
+        return avg * (21 - ref_o2) / (21 - o2), f"converted to {ref_o2} % O2 with O2 = {o2} %"
+
+    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
+        return []
+
+    def on_tick(self, now: datetime) -> list[Anomaly]:
+        return []
+
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        for anomaly in open_anomalies:
+            last = datetime.fromisoformat(anomaly.evidence["hours"][-1]["hour"])
+            self.open[anomaly.subject] = (anomaly, to_ns(last))
+
+
+def _summary(outlet: str, code: str, limit: float, hours: list[dict[str, object]]) -> str:
+    peak = max(float(h["value"]) for h in hours)  # type: ignore[arg-type]
+    first = datetime.fromisoformat(str(hours[0]["hour"]))
+    return (
+        f"{code} at outlet {outlet} over its limit of {limit:g} for {len(hours)} h "
+        f"since {first.astimezone(_BEIJING):%Y-%m-%d %H:00} (peak {peak:g})."
+    )
+
+
+def _at(ns: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+
+
+def _local(ns: int) -> str:
+    return f"{_at(ns).astimezone(_BEIJING):%Y-%m-%d %H:00}"
