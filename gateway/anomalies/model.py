@@ -49,6 +49,12 @@ class Anomaly:
     state: State = "open"
     ended_at: datetime | None = None
     id: str = field(default="")
+    as_of: datetime | None = None  # event time the rule had seen when it said this
+
+    @property
+    def judged_until(self) -> datetime:
+        """How far in event time this version of the anomaly reaches (orders replays)."""
+        return self.as_of or self.ended_at or self.started_at
 
     def __post_init__(self) -> None:
         if self.type not in FAMILIES:
@@ -65,13 +71,18 @@ class Anomaly:
             self,
             state="closed",
             ended_at=ended_at,
+            as_of=max(ended_at, self.judged_until),
             summary=summary or self.summary,
             evidence={**self.evidence, **evidence},
         )
 
-    def updated(self, summary: str | None = None, **evidence: Any) -> Anomaly:
+    def updated(self, as_of: datetime, summary: str | None = None, **evidence: Any) -> Anomaly:
+        """A new version as judged up to `as_of` (event time)."""
         return replace(
-            self, summary=summary or self.summary, evidence={**self.evidence, **evidence}
+            self,
+            as_of=as_of,
+            summary=summary or self.summary,
+            evidence={**self.evidence, **evidence},
         )
 
     def same_content(self, other: Anomaly) -> bool:
@@ -110,7 +121,12 @@ class Anomaly:
             summary=data["summary"],
             evidence=data["evidence"],
             rule=data["rule"],
+            as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else None,
         )
+
+    def stored_json(self) -> dict[str, Any]:
+        """`to_json` plus what the store needs to order replays."""
+        return {**self.to_json(), "as_of": self.as_of.isoformat() if self.as_of else None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,14 +75,14 @@ class AnomalyStore:
             kind = "opened" if anomaly.state == "open" else "closed"
         else:
             old = Anomaly.from_json(json.loads(row[0]))
-            if old.same_content(anomaly):
+            if old.same_content(anomaly) or _stale(old, anomaly):
                 return None
             if old.state == "closed" and anomaly.state == "closed":
                 kind = "updated"
             else:
                 kind = "closed" if anomaly.state == "closed" else "updated"
             anomaly = replace(anomaly, detected_at=old.detected_at)  # first detection counts
-        body = json.dumps(anomaly.to_json(), ensure_ascii=False)
+        body = json.dumps(anomaly.stored_json(), ensure_ascii=False)
         self._db.execute("BEGIN")
         try:
             self._db.execute(
@@ -176,6 +176,13 @@ class AnomalyStore:
         """Return when a new event is recorded, or after `timeout_s`."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout_s)
+
+
+def _stale(old: Anomaly, new: Anomaly) -> bool:
+    """A replay of an earlier stage: it reaches less far, or reopens what was closed."""
+    if new.judged_until < old.judged_until:
+        return True
+    return new.judged_until == old.judged_until and old.state == "closed" and new.state == "open"
 
 
 def _utc(moment: datetime) -> str:

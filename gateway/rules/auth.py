@@ -72,6 +72,7 @@ class RefusedDevices:
             return []
         self.counts[subject] = (count, event.received_at)
         anomaly = anomaly.updated(
+            event.received_at,
             summary=_summary(type_, subject, count, anomaly.started_at),
             frames=count,
             last_at=event.received_at.isoformat(),

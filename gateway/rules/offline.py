@@ -95,11 +95,13 @@ class DeviceOffline:
                     },
                     rule=self.name,
                     detected_at=now,
+                    as_of=now,
                 )
                 self.open[subject] = anomaly
                 out.append(anomaly)
             elif anomaly is not None and anomaly.severity == "warning" and silence >= ALARM_AFTER_S:
                 anomaly = replace(anomaly, severity="alarm").updated(
+                    now,
                     summary=f"{_name(subject)} has sent nothing for {_duration(silence)}.",
                     silence_s=round(silence),
                 )

@@ -90,6 +90,7 @@ class OverLimit:
         if current is not None and hour == current[1] + HOUR_NS:
             hours = [*current[0].evidence["hours"], record]
             anomaly = current[0].updated(
+                _at(hour),
                 summary=_summary(device.outlet.id, code, limit.limit, hours),
                 hours=hours,
                 max_value=max(h["value"] for h in hours),
@@ -117,6 +118,7 @@ class OverLimit:
                 },
                 rule=self.name,
                 detected_at=detected_at,
+                as_of=_at(hour),
             )
         self.open[subject] = (anomaly, hour)
         return anomaly
