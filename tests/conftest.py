@@ -79,6 +79,8 @@ name = "Test plant"
   id = "DW001"
   mn = "{MN_WATER}"
   password = "123456"
+  [enterprises.outlets.pollutants]
+  w01018 = {{ limit = 50, unit = "mg/L" }}
 
   [[enterprises.outlets]]
   id = "OPEN1"

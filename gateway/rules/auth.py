@@ -33,14 +33,16 @@ class RefusedDevices:
         subject = event.device
         if event.kind == "contact":
             anomaly = self.open.pop(subject, None)
-            self.counts.pop(subject, None)
+            count = self.counts.pop(subject, (0, event.received_at))[0]
             if anomaly is None:
                 return []
+            since = anomaly.started_at
             return [
                 anomaly.closed(
                     event.received_at,
-                    summary=anomaly.summary
+                    summary=_summary(anomaly.type, subject, count, since)
                     + f" Accepted again from {event.received_at:%Y-%m-%d %H:%M} UTC.",
+                    frames=count,
                 )
             ]
         type_ = _TYPES[event.kind]

@@ -1,0 +1,68 @@
+"""From frames over TCP to anomalies: the rule engine inside the running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+
+from adapters.hj212.device import DeviceClient
+from gateway import localstack
+from gateway.supervisor import Gateway
+from tests.conftest import influx_rows
+from tests.frames import qn_for, upload
+
+
+async def test_over_limit_hours_become_one_anomaly_in_store_and_influx(
+    gateway: Gateway, influx: localstack.ManagedProcess, database: str
+) -> None:
+    dev = await DeviceClient.connect("127.0.0.1", gateway.hj212.port)
+    for i, value in enumerate([60.0, 70.0, 30.0]):  # COD limit 50 mg/L: two hours over
+        await dev.send(
+            upload(qn=qn_for(i), data_time=datetime(2026, 4, 2, 8 + i), values={"w01018": value})
+        )
+        assert (await dev.read_frame()).cn == "9014"
+    assert gateway.anomalies is not None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        items, total = gateway.anomalies.query(type_="over_limit")
+        if total and items[0].state == "closed":
+            break
+        await asyncio.sleep(0.05)
+    assert total == 1
+    anomaly = items[0]
+    assert (anomaly.enterprise, anomaly.subject, anomaly.severity) == (
+        "E1",
+        "outlet:E1/DW001/w01018",
+        "alarm",
+    )
+    assert [h["value"] for h in anomaly.evidence["hours"]] == [60.0, 70.0]
+    assert anomaly.started_at.isoformat() == "2026-04-02T00:00:00+00:00"
+    assert (
+        anomaly.ended_at is not None and anomaly.ended_at.isoformat() == "2026-04-02T02:00:00+00:00"
+    )
+    kinds = [e.event for e in gateway.anomalies.events_after(0) if e.anomaly.id == anomaly.id]
+    assert kinds == ["opened", "updated", "closed"]
+    deadline = time.monotonic() + 10
+    rows: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not (rows and rows[0]["state"] == "closed"):
+        rows = await asyncio.to_thread(
+            influx_rows, influx.url, database, "SELECT * FROM anomaly WHERE \"type\" = 'over_limit'"
+        )
+        await asyncio.sleep(0.1)
+    assert len(rows) == 1 and rows[0]["state"] == "closed" and rows[0]["id"] == anomaly.id
+    assert json.loads(str(rows[0]["evidence"]))["limit"] == 50
+    await dev.close()
+
+
+async def test_wrong_password_opens_auth_failure_once(gateway: Gateway) -> None:
+    dev = await DeviceClient.connect("127.0.0.1", gateway.hj212.port)
+    for i in range(5):
+        await dev.send(upload(pw="wrong", qn=qn_for(100 + i)))
+    await dev.send(upload(qn=qn_for(200)))  # then the right password
+    assert (await dev.read_frame()).qn == qn_for(200)
+    assert gateway.anomalies is not None
+    items, total = gateway.anomalies.query(type_="auth_failure")
+    assert total == 1 and items[0].state == "closed" and items[0].evidence["frames"] == 5
+    await dev.close()
