@@ -94,6 +94,42 @@ class Meter(BaseModel):
     offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
 
 
+class FacilityLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    facility: str = Field(min_length=1)
+    duty: bool = Field(True, description="False for a standby facility")
+
+
+class Line(BaseModel):
+    """A production line: measured by the production meters whose `line` is its id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    treatment: list[FacilityLink] = []
+    treatment_grace_s: float = Field(900.0, ge=0, description="treatment_not_running after")
+
+
+class StateSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mn: str = Field(min_length=1)
+    facility: str = Field(min_length=1, description="the SBx code, e.g. SB1")
+
+
+class Facility(BaseModel):
+    """A treatment facility: running when one of its meters runs, or its SBx-RS says 1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    meters: list[str] = []
+    state: StateSource | None = None
+
+
 class Gate(BaseModel):
     """A gate with a vehicle access system (MQTT topic ``gate/{enterprise}/{id}``)."""
 
@@ -114,6 +150,8 @@ class Enterprise(BaseModel):
     outlets: list[Outlet] = []
     meters: list[Meter] = []
     gates: list[Gate] = []
+    lines: list[Line] = []
+    facilities: list[Facility] = []
 
     @model_validator(mode="after")
     def _power_codes_name_meters(self) -> Enterprise:
@@ -125,6 +163,20 @@ class Enterprise(BaseModel):
                         f"outlet {outlet.id!r}: power code {code!r} names meter "
                         f"{target.meter!r}, which enterprise {self.id!r} does not have"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _links_resolve(self) -> Enterprise:
+        meters = {m.id for m in self.meters}
+        facilities = {f.id for f in self.facilities}
+        for facility in self.facilities:
+            for meter in facility.meters:
+                if meter not in meters:
+                    raise ValueError(f"facility {facility.id!r} names unknown meter {meter!r}")
+        for line in self.lines:
+            for link in line.treatment:
+                if link.facility not in facilities:
+                    raise ValueError(f"line {line.id!r} names unknown facility {link.facility!r}")
         return self
 
     @model_validator(mode="after")

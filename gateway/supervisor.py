@@ -27,6 +27,7 @@ from .rules.auth import RefusedDevices
 from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
+from .rules.treatment import TreatmentNotRunning
 from .sinks import Sink, WriteError
 from .sinks.influx_v1 import InfluxV1Sink
 from .sinks.influx_v2 import InfluxV2Sink
@@ -104,6 +105,7 @@ class Gateway:
             [
                 DeviceOffline(self.registry, datetime.now(UTC)),
                 OverLimit(self.registry),
+                TreatmentNotRunning(self.registry),
                 RefusedDevices(),
             ],
             tick_s=self.loaded.config.rules.tick_s,
