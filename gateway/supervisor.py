@@ -16,7 +16,7 @@ import structlog
 from adapters.hj212.server import Hj212Server
 from adapters.mqtt.adapter import MqttAdapter
 
-from .anomalies.publish import InfluxPublisher
+from .anomalies.publish import InfluxPublisher, MqttPublisher
 from .anomalies.store import AnomalyStore
 from .config import LoadedConfig
 from .forwarder import Forwarder
@@ -111,6 +111,9 @@ class Gateway:
             tick_s=self.loaded.config.rules.tick_s,
         )
         self.anomalies.add_listener(InfluxPublisher(self.pipeline))
+        if self.mqtt is not None:
+            prefix = self.loaded.config.mqtt.topic_prefix
+            self.anomalies.add_listener(MqttPublisher(self.mqtt.publish, prefix))
         self.pipeline.add_listener(self.rules.on_points)
         self.hj212.handler.on_event = self.rules.on_device_event
         self.rules.start()

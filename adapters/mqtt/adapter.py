@@ -19,6 +19,7 @@ import os
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from .payloads import parse_payload
 
 log = structlog.get_logger("adapters.mqtt")
 ADAPTER = "mqtt"
+OUTBOX_SIZE = 10_000  # messages the gateway publishes (anomalies) held while disconnected
 _RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
 
 
@@ -89,6 +91,8 @@ class MqttAdapter:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._acks: asyncio.Queue[_Pending | None] | None = None
+        self._outbox: deque[tuple[str, bytes]] = deque(maxlen=OUTBOX_SIZE)
+        self._outbox_ready = asyncio.Event()
         prefix = config.topic_prefix.rstrip("/")
         self.prefix = prefix
         self.filters = [f"{prefix}/power/+/+", f"{prefix}/gate/+/+", f"{prefix}/hj212/+"]
@@ -171,6 +175,7 @@ class MqttAdapter:
             acks: asyncio.Queue[_Pending | None] = asyncio.Queue(self.config.max_inflight)
             self._acks = acks
             acker = asyncio.create_task(self._acknowledge(client, acks), name="mqtt-acker")
+            sender = asyncio.create_task(self._send_outbox(client), name="mqtt-outbox")
             try:
                 async for message in client.messages:
                     if self._stopping:
@@ -179,9 +184,10 @@ class MqttAdapter:
                     if acker.done():
                         acker.result()  # an acknowledgement failed: reconnect
             finally:
-                acker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acker
+                for task in (acker, sender):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 self._acks = None
                 self.connected.clear()
 
@@ -204,6 +210,24 @@ class MqttAdapter:
                 await client.publish(topic, payload, qos=1)
             if pending.qos > 0:
                 client._client.ack(pending.mid, pending.qos)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Queue a QoS 1 message for the broker; sent when connected. Bounded: when
+        `OUTBOX_SIZE` wait, the oldest is dropped and counted (the anomaly store, the API and
+        InfluxDB keep everything)."""
+        if len(self._outbox) == self._outbox.maxlen:
+            metrics.ERRORS_TOTAL.labels(stage="mqtt_outbox_full").inc()
+        self._outbox.append((topic, payload))
+        self._outbox_ready.set()
+
+    async def _send_outbox(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            while self._outbox:
+                topic, payload = self._outbox[0]
+                await client.publish(topic, payload, qos=1)
+                self._outbox.popleft()
+            self._outbox_ready.clear()
 
     # -- messages -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from gateway.model import Point, to_ns
 from gateway.pipeline import Pipeline
@@ -37,3 +38,17 @@ class InfluxPublisher:
 
     def __call__(self, event: AnomalyEvent) -> None:
         self.pipeline.submit([anomaly_point(event)])
+
+
+class MqttPublisher:
+    """A store listener that publishes each change on
+    ``{prefix}/anomalies/{enterprise}/{type}`` as ``{"event", "anomaly"}`` (QoS 1)."""
+
+    def __init__(self, publish: Callable[[str, bytes], None], prefix: str) -> None:
+        self.publish = publish
+        self.prefix = prefix.rstrip("/")
+
+    def __call__(self, event: AnomalyEvent) -> None:
+        anomaly = event.anomaly
+        topic = f"{self.prefix}/anomalies/{anomaly.enterprise}/{anomaly.type}"
+        self.publish(topic, event.dumps().encode())

@@ -200,3 +200,23 @@ async def test_hj212_over_mqtt_with_reply(
     assert b"CN=9014" in reply and f"QN={qn_for(7)}".encode() in reply and b"ST=91" in reply
     rows = await wait_rows(influx.url, database, "SELECT * FROM emission", 2)
     assert sorted(r["pollutant"] for r in rows) == ["w01018", "w21003"]
+
+
+async def test_anomalies_are_published_on_mqtt(
+    mqtt_gateway: Gateway, mosquitto: localstack.ManagedProcess, prefix: str
+) -> None:
+    from datetime import datetime
+
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as watcher:
+        await watcher.subscribe(f"{prefix}/anomalies/#", qos=1)
+        frame = upload(qn=qn_for(8), data_time=datetime(2026, 4, 3, 8), values={"w01018": 99.0})
+        await publish(mosquitto.port, f"{prefix}/hj212/{MN_WATER}", frame)
+        async with asyncio.timeout(10):
+            async for message in watcher.messages:
+                body = json.loads(message.payload)  # type: ignore[arg-type]
+                topic = message.topic.value
+                break
+    assert topic == f"{prefix}/anomalies/E1/over_limit"
+    assert body["event"] == "opened"
+    assert body["anomaly"]["subject"] == "outlet:E1/DW001/w01018"
+    assert body["anomaly"]["evidence"]["hours"][0]["value"] == 99.0
