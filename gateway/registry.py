@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -130,6 +131,34 @@ class Facility(BaseModel):
     state: StateSource | None = None
 
 
+class TransportRule(BaseModel):
+    """Vehicles banned from entering at one alert level (a practice that varies by city)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    banned_fuels: list[str] = ["diesel", "gas"]
+    banned_classes: list[str] = ["heavy"]
+    max_banned_stage: int = Field(4, ge=-1, le=6, description="国N and below banned; -1: none")
+
+
+AlertLevel = Literal["yellow", "orange", "red"]
+
+
+def default_transport() -> dict[AlertLevel, TransportRule]:
+    return {"orange": TransportRule(), "red": TransportRule()}
+
+
+class WhitelistEntry(BaseModel):
+    """A vehicle exempt from transport bans (safety, livelihood) within a validity window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plate: str = Field(min_length=2, max_length=10)
+    valid_from: datetime
+    valid_to: datetime
+    reason: str = ""
+
+
 class Gate(BaseModel):
     """A gate with a vehicle access system (MQTT topic ``gate/{enterprise}/{id}``)."""
 
@@ -152,6 +181,11 @@ class Enterprise(BaseModel):
     gates: list[Gate] = []
     lines: list[Line] = []
     facilities: list[Facility] = []
+    transport: dict[AlertLevel, TransportRule] = Field(
+        default_factory=default_transport,
+        description="per alert level; default: orange and red ban diesel/gas heavy trucks <= 国4",
+    )
+    whitelist: list[WhitelistEntry] = []
 
     @model_validator(mode="after")
     def _power_codes_name_meters(self) -> Enterprise:
@@ -229,6 +263,7 @@ class Registry:
         self._by_mn: dict[str, Device] = {}
         self._meters = {(e.id, m.id): m for e in data.enterprises for m in e.meters}
         self._gates = {(e.id, g.id): g for e in data.enterprises for g in e.gates}
+        self._enterprises = {e.id: e for e in data.enterprises}
         for ent in data.enterprises:
             for outlet in ent.outlets:
                 self._by_mn[outlet.mn] = Device(
@@ -249,6 +284,9 @@ class Registry:
 
     def gate(self, enterprise: str, gate: str) -> Gate | None:
         return self._gates.get((enterprise, gate))
+
+    def enterprise(self, enterprise_id: str) -> Enterprise | None:
+        return self._enterprises.get(enterprise_id)
 
     @classmethod
     def load(cls, path: Path) -> Registry:

@@ -72,7 +72,7 @@ class AnomalyStore:
         row = self._db.execute("SELECT body FROM anomaly WHERE id = ?", (anomaly.id,)).fetchone()
         kind: EventKind
         if row is None:
-            kind = "opened" if anomaly.state == "open" else "closed"
+            kind = "opened"  # first seen (an instant anomaly arrives already closed)
         else:
             old = Anomaly.from_json(json.loads(row[0]))
             if old.same_content(anomaly) or _stale(old, anomaly):

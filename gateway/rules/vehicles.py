@@ -1,0 +1,96 @@
+"""`banned_vehicle_entry`: a vehicle enters while the control level in force bans its kind.
+
+The level is the highest heavy-pollution alert in force for the enterprise (by id or region)
+at the passage's event time. The enterprise's transport rule for that level (default: orange
+and red ban diesel and gas heavy trucks of 国4 and below) decides; a whitelisted plate valid at
+that time is allowed. Unknown stage, fuel or class never counts as banned (the evidence of a
+ban must be in the record). Each banned entry is its own anomaly, closed at once: an entry is
+an instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from gateway.anomalies.model import Anomaly
+from gateway.model import Point
+from gateway.regime import Regime
+from gateway.registry import Registry
+
+from .base import DeviceEvent
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class BannedVehicleEntry:
+    name = "banned_vehicle_entry"
+
+    def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
+        self.registry = registry
+        self.regime = regime
+
+    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        out = []
+        for point in points:
+            if point.measurement == "vehicle_passage" and point.tag("direction") == "in":
+                anomaly = self._judge(point, detected_at)
+                if anomaly is not None:
+                    out.append(anomaly)
+        return out
+
+    def _judge(self, point: Point, detected_at: datetime) -> Anomaly | None:
+        enterprise_id = point.tag("enterprise") or ""
+        ent = self.registry().enterprise(enterprise_id)
+        if ent is None:
+            return None
+        at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
+        control = self.regime.in_force(ent.id, ent.region, at)
+        if control.level is None or control.level not in ent.transport:
+            return None
+        rule = ent.transport[control.level]
+        stage, fuel, cls = (point.tag(k) or "" for k in ("emission_stage", "fuel", "vehicle_class"))
+        if not (stage.isdigit() and int(stage) <= rule.max_banned_stage):
+            return None
+        if fuel not in rule.banned_fuels or cls not in rule.banned_classes:
+            return None
+        plate = str(point.field("plate") or "")
+        exempt = [w for w in ent.whitelist if w.plate == plate and w.valid_from <= at < w.valid_to]
+        if exempt:
+            return None
+        gate = point.tag("gate") or ""
+        alert = control.alerts[0]
+        anomaly = Anomaly(
+            type="banned_vehicle_entry",
+            severity="alarm",
+            enterprise=ent.id,
+            subject=f"gate:{ent.id}/{gate}",
+            started_at=at,
+            summary=f"{plate} (国{stage} {fuel} {cls}) entered gate {gate} at "
+            f"{at:%Y-%m-%d %H:%M} UTC under a {control.level} alert that bans it.",
+            evidence={
+                "plate": plate,
+                "vin": point.field("vin"),
+                "stage": stage,
+                "stage_raw": point.field("stage_raw"),
+                "fuel": fuel,
+                "vehicle_class": cls,
+                "gate": gate,
+                "level": control.level,
+                "alert_id": alert.id,
+                "alert_window": [alert.starts_at.isoformat(), alert.ends_at.isoformat()],
+                "rule": rule.model_dump(),
+            },
+            rule=self.name,
+            detected_at=detected_at,
+        )
+        return anomaly.closed(at)
+
+    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
+        return []
+
+    def on_tick(self, now: datetime) -> list[Anomaly]:
+        return []
+
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        return None
