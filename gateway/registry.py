@@ -148,6 +148,15 @@ def default_transport() -> dict[AlertLevel, TransportRule]:
     return {"orange": TransportRule(), "red": TransportRule()}
 
 
+class Plan(BaseModel):
+    """An enterprise's plan for one alert level ("一厂一策"): lines to stop, lines to curtail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stop_lines: list[str] = []
+    curtail: dict[str, float] = Field(default_factory=dict, description="line -> percent cut")
+
+
 class WhitelistEntry(BaseModel):
     """A vehicle exempt from transport bans (safety, livelihood) within a validity window."""
 
@@ -186,6 +195,9 @@ class Enterprise(BaseModel):
         description="per alert level; default: orange and red ban diesel/gas heavy trucks <= 国4",
     )
     whitelist: list[WhitelistEntry] = []
+    plans: dict[AlertLevel, Plan] = Field(default_factory=dict)
+    shutdown_grace_s: float = Field(7200.0, ge=0, description="ramp-down time after an order")
+    shutdown_persist_s: float = Field(900.0, ge=0, description="running this long opens")
 
     @model_validator(mode="after")
     def _power_codes_name_meters(self) -> Enterprise:

@@ -22,12 +22,15 @@ from .config import LoadedConfig
 from .forwarder import Forwarder
 from .pipeline import Pipeline
 from .power import PowerConverter
+from .regime import Regime
 from .registry import Registry
 from .rules.auth import RefusedDevices
 from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
+from .rules.shutdown import ProductionDuringShutdown
 from .rules.treatment import TreatmentNotRunning
+from .rules.vehicles import BannedVehicleEntry
 from .sinks import Sink, WriteError
 from .sinks.influx_v1 import InfluxV1Sink
 from .sinks.influx_v2 import InfluxV2Sink
@@ -88,6 +91,7 @@ class Gateway:
             else None
         )
         self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
+        self.regime: Regime | None = None
         self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -100,12 +104,15 @@ class Gateway:
         if not self.loaded.config.rules.enabled:
             return
         self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
+        self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
         self.rules = RuleEngine(
             self.anomalies,
             [
                 DeviceOffline(self.registry, datetime.now(UTC)),
                 OverLimit(self.registry),
                 TreatmentNotRunning(self.registry),
+                ProductionDuringShutdown(self.registry, self.regime),
+                BannedVehicleEntry(self.registry, self.regime),
                 RefusedDevices(),
             ],
             tick_s=self.loaded.config.rules.tick_s,
@@ -156,6 +163,8 @@ class Gateway:
         await self.sink.close()
         if self.anomalies is not None:
             self.anomalies.close()
+        if self.regime is not None:
+            self.regime.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
 
 

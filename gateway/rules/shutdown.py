@@ -1,0 +1,157 @@
+"""`production_during_shutdown`: a shutdown covers a line (an explicit order, or the plan of
+the alert level in force), its ramp-down grace [2 h] from the order's or alert's start has
+passed, and the line still runs for [15 min] (event time).
+
+A line runs when one of its production meters reads `running`. The anomaly starts when the
+line was first seen running after the grace, closes at the first reading where it is stopped
+or no shutdown covers it any more. Each meter's latest reading is its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from gateway.anomalies.model import Anomaly
+from gateway.model import Point
+from gateway.regime import ControlState, Regime
+from gateway.registry import Enterprise, Line, Registry
+
+from .base import DeviceEvent
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    source: str  # "order" or "<level> alert plan"
+    ref: str  # the order's or alert's id
+    since: datetime
+    grace_until: datetime
+
+
+class ProductionDuringShutdown:
+    name = "production_during_shutdown"
+
+    def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
+        self.registry = registry
+        self.regime = regime
+        self.meters: dict[tuple[str, str], tuple[datetime, bool, float | None]] = {}
+        self.since: dict[str, datetime] = {}
+        self.open: dict[str, Anomaly] = {}
+
+    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        touched: dict[str, datetime] = {}
+        for point in points:
+            if point.measurement != "power" or not isinstance(point.field("running"), bool):
+                continue
+            at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
+            key = (point.tag("enterprise") or "", point.tag("meter") or "")
+            if key in self.meters and self.meters[key][0] > at:
+                continue  # late: the latest reading stays the state
+            p_kw = point.field("p_kw")
+            self.meters[key] = (
+                at,
+                bool(point.field("running")),
+                p_kw if isinstance(p_kw, float) else None,
+            )
+            touched[key[0]] = max(at, touched.get(key[0], at))
+        out = []
+        for enterprise_id, at in touched.items():
+            ent = self.registry().enterprise(enterprise_id)
+            if ent is None:
+                continue
+            control = self.regime.in_force(ent.id, ent.region, at)
+            for line in ent.lines:
+                anomaly = self._judge(ent, line, control, at, detected_at)
+                if anomaly is not None:
+                    out.append(anomaly)
+        return out
+
+    def _shutdown(self, ent: Enterprise, line: Line, control: ControlState) -> Shutdown | None:
+        """What stops this line at `control.at`, and when its grace ends; or None."""
+        grace = timedelta(seconds=ent.shutdown_grace_s)
+        for order in control.orders_for_line(line.id, "shutdown"):
+            return Shutdown("order", order.id, order.starts_at, order.starts_at + grace)
+        if control.level is not None:
+            plan = ent.plans.get(control.level)
+            if plan is not None and line.id in plan.stop_lines:
+                alert = control.alerts[0]
+                source = f"{control.level} alert plan"
+                return Shutdown(source, alert.id, alert.starts_at, alert.starts_at + grace)
+        return None
+
+    def _judge(
+        self,
+        ent: Enterprise,
+        line: Line,
+        control: ControlState,
+        at: datetime,
+        detected_at: datetime,
+    ) -> Anomaly | None:
+        subject = f"line:{ent.id}/{line.id}"
+        production = [
+            {"meter": m.id, "running": s[1], "p_kw": s[2], "at": s[0].isoformat()}
+            for m in ent.meters
+            if m.role == "production"
+            and m.line == line.id
+            and (s := self.meters.get((ent.id, m.id))) is not None
+        ]
+        running = any(p["running"] for p in production)
+        shutdown = self._shutdown(ent, line, control)
+        current = self.open.get(subject)
+        in_breach = running and shutdown is not None and at >= shutdown.grace_until
+        if not in_breach:
+            self.since.pop(subject, None)
+            if current is None:
+                return None
+            del self.open[subject]
+            return current.closed(
+                at,
+                summary=current.summary.replace(" and still runs", " and ran")
+                + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
+                closing_production=production,
+            )
+        since = self.since.setdefault(subject, at)
+        if current is not None or (at - since).total_seconds() < ent.shutdown_persist_s:
+            return None
+        assert shutdown is not None
+        evidence = {
+            "source": shutdown.source,
+            "ref": shutdown.ref,
+            "since": shutdown.since.isoformat(),
+            "grace_until": shutdown.grace_until.isoformat(),
+        }
+        anomaly = Anomaly(
+            type="production_during_shutdown",
+            severity="alarm",
+            enterprise=ent.id,
+            subject=subject,
+            started_at=since,
+            summary=f"Line {line.id} is under shutdown ({shutdown.source}) since "
+            f"{shutdown.since:%Y-%m-%d %H:%M} UTC and still runs, since "
+            f"{since:%Y-%m-%d %H:%M} UTC.",
+            evidence={
+                "line": line.id,
+                "shutdown": evidence,
+                "production": production,
+                "persist_s": ent.shutdown_persist_s,
+            },
+            rule=self.name,
+            detected_at=detected_at,
+            as_of=at,
+        )
+        self.open[subject] = anomaly
+        return anomaly
+
+    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
+        return []
+
+    def on_tick(self, now: datetime) -> list[Anomaly]:
+        return []
+
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        for anomaly in open_anomalies:
+            self.open[anomaly.subject] = anomaly
+            self.since[anomaly.subject] = anomaly.started_at
