@@ -95,6 +95,31 @@ class RulesSection(_Section):
     tick_s: float = Field(1.0, gt=0, description="how often wall-clock rules (silence) run")
 
 
+class ApiSection(_Section):
+    enabled: bool = True
+    listen: str = Field("127.0.0.1:9280", description="the enforcement API and the page")
+    tokens_env: str = Field(
+        "GATEWAY_API_TOKENS", description='variable holding "token:role,token:role" (viewer/admin)'
+    )
+
+    def tokens(self) -> dict[str, Literal["viewer", "admin"]]:
+        """Bearer tokens from the environment; ConfigError on a malformed entry."""
+        out: dict[str, Literal["viewer", "admin"]] = {}
+        for entry in filter(
+            None, (e.strip() for e in os.environ.get(self.tokens_env, "").split(","))
+        ):
+            token, _, role = entry.rpartition(":")
+            if not token or role not in ("viewer", "admin"):
+                raise ConfigError(
+                    [
+                        f"{self.tokens_env}: entry {entry[:4]}...: "
+                        "expected token:viewer or token:admin"
+                    ]
+                )
+            out[token] = "admin" if role == "admin" else "viewer"
+        return out
+
+
 class MetricsSection(_Section):
     enabled: bool = True
     listen: str = "127.0.0.1:9213"
@@ -107,6 +132,7 @@ class Config(_Section):
     influx: InfluxSection = InfluxSection()
     spool: SpoolSection = SpoolSection()
     rules: RulesSection = RulesSection()
+    api: ApiSection = ApiSection()
     metrics: MetricsSection = MetricsSection()
 
 

@@ -160,10 +160,10 @@ class Regime:
             row[0]: Alert.model_validate_json(row[1])
             for row in self._db.execute("SELECT id, body FROM alert")
         }
-        self._orders = {
-            row[0]: Order.model_validate_json(row[1])
-            for row in self._db.execute("SELECT id, body FROM control_order")
-        }
+        self._orders: dict[str, Order] = {}
+        self._orders_of: dict[str, dict[str, Order]] = {}  # enterprise -> id -> order
+        for row in self._db.execute("SELECT id, body FROM control_order"):
+            self._index(Order.model_validate_json(row[1]))
 
     def close(self) -> None:
         self._db.close()
@@ -204,8 +204,12 @@ class Regime:
             "INSERT INTO control_order (id, body) VALUES (?, ?)",
             (order.id, order.model_dump_json()),
         )
-        self._orders[order.id] = order
+        self._index(order)
         return order
+
+    def _index(self, order: Order) -> None:
+        self._orders[order.id] = order
+        self._orders_of.setdefault(order.enterprise, {})[order.id] = order
 
     def get_order(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
@@ -214,19 +218,19 @@ class Regime:
         self, active_at: datetime | None = None, enterprise: str | None = None
     ) -> list[Order]:
         """All orders, or those in force at `active_at` / for `enterprise`; by start."""
-        orders = list(self._orders.values())
+        pool = self._orders if enterprise is None else self._orders_of.get(enterprise, {})
+        orders = list(pool.values())
         if active_at is not None:
             _require_aware(active_at, "active_at")
             orders = [o for o in orders if o.in_force(active_at)]
-        if enterprise is not None:
-            orders = [o for o in orders if o.enterprise == enterprise]
         return sorted(orders, key=_order_key)
 
     def delete_order(self, order_id: str) -> bool:
         if order_id not in self._orders:
             return False
         self._db.execute("DELETE FROM control_order WHERE id = ?", (order_id,))
-        del self._orders[order_id]
+        order = self._orders.pop(order_id)
+        del self._orders_of[order.enterprise][order_id]
         return True
 
     # -- the query the rules ask ----------------------------------------------------------
@@ -248,7 +252,7 @@ class Regime:
             key=_alert_key,
         )
         orders = sorted(
-            (o for o in self._orders.values() if o.enterprise == enterprise_id and o.in_force(at)),
+            (o for o in self._orders_of.get(enterprise_id, {}).values() if o.in_force(at)),
             key=_order_key,
         )
         return ControlState(

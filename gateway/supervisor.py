@@ -12,12 +12,15 @@ import signal
 from datetime import UTC, datetime
 
 import structlog
+from prometheus_client import make_asgi_app
 
 from adapters.hj212.server import Hj212Server
 from adapters.mqtt.adapter import MqttAdapter
 
 from .anomalies.publish import InfluxPublisher, MqttPublisher
 from .anomalies.store import AnomalyStore
+from .api import RegistryStatus, create_app
+from .api.server import ApiServer
 from .config import LoadedConfig
 from .forwarder import Forwarder
 from .pipeline import Pipeline
@@ -92,6 +95,8 @@ class Gateway:
         )
         self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
         self.regime: Regime | None = None
+        self.api: ApiServer | None = None
+        self._ready = False
         self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -140,6 +145,25 @@ class Gateway:
             await self.hj212.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        await self._start_api()
+        self._ready = True
+
+    async def _start_api(self) -> None:
+        cfg = self.loaded.config
+        if not cfg.api.enabled or self.anomalies is None or self.regime is None:
+            return
+        app = create_app(
+            store=self.anomalies,
+            regime=self.regime,
+            registry=self.registry,
+            status=RegistryStatus(self.registry),
+            tokens=cfg.api.tokens(),
+            ready=lambda: self._ready,
+            metrics_app=make_asgi_app(),
+        )
+        self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
+        await self.api.start()
+        log.info("API listening", listen=f"{cfg.api.listen.rpartition(':')[0]}:{self.api.port}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,6 +174,9 @@ class Gateway:
     async def shutdown(self) -> None:
         timeout = self.loaded.config.gateway.shutdown_timeout_s
         log.info("shutting down", timeout_s=timeout)
+        self._ready = False
+        if self.api is not None:
+            await self.api.close(timeout / 4)
         if self.mqtt is not None:
             await self.mqtt.close(timeout / 4)
         await self.hj212.close(timeout / 4)

@@ -128,6 +128,7 @@ def write_config(
             "retry_max_s": 1.0,
         },
         "metrics": {"enabled": False},
+        "api": {"listen": "127.0.0.1:0", "tokens_env": "TEST_GATEWAY_API_TOKENS"},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from .deps import NOT_FOUND, READ_ERRORS, Services
-from .schemas import AnomalyOut, AnomalyPage, QueryTime
+from .schemas import AnomalyFamily, AnomalyOut, AnomalyPage, AnomalyType, QueryTime
 
 MAX_OFFSET = 1_000_000_000
 
@@ -23,8 +23,8 @@ def build_router(svc: Services) -> APIRouter:
     @router.get("", summary="Anomalies, newest first")
     async def list_anomalies(
         enterprise: str | None = None,
-        type_: Annotated[str | None, Query(alias="type", description="e.g. over_limit")] = None,
-        family: Annotated[str | None, Query(description="e.g. post_shutdown")] = None,
+        type_: Annotated[AnomalyType | None, Query(alias="type")] = None,
+        family: AnomalyFamily | None = None,
         state: Literal["open", "closed"] | None = None,
         since: Annotated[
             QueryTime | None,

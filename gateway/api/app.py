@@ -1,7 +1,7 @@
 """The app factory: the HTTP API of contracts.md section 4 (FastAPI, served by uvicorn).
 
-Auth is a dependency of each router, not a middleware, so health checks and anything mounted
-beside the API (Prometheus: `app.mount("/metrics", prometheus_client.make_asgi_app())`) need
+Auth is a dependency of each router, not a middleware, so health checks and the Prometheus
+endpoint (`metrics_app=prometheus_client.make_asgi_app()`, served at exactly `/metrics`) need
 no token.
 """
 
@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..anomalies.store import AnomalyStore
 from ..regime import Regime
@@ -29,6 +31,16 @@ _PAGE = """<!doctype html>
 <a href="/openapi.json">/openapi.json</a> (interactive: <a href="/docs">/docs</a>).</p>
 </body></html>
 """
+
+
+class _AsgiEndpoint:
+    """An ASGI app as a route endpoint (a plain function would be taken for a handler)."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.inner(scope, receive, send)
 
 
 def _utc_now() -> datetime:
@@ -50,6 +62,7 @@ def create_app(
     clock: Callable[[], datetime] = _utc_now,
     stream_heartbeat_s: float = 15.0,
     stream_max_s: float | None = None,
+    metrics_app: ASGIApp | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
     answers `/readyz`; `clock` gives "now" for what is in force now (the enterprise views).
@@ -92,6 +105,9 @@ def create_app(
             return Health(status="ready")
         response.status_code = 503
         return Health(status="not ready")
+
+    if metrics_app is not None:
+        app.router.routes.append(Route("/metrics", _AsgiEndpoint(metrics_app), methods=["GET"]))
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

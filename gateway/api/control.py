@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from ..regime import Alert, AlertSpec, Order, OrderSpec
-from .deps import NOT_FOUND, READ_ERRORS, WRITE_ERRORS, Services
+from .deps import BODY_ERRORS, NOT_FOUND, READ_ERRORS, WRITE_ERRORS, Services
 from .schemas import QueryTime
 
 log = structlog.get_logger("gateway.api")
@@ -32,7 +32,7 @@ def build_router(svc: Services) -> APIRouter:
     @router.post(
         "/alerts",
         dependencies=write,
-        responses=WRITE_ERRORS,
+        responses=BODY_ERRORS,
         status_code=status.HTTP_201_CREATED,
         summary="Declare a heavy-pollution alert",
     )
@@ -68,7 +68,7 @@ def build_router(svc: Services) -> APIRouter:
     @router.post(
         "/orders",
         dependencies=write,
-        responses=WRITE_ERRORS,
+        responses=BODY_ERRORS,
         status_code=status.HTTP_201_CREATED,
         summary="Issue a shutdown or curtailment order",
     )

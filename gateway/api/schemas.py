@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..anomalies.model import Anomaly
+from ..anomalies.model import FAMILIES, Anomaly
 from ..regime import AlertLevel, ControlState
 from ..registry import Enterprise
 
@@ -27,6 +27,30 @@ def _aware(value: datetime) -> datetime:
 
 
 QueryTime = Annotated[datetime, AfterValidator(_aware)]
+
+ANOMALY_TYPES = sorted(FAMILIES)
+ANOMALY_FAMILIES = sorted(set(FAMILIES.values()))
+
+
+def _known(allowed: list[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"unknown anomaly {what} {value!r}; one of {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
+AnomalyType = Annotated[
+    str,
+    _known(ANOMALY_TYPES, "type"),
+    WithJsonSchema({"type": "string", "enum": ANOMALY_TYPES}),
+]
+AnomalyFamily = Annotated[
+    str,
+    _known(ANOMALY_FAMILIES, "family"),
+    WithJsonSchema({"type": "string", "enum": ANOMALY_FAMILIES}),
+]
 
 DeviceState = Literal["online", "offline", "unknown"]
 

@@ -20,12 +20,29 @@ from starlette.responses import StreamingResponse
 
 from ..anomalies.model import AnomalyEvent
 from .deps import READ_ERRORS, Services
+from .schemas import AnomalyFamily, AnomalyType
 
 MAX_SEQ = 2**62
 RETRY_MS = 3000
 KEEP_ALIVE = b": keep-alive\n\n"
 
 Match = Callable[[AnomalyEvent], bool]
+
+# One event, as OpenAPI 3.2 describes event streams (`itemSchema`); FastAPI does the same.
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "seq of the event; send as Last-Event-ID"},
+        "event": {"type": "string", "enum": ["opened", "updated", "closed"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/AnomalyOut"},
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 
 class EventStreamResponse(StreamingResponse):
@@ -101,14 +118,14 @@ def build_router(svc: Services) -> APIRouter:
             200: {
                 "description": "`id: <seq>`, `event: opened|updated|closed`, "
                 "`data: <anomaly JSON>`; `: keep-alive` comments while quiet",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
             }
         },
     )
     async def stream(
         enterprise: str | None = None,
-        type_: Annotated[str | None, Query(alias="type")] = None,
-        family: str | None = None,
+        type_: Annotated[AnomalyType | None, Query(alias="type")] = None,
+        family: AnomalyFamily | None = None,
         after: Annotated[
             int | None, Query(ge=0, le=MAX_SEQ, description="replay events after this seq")
         ] = None,

@@ -66,3 +66,44 @@ async def test_wrong_password_opens_auth_failure_once(gateway: Gateway) -> None:
     items, total = gateway.anomalies.query(type_="auth_failure")
     assert total == 1 and items[0].state == "closed" and items[0].evidence["frames"] == 5
     await dev.close()
+
+
+async def test_officer_asks_the_api_what_is_wrong_at_an_enterprise(
+    gateway_config: object, monkeypatch: object
+) -> None:
+    import httpx
+
+    monkeypatch.setenv("TEST_GATEWAY_API_TOKENS", "officer-token:viewer")  # type: ignore[attr-defined]
+    gw = Gateway(gateway_config())  # type: ignore[operator]
+    await gw.start()
+    try:
+        dev = await DeviceClient.connect("127.0.0.1", gw.hj212.port)
+        for i, value in enumerate([80.0, 20.0]):
+            await dev.send(
+                upload(
+                    qn=qn_for(300 + i),
+                    data_time=datetime(2026, 4, 5, 9 + i),
+                    values={"w01018": value},
+                )
+            )
+            await dev.read_frame()
+        await dev.close()
+        assert gw.api is not None
+        base = f"http://127.0.0.1:{gw.api.port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            assert (await client.get("/api/v1/anomalies")).status_code == 401
+            reply = await client.get(
+                "/api/v1/anomalies",
+                params={"enterprise": "E1", "since": "2026-04-05T00:00:00+08:00"},
+                headers={"Authorization": "Bearer officer-token"},
+            )
+            assert reply.status_code == 200
+            body = reply.json()
+            over = [a for a in body["items"] if a["type"] == "over_limit"]
+            assert len(over) == 1
+            assert over[0]["state"] == "closed" and over[0]["evidence"]["hours"][0]["value"] == 80.0
+            assert "limit of 50" in over[0]["summary"]
+            health = await client.get("/healthz")
+            assert health.status_code == 200
+    finally:
+        await gw.shutdown()
