@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adapters.hj212.config import Hj212Config
 from adapters.mqtt.config import MqttConfig
 
-from .errors import ConfigError, format_validation_error
+from .errors import ConfigError, format_validation_error, load_toml
 from .registry import Registry
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|TiB)?\s*$")
@@ -148,12 +147,7 @@ class LoadedConfig:
 
 def load_config(path: Path) -> LoadedConfig:
     """Load the config and the registry it names; ConfigError lists every problem."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    raw = load_toml(path)
     problems: list[str] = []
     config: Config | None = None
     try:

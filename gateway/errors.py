@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -22,3 +24,13 @@ def format_validation_error(path: Path, exc: ValidationError) -> list[str]:
         reason = err["msg"].removeprefix("Value error, ")
         problems.append(f"{path}: {key or '(top level)'}: {reason}")
     return problems
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file when it cannot be read or parsed."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adapters.hj212.config import CrcPolicy, check_timezone
 from adapters.hj212.sm4 import parse_key
 
-from .errors import ConfigError, format_validation_error
+from .errors import ConfigError, format_validation_error, load_toml
 
 PowerQuantity = Literal["p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch"]
 
@@ -303,12 +302,7 @@ class Registry:
     @classmethod
     def load(cls, path: Path) -> Registry:
         """Load and validate; raises ConfigError listing every problem with its key."""
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raw = load_toml(path)
         try:
             return cls(RegistryFile.model_validate(raw), str(path))
         except ValidationError as exc:

@@ -11,23 +11,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point
 
-from .base import DeviceEvent
+from .base import BaseRule, DeviceEvent
 
 _TYPES = {"unknown_mn": "unregistered_device", "bad_password": "auth_failure"}
 
 
-class RefusedDevices:
+class RefusedDevices(BaseRule):
     name = "refused_devices"
 
     def __init__(self, update_every_s: float = 300.0) -> None:
+        super().__init__()
         self.update_every_s = update_every_s
-        self.open: dict[str, Anomaly] = {}  # subject -> anomaly
         self.counts: dict[str, tuple[int, datetime]] = {}  # subject -> (frames, last update)
-
-    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        return []
 
     def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
         subject = event.device
@@ -82,9 +78,6 @@ class RefusedDevices:
         )
         self.open[subject] = anomaly
         return [anomaly]
-
-    def on_tick(self, now: datetime) -> list[Anomaly]:
-        return []
 
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
         for anomaly in open_anomalies:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import DeviceEvent, Point
 
-__all__ = ["DeviceEvent", "Rule"]
+__all__ = ["BaseRule", "DeviceEvent", "MeterStates", "Rule", "event_time"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Rule(Protocol):
@@ -26,3 +27,66 @@ class Rule(Protocol):
 
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
         """Take back the open anomalies of this rule after a restart."""
+
+
+class BaseRule:
+    """Defaults for rules that react to fewer inputs: nothing from the others."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.open: dict[str, Anomaly] = {}
+
+    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        return []
+
+    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
+        return []
+
+    def on_tick(self, now: datetime) -> list[Anomaly]:
+        return []
+
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        for anomaly in open_anomalies:
+            self.open[anomaly.subject] = anomaly
+
+
+class MeterStates:
+    """Each meter's latest running verdict by event time; older readings are ignored (late
+    data does not rewrite the present)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[tuple[str, str], tuple[datetime, bool, float | None]] = {}
+
+    def update(self, points: Sequence[Point]) -> dict[str, datetime]:
+        """Take the power points; the enterprises touched, with their latest event time."""
+        touched: dict[str, datetime] = {}
+        for point in points:
+            if point.measurement != "power" or not isinstance(point.field("running"), bool):
+                continue
+            at = event_time(point)
+            key = (point.tag("enterprise") or "", point.tag("meter") or "")
+            if key in self.latest and self.latest[key][0] > at:
+                continue
+            p_kw = point.field("p_kw")
+            self.latest[key] = (
+                at,
+                bool(point.field("running")),
+                p_kw if isinstance(p_kw, float) else None,
+            )
+            touched[key[0]] = max(at, touched.get(key[0], at))
+        return touched
+
+    def evidence(self, enterprise: str, meter: str) -> dict[str, object] | None:
+        state = self.latest.get((enterprise, meter))
+        if state is None:
+            return None
+        return {"meter": meter, "running": state[1], "p_kw": state[2], "at": state[0].isoformat()}
+
+    def running(self, enterprise: str, meter: str) -> bool:
+        state = self.latest.get((enterprise, meter))
+        return state is not None and state[1]
+
+
+def event_time(point: Point) -> datetime:
+    return _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)

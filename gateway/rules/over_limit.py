@@ -22,7 +22,7 @@ from gateway.anomalies.model import Anomaly
 from gateway.model import Point, to_ns
 from gateway.registry import Registry
 
-from .base import DeviceEvent
+from .base import BaseRule
 
 O2 = "a19001"
 _BEIJING = ZoneInfo("Asia/Shanghai")  # how summaries name hours
@@ -30,13 +30,14 @@ HOUR_NS = 3_600_000_000_000
 _O2_CACHE = 50_000
 
 
-class OverLimit:
+class OverLimit(BaseRule):
     name = "over_limit"
 
     def __init__(self, registry: Callable[[], Registry]) -> None:
+        super().__init__()
         self.registry = registry
         self.o2: OrderedDict[tuple[str, int], float] = OrderedDict()
-        self.open: dict[str, tuple[Anomaly, int]] = {}  # subject -> (anomaly, last hour ns)
+        self.runs: dict[str, tuple[Anomaly, int]] = {}  # subject -> (anomaly, last hour ns)
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         hourly = [p for p in points if p.measurement == "emission" and p.tag("interval") == "hour"]
@@ -68,10 +69,10 @@ class OverLimit:
             return None
         subject = f"outlet:{device.enterprise}/{device.outlet.id}/{code}"
         hour = point.event_time_ns
-        current = self.open.get(subject)
+        current = self.runs.get(subject)
         if value <= limit.limit:
             if current is not None and hour == current[1] + HOUR_NS:
-                del self.open[subject]
+                del self.runs[subject]
                 return current[0].closed(
                     _at(hour),
                     summary=current[0].summary.replace("since", "from", 1)
@@ -120,7 +121,7 @@ class OverLimit:
                 detected_at=detected_at,
                 as_of=_at(hour),
             )
-        self.open[subject] = (anomaly, hour)
+        self.runs[subject] = (anomaly, hour)
         return anomaly
 
     def _converted(self, point: Point, ref_o2: float | None) -> tuple[float | None, str]:
@@ -137,16 +138,10 @@ class OverLimit:
             return avg, "measured mean (no usable O2 for the conversion)"
         return avg * (21 - ref_o2) / (21 - o2), f"converted to {ref_o2} % O2 with O2 = {o2} %"
 
-    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
-        return []
-
-    def on_tick(self, now: datetime) -> list[Anomaly]:
-        return []
-
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
         for anomaly in open_anomalies:
             last = datetime.fromisoformat(anomaly.evidence["hours"][-1]["hour"])
-            self.open[anomaly.subject] = (anomaly, to_ns(last))
+            self.runs[anomaly.subject] = (anomaly, to_ns(last))
 
 
 def _summary(outlet: str, code: str, limit: float, hours: list[dict[str, object]]) -> str:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
 from gateway.regime import ControlState, Regime
 from gateway.registry import Enterprise, Line, Registry
 
-from .base import DeviceEvent
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from .base import BaseRule, MeterStates
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,34 +29,19 @@ class Shutdown:
     grace_until: datetime
 
 
-class ProductionDuringShutdown:
+class ProductionDuringShutdown(BaseRule):
     name = "production_during_shutdown"
 
     def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
+        super().__init__()
         self.registry = registry
         self.regime = regime
-        self.meters: dict[tuple[str, str], tuple[datetime, bool, float | None]] = {}
+        self.meters = MeterStates()
         self.since: dict[str, datetime] = {}
-        self.open: dict[str, Anomaly] = {}
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        touched: dict[str, datetime] = {}
-        for point in points:
-            if point.measurement != "power" or not isinstance(point.field("running"), bool):
-                continue
-            at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
-            key = (point.tag("enterprise") or "", point.tag("meter") or "")
-            if key in self.meters and self.meters[key][0] > at:
-                continue  # late: the latest reading stays the state
-            p_kw = point.field("p_kw")
-            self.meters[key] = (
-                at,
-                bool(point.field("running")),
-                p_kw if isinstance(p_kw, float) else None,
-            )
-            touched[key[0]] = max(at, touched.get(key[0], at))
         out = []
-        for enterprise_id, at in touched.items():
+        for enterprise_id, at in self.meters.update(points).items():
             ent = self.registry().enterprise(enterprise_id)
             if ent is None:
                 continue
@@ -92,13 +75,17 @@ class ProductionDuringShutdown:
     ) -> Anomaly | None:
         subject = f"line:{ent.id}/{line.id}"
         production = [
-            {"meter": m.id, "running": s[1], "p_kw": s[2], "at": s[0].isoformat()}
+            e
             for m in ent.meters
             if m.role == "production"
             and m.line == line.id
-            and (s := self.meters.get((ent.id, m.id))) is not None
+            and (e := self.meters.evidence(ent.id, m.id)) is not None
         ]
-        running = any(p["running"] for p in production)
+        running = any(
+            self.meters.running(ent.id, m.id)
+            for m in ent.meters
+            if m.role == "production" and m.line == line.id
+        )
         shutdown = self._shutdown(ent, line, control)
         current = self.open.get(subject)
         in_breach = running and shutdown is not None and at >= shutdown.grace_until
@@ -145,13 +132,7 @@ class ProductionDuringShutdown:
         self.open[subject] = anomaly
         return anomaly
 
-    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
-        return []
-
-    def on_tick(self, now: datetime) -> list[Anomaly]:
-        return []
-
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        super().restore(open_anomalies)
         for anomaly in open_anomalies:
-            self.open[anomaly.subject] = anomaly
             self.since[anomaly.subject] = anomaly.started_at

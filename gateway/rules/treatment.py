@@ -12,94 +12,55 @@ at the first reading that ends it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
 from gateway.registry import Enterprise, Facility, Line, Registry
 
-from .base import DeviceEvent
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from .base import BaseRule, MeterStates, event_time
 
 
-class TreatmentNotRunning:
+class TreatmentNotRunning(BaseRule):
     name = "treatment_not_running"
 
     def __init__(self, registry: Callable[[], Registry]) -> None:
+        super().__init__()
         self.registry = registry
-        self.meters: dict[tuple[str, str], tuple[datetime, bool, float | None]] = {}
+        self.meters = MeterStates()
         self.states: dict[tuple[str, str], tuple[datetime, int]] = {}  # (mn, SBx) -> rs
         self.since: dict[str, datetime] = {}  # subject -> condition start
-        self.open: dict[str, Anomaly] = {}
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        touched: dict[str, datetime] = {}
-        for point in sorted(points, key=lambda p: p.event_time_ns):
-            at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
-            enterprise = point.tag("enterprise") or ""
-            if point.measurement == "power" and isinstance(point.field("running"), bool):
-                key = (enterprise, point.tag("meter") or "")
-                if key in self.meters and self.meters[key][0] > at:
-                    continue
-                p_kw = point.field("p_kw")
-                self.meters[key] = (
-                    at,
-                    bool(point.field("running")),
-                    p_kw if isinstance(p_kw, float) else None,
-                )
-            elif point.measurement == "facility_state" and isinstance(point.field("rs"), int):
+        touched = self.meters.update(points)
+        for point in points:
+            rs = point.field("rs")
+            if point.measurement == "facility_state" and type(rs) is int:
+                at = event_time(point)
                 key = (point.tag("mn") or "", point.tag("facility") or "")
-                if key in self.states and self.states[key][0] > at:
-                    continue
-                self.states[key] = (at, int(point.field("rs")))  # type: ignore[arg-type]
-            else:
-                continue
-            touched[enterprise] = max(at, touched.get(enterprise, at))
+                if key not in self.states or self.states[key][0] <= at:
+                    self.states[key] = (at, rs)
+                    enterprise = point.tag("enterprise") or ""
+                    touched[enterprise] = max(at, touched.get(enterprise, at))
         out: list[Anomaly] = []
-        registry = self.registry()
-        for ent in registry.data.enterprises:
-            if ent.id in touched:
-                for line in ent.lines:
-                    anomaly = self._judge(ent, line, touched[ent.id], detected_at)
-                    if anomaly is not None:
-                        out.append(anomaly)
+        for enterprise_id, at in touched.items():
+            ent = self.registry().enterprise(enterprise_id)
+            if ent is None:
+                continue
+            for line in ent.lines:
+                anomaly = self._judge(ent, line, at, detected_at)
+                if anomaly is not None:
+                    out.append(anomaly)
         return out
 
     def _line_running(self, ent: Enterprise, line: Line) -> tuple[bool, list[dict[str, object]]]:
-        evidence = []
-        running = False
-        for meter in ent.meters:
-            if meter.role == "production" and meter.line == line.id:
-                state = self.meters.get((ent.id, meter.id))
-                if state is not None:
-                    running = running or state[1]
-                    evidence.append(
-                        {
-                            "meter": meter.id,
-                            "running": state[1],
-                            "p_kw": state[2],
-                            "at": state[0].isoformat(),
-                            "on_threshold_kw": meter.on_threshold_kw,
-                        }
-                    )
-        return running, evidence
+        meters = [m for m in ent.meters if m.role == "production" and m.line == line.id]
+        evidence = [e for m in meters if (e := self.meters.evidence(ent.id, m.id)) is not None]
+        return any(self.meters.running(ent.id, m.id) for m in meters), evidence
 
     def _facility(self, ent: Enterprise, facility: Facility) -> tuple[bool, dict[str, object]]:
-        meters = []
-        running = False
-        for meter_id in facility.meters:
-            state = self.meters.get((ent.id, meter_id))
-            if state is not None:
-                running = running or state[1]
-                meters.append(
-                    {
-                        "meter": meter_id,
-                        "running": state[1],
-                        "p_kw": state[2],
-                        "at": state[0].isoformat(),
-                    }
-                )
+        meters = [e for m in facility.meters if (e := self.meters.evidence(ent.id, m)) is not None]
+        running = any(self.meters.running(ent.id, m) for m in facility.meters)
         rs = None
         if facility.state is not None:
             reading = self.states.get((facility.state.mn, facility.state.facility))
@@ -163,15 +124,9 @@ class TreatmentNotRunning:
         self.open[subject] = anomaly
         return anomaly
 
-    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
-        return []
-
-    def on_tick(self, now: datetime) -> list[Anomaly]:
-        return []
-
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        super().restore(open_anomalies)
         for anomaly in open_anomalies:
-            self.open[anomaly.subject] = anomaly
             self.since[anomaly.subject] = anomaly.started_at
 
 

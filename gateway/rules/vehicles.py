@@ -18,15 +18,16 @@ from gateway.model import Point
 from gateway.regime import Regime
 from gateway.registry import Registry
 
-from .base import DeviceEvent
+from .base import BaseRule
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class BannedVehicleEntry:
+class BannedVehicleEntry(BaseRule):
     name = "banned_vehicle_entry"
 
     def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
+        super().__init__()
         self.registry = registry
         self.regime = regime
 
@@ -85,12 +86,3 @@ class BannedVehicleEntry:
             detected_at=detected_at,
         )
         return anomaly.closed(at)
-
-    def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
-        return []
-
-    def on_tick(self, now: datetime) -> list[Anomaly]:
-        return []
-
-    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
-        return None
