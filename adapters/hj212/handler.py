@@ -37,6 +37,7 @@ log = structlog.get_logger("adapters.hj212")
 ADAPTER = "hj212"
 UPLOAD_PREFIXES = ("2", "3")  # data and device-info uploads are answered with 9014
 _RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
+CONTACT_EVERY_S = 5.0
 
 
 @dataclass(slots=True)
@@ -92,6 +93,7 @@ class FrameHandler:
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
+        self._contacts: dict[str, float] = {}  # MN -> when its last contact was reported
 
     def key_for(self, mn: str) -> bytes | None:
         device = self.registry.device(mn)
@@ -114,10 +116,12 @@ class FrameHandler:
         if device is None:
             self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
             self._event("unknown_mn", frame.mn, "", link.peer)
+            self._contacts.pop(frame.mn, None)
             return None
         if not device.outlet.open and frame.pw != device.outlet.password:
             self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
             self._event("bad_password", frame.mn, device.enterprise, link.peer)
+            self._contacts.pop(frame.mn, None)
             return None
         policy = device.outlet.crc_policy or self.config.crc_policy
         if not accepts(policy, frame.crc):
@@ -125,7 +129,7 @@ class FrameHandler:
             return None
         self._note_crc(frame)
         link.seen(frame)
-        self._event("contact", frame.mn, device.enterprise, link.peer)
+        self._contact(frame.mn, device.enterprise, link.peer)
         cn = frame.cn
         if cn in ("9011", "9012", "9013", "9014"):
             self._answer_received(frame, link)
@@ -142,6 +146,13 @@ class FrameHandler:
         if cn.startswith(UPLOAD_PREFIXES) and frame.wants_reply:
             return [Reply(None, builder.data_ack(frame), "9014")]
         return []
+
+    def _contact(self, mn: str, enterprise: str, peer: str) -> None:
+        """Tell the rules a device spoke: at once after a refusal, else at most every 5 s."""
+        now = time.monotonic()
+        if now - self._contacts.get(mn, -CONTACT_EVERY_S) >= CONTACT_EVERY_S:
+            self._contacts[mn] = now
+            self._event("contact", mn, enterprise, peer)
 
     def _event(self, kind: DeviceEventKind, mn: str, enterprise: str, peer: str) -> None:
         if self.on_event is not None:

@@ -15,6 +15,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class Rule(Protocol):
     name: str
+    measurements: frozenset[str]  # the points it wants; the engine passes only those
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         """Anomalies opened, updated or closed by durable points (event time)."""
@@ -33,6 +34,7 @@ class BaseRule:
     """Defaults for rules that react to fewer inputs: nothing from the others."""
 
     name = "base"
+    measurements: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.open: dict[str, Anomaly] = {}

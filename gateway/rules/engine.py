@@ -47,10 +47,15 @@ class RuleEngine:
             rule.restore(by_rule.get(rule.name, []))
 
     def on_points(self, points: Sequence[Point]) -> None:
-        """Pipeline listener: durable points."""
+        """Pipeline listener: durable points, each rule given only the measurements it wants."""
         now = self.clock()
+        present = {p.measurement for p in points}
         for rule in self.rules:
-            self._record(rule, partial(rule.on_points, points, now))
+            wanted = rule.measurements & present
+            if not wanted:
+                continue
+            mine = points if wanted == present else [p for p in points if p.measurement in wanted]
+            self._record(rule, partial(rule.on_points, mine, now))
 
     def on_device_event(self, event: DeviceEvent) -> None:
         for rule in self.rules:

@@ -24,6 +24,7 @@ ALARM_AFTER_S = 3600.0
 
 class DeviceOffline:
     name = "device_offline"
+    measurements = frozenset({"power"})
 
     def __init__(self, registry: Callable[[], Registry], started_at: datetime) -> None:
         self.registry = registry
@@ -45,11 +46,10 @@ class DeviceOffline:
         return out
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        """Meters' contact is their data (HJ 212 loggers report contact as device events)."""
         subjects = set()
         for point in points:
-            if point.measurement in ("emission", "facility_state"):
-                subjects.add(f"mn:{point.tag('mn')}")
-            elif point.measurement == "power":
+            if point.measurement == "power":
                 subjects.add(f"meter:{point.tag('enterprise')}/{point.tag('meter')}")
         return [a for s in subjects if (a := self._contact(s, detected_at)) is not None]
 

@@ -32,6 +32,7 @@ _O2_CACHE = 50_000
 
 class OverLimit(BaseRule):
     name = "over_limit"
+    measurements = frozenset({"emission"})
 
     def __init__(self, registry: Callable[[], Registry]) -> None:
         super().__init__()

@@ -31,6 +31,7 @@ class Shutdown:
 
 class ProductionDuringShutdown(BaseRule):
     name = "production_during_shutdown"
+    measurements = frozenset({"power"})
 
     def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
         super().__init__()

@@ -23,6 +23,7 @@ from .base import BaseRule, MeterStates, event_time
 
 class TreatmentNotRunning(BaseRule):
     name = "treatment_not_running"
+    measurements = frozenset({"power", "facility_state"})
 
     def __init__(self, registry: Callable[[], Registry]) -> None:
         super().__init__()

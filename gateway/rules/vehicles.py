@@ -25,6 +25,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class BannedVehicleEntry(BaseRule):
     name = "banned_vehicle_entry"
+    measurements = frozenset({"vehicle_passage"})
 
     def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
         super().__init__()

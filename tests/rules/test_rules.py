@@ -130,11 +130,21 @@ def test_device_offline_opens_after_threshold_escalates_and_closes_on_contact() 
     assert back[0].id == subjects[f"mn:{MN}"].id
 
 
-def test_device_offline_data_points_count_as_contact() -> None:
+def test_device_offline_contact_comes_from_events_for_loggers_and_data_for_meters() -> None:
     rule = DeviceOffline(lambda: REGISTRY, started_at=T0)
-    rule.on_points([hourly("w01018", 0, avg=1.0)], T0 + timedelta(minutes=8))
-    assert all(a.subject != f"mn:{MN}" for a in rule.on_tick(T0 + timedelta(minutes=12)))
-    assert any(a.subject == f"mn:{MN}" for a in rule.on_tick(T0 + timedelta(minutes=18)))
+    rule.on_device_event(DeviceEvent("contact", f"mn:{MN}", T0 + timedelta(minutes=8)))
+    power = Point(
+        "power",
+        (("enterprise", "E1"), ("meter", "M1")),
+        (("p_kw", 1.0),),
+        to_ns(T0 + timedelta(minutes=25)),
+    )
+    rule.on_points([power], T0 + timedelta(minutes=25))
+    assert rule.on_tick(T0 + timedelta(minutes=17)) == []
+    opened = rule.on_tick(T0 + timedelta(minutes=18))
+    assert [a.subject for a in opened] == [f"mn:{MN}"]  # 10 min after its last contact
+    assert all(a.subject != "meter:E1/M1" for a in rule.on_tick(T0 + timedelta(minutes=54)))
+    assert any(a.subject == "meter:E1/M1" for a in rule.on_tick(T0 + timedelta(minutes=55)))
 
 
 # -- unregistered_device / auth_failure --------------------------------------------------
