@@ -43,7 +43,21 @@ class Forwarder:
         self._stopped = asyncio.Event()
 
     async def run(self) -> None:
-        """Deliver until `stop` is called; what is not delivered stays in the spool."""
+        """Deliver until `stop` is called; what is not delivered stays in the spool. An
+        unexpected error is logged and delivery starts again from the spool's cursor."""
+        failures = 0
+        while not self._stopped.is_set():
+            try:
+                await self._deliver_all()
+                return
+            except Exception:
+                failures += 1
+                self.healthy = False
+                metrics.ERRORS_TOTAL.labels(stage="forwarder").inc()
+                log.exception("forwarder failed; restarting from the spool cursor")
+                await self._sleep(min(self.retry_max_s, self.retry_min_s * 2 ** min(failures, 10)))
+
+    async def _deliver_all(self) -> None:
         pos = self.spool.cursor
         first_seen: float | None = None
         while not self._stopped.is_set():
@@ -86,7 +100,7 @@ class Forwarder:
         self._draining = True
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout_s)
-        except TimeoutError:
+        except Exception:  # TimeoutError, or the task's own failure: the spool keeps the rest
             log.warning(
                 "forwarder drain timed out; the rest stays in the spool",
                 depth_bytes=self.spool.depth_bytes,

@@ -50,6 +50,10 @@ class SpoolClosed(RuntimeError):
     pass
 
 
+class SpoolFull(RuntimeError):
+    """The spool is full and the bounded queue of records waiting for space too."""
+
+
 class Spool:
     def __init__(
         self,
@@ -58,7 +62,9 @@ class Spool:
         max_bytes: int = 1 << 30,
         segment_bytes: int = 64 << 20,
         cursor_interval_s: float = 0.5,
+        max_waiting: int = 100_000,
     ) -> None:
+        self.max_waiting = max_waiting
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -67,6 +73,7 @@ class Spool:
         self._pending_futures: list[asyncio.Future[None]] = []
         self._group: asyncio.Future[None] | None = None  # shared by the records of one commit
         self._pending_bytes = 0
+        self._committing = 0  # bytes of the commit being written
         self._waiting: deque[tuple[bytes, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
         self._data = asyncio.Event()
@@ -124,6 +131,8 @@ class Spool:
             if not self._waiting:
                 metrics.SPOOL_FULL_TOTAL.inc()
                 log.warning("spool full, acknowledgements wait", depth_bytes=self._depth)
+            if len(self._waiting) >= self.max_waiting:
+                raise SpoolFull(f"spool full and {self.max_waiting} records already wait")
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting.append((payload, fut))
             return fut
@@ -140,7 +149,8 @@ class Spool:
         return len(self._waiting)
 
     def _has_room(self, size: int) -> bool:
-        return self.depth_bytes + size + _HEADER.size <= self.max_bytes
+        used = self.depth_bytes + self._committing
+        return used + size + _HEADER.size <= self.max_bytes
 
     def _admit(self, payload: bytes, fut: asyncio.Future[None] | None) -> asyncio.Future[None]:
         self._pending.append(payload)
@@ -157,57 +167,67 @@ class Spool:
 
     async def _commit_loop(self) -> None:
         while True:
-            await self._wake.wait()
+            if not (self._pending or self._closing):
+                await self._wake.wait()
             self._wake.clear()
             while self._waiting and self._has_room(len(self._waiting[0][0])):
                 self._admit(*self._waiting.popleft())
             if self._pending:
-                batch, self._pending = self._pending, []
-                futures, self._pending_futures = self._pending_futures, []
-                self._group = None
-                size, self._pending_bytes = self._pending_bytes, 0
-                data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p in batch)
-                started = time.perf_counter()
-                try:
-                    await asyncio.to_thread(self._write, data)
-                except OSError as exc:
-                    log.error("spool write failed", error=str(exc))
-                    metrics.ERRORS_TOTAL.labels(stage="spool").inc()
-                    for fut in futures:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
-                metrics.SPOOL_COMMIT_SECONDS.observe(time.perf_counter() - started)
-                metrics.SPOOL_RECORDS.inc(len(batch))
-                self._depth += size
-                metrics.SPOOL_DEPTH_BYTES.set(self._depth)
-                for fut in futures:
-                    if not fut.done():
-                        fut.set_result(None)
-                self._data.set()
-                if self._pending or self._waiting:
-                    self._wake.set()
+                await self._commit_pending()
             elif self._closing:
                 return
 
+    async def _commit_pending(self) -> None:
+        """Write and fsync the pending records; resolve their futures either way."""
+        batch, self._pending = self._pending, []
+        futures, self._pending_futures = self._pending_futures, []
+        self._group = None
+        size, self._pending_bytes = self._pending_bytes, 0
+        self._committing = size
+        data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p in batch)
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self._write, data)
+        except Exception as exc:  # disk full, I/O error: nothing of this batch is acknowledged
+            log.error("spool write failed; records not acknowledged", error=repr(exc))
+            metrics.ERRORS_TOTAL.labels(stage="spool").inc()
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        finally:
+            self._committing = 0
+        metrics.SPOOL_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.SPOOL_RECORDS.inc(len(batch))
+        self._depth += size
+        metrics.SPOOL_DEPTH_BYTES.set(self._depth)
+        for fut in futures:
+            if not fut.done():
+                fut.set_result(None)
+        self._data.set()
+
     def _write(self, data: bytes) -> None:
-        """Append and fsync (runs in a worker thread; only the commit task calls it)."""
-        if (
-            self._sizes[self._segment]
-            and self._sizes[self._segment] + len(data) > self.segment_bytes
-        ):
+        """Append and fsync (in a worker thread; only the commit task calls it). On failure the
+        segment is cut back to its last good length, so no partial record stays behind."""
+        segment = self._segment
+        if self._sizes[segment] and self._sizes[segment] + len(data) > self.segment_bytes:
+            fd = self._open_segment(segment + 1)  # before any state changes
             os.fsync(self._fd)
             os.close(self._fd)
-            self._segment += 1
-            self._fd = self._open_segment(self._segment)
+            self._fd, self._segment = fd, segment + 1
             self._sizes[self._segment] = 0
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fdatasync(self._fd)
-        self._sizes[self._segment] += len(data)
-        self._end = Position(self._segment, self._sizes[self._segment])
+            segment = self._segment
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fdatasync(self._fd)
+        except OSError:
+            os.ftruncate(self._fd, self._sizes[segment])
+            raise
+        self._sizes[segment] += len(data)
+        self._end = Position(segment, self._sizes[segment])
 
     # -- reader side ------------------------------------------------------------------------
 
@@ -261,13 +281,14 @@ class Spool:
             while used + _HEADER.size <= len(chunk) and len(payloads) < max_records:
                 length, crc = _HEADER.unpack_from(chunk, used)
                 body_end = used + _HEADER.size + length
+                if pos.offset + body_end > seg_size:  # cannot be a record: corruption
+                    used = self._skip_corrupt(pos, seg_size)
+                    break
                 if body_end > len(chunk):
                     break
                 payload = chunk[used + _HEADER.size : body_end]
                 if zlib.crc32(payload) != crc:
-                    metrics.ERRORS_TOTAL.labels(stage="spool_corrupt").inc()
-                    log.error("corrupt spool record skipped to segment end", segment=pos.segment)
-                    used = seg_size - pos.offset
+                    used = self._skip_corrupt(pos, seg_size)
                     break
                 payloads.append(payload)
                 used = body_end
@@ -282,12 +303,20 @@ class Spool:
             size += used
         return ReadBatch(payloads, pos, size)
 
+    def _skip_corrupt(self, pos: Position, seg_size: int) -> int:
+        metrics.ERRORS_TOTAL.labels(stage="spool_corrupt").inc()
+        log.error("corrupt spool record: rest of the segment skipped", segment=pos.segment)
+        return seg_size - pos.offset
+
     def commit(self, batch: ReadBatch) -> None:
         """The records of `batch` are delivered: move the cursor, free space, drop old segments."""
         self._cursor = batch.end
         self._depth -= batch.size
         metrics.SPOOL_DEPTH_BYTES.set(self._depth)
-        for seg in [s for s in self._sizes if s < self._cursor.segment]:
+        done = [s for s in self._sizes if s < self._cursor.segment]
+        if done:
+            self._save_cursor(force=True)  # before the segments go, or a crash loses count
+        for seg in done:
             del self._sizes[seg]
             fd = self._read_fds.pop(seg, -1)
             if fd >= 0:
@@ -312,8 +341,15 @@ class Spool:
             return
         self._cursor_saved_at = now
         tmp = self.directory / "cursor.tmp"
-        tmp.write_text(f"{self._cursor.segment} {self._cursor.offset}\n")
-        os.replace(tmp, self.directory / "cursor")
+        try:
+            with tmp.open("w") as out:
+                out.write(f"{self._cursor.segment} {self._cursor.offset}\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.directory / "cursor")
+        except OSError as exc:  # an old cursor only means records are written again
+            metrics.ERRORS_TOTAL.labels(stage="spool_cursor").inc()
+            log.error("could not save the spool cursor", error=str(exc))
 
     def _open_segment(self, segment: int) -> int:
         fd = os.open(self.directory / _name(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -330,7 +366,10 @@ class Spool:
         cursor_file = self.directory / "cursor"
         if cursor_file.exists():
             seg_text, _, off_text = cursor_file.read_text().strip().partition(" ")
-            cursor = Position(int(seg_text), int(off_text))
+            if seg_text.isdigit() and off_text.isdigit():
+                cursor = Position(int(seg_text), int(off_text))
+            else:  # unreadable: replay everything still on disk (duplicates are harmless)
+                log.warning("spool cursor unreadable; replaying every segment")
         for seg in segments:
             if seg < cursor.segment:
                 (self.directory / _name(seg)).unlink()
@@ -338,6 +377,8 @@ class Spool:
         if not segments:
             segments = [cursor.segment]
             cursor = Position(cursor.segment, 0)
+        elif cursor.segment not in segments:  # its segment is gone: start at the oldest left
+            cursor = Position(segments[0], 0)
         for seg in segments:
             self._sizes[seg] = (
                 (self.directory / _name(seg)).stat().st_size

@@ -113,6 +113,10 @@ class FrameHandler:
             self.reject(link, frame.mn, "mn_mismatch", f"frame MN is not {expected_mn!r}")
             return None
         device = self.registry.device(frame.mn)
+        policy = (device.outlet.crc_policy if device else None) or self.config.crc_policy
+        if not accepts(policy, frame.crc):  # first: line noise must not pass for a bad MN or PW
+            self.reject(link, frame.mn, "crc", f"CRC {frame.crc_sent} matches no variant")
+            return None
         if device is None:
             self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
             self._event("unknown_mn", frame.mn, "", link.peer)
@@ -122,10 +126,6 @@ class FrameHandler:
             self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
             self._event("bad_password", frame.mn, device.enterprise, link.peer)
             self._contacts.pop(frame.mn, None)
-            return None
-        policy = device.outlet.crc_policy or self.config.crc_policy
-        if not accepts(policy, frame.crc):
-            self.reject(link, frame.mn, "crc", f"CRC {frame.crc_sent} matches no variant")
             return None
         self._note_crc(frame)
         link.seen(frame)
@@ -197,7 +197,7 @@ class FrameHandler:
         result = normalize(frame, cp, source, now, backfill=backfill)
         if result.skipped_values:
             self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
-        fut = self.pipeline.submit(result.points + power)
+        fut = self.pipeline.submit(result.points + power)  # SpoolFull: the transport decides
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []

@@ -22,6 +22,7 @@ from gateway import metrics
 from gateway.pipeline import Pipeline
 from gateway.power import PowerConverter
 from gateway.registry import Registry
+from gateway.spool import SpoolClosed, SpoolFull
 
 from . import builder
 from .config import Hj212Config
@@ -272,6 +273,9 @@ class DeviceConnection(asyncio.Protocol):
     def _handle(self, raw: bytes, t0: float) -> None:
         try:
             replies = self.server.handler.process(raw, self) or ()
+        except (SpoolFull, SpoolClosed) as exc:  # not stored: no answer, the device resends
+            self.server.handler.reject(self, None, "spool_full", str(exc))
+            return
         except Exception:  # a bug with one frame must not cost the device its connection
             metrics.ERRORS_TOTAL.labels(stage="hj212_frame").inc()
             log.exception("frame handling failed", peer=self.peer)

@@ -35,6 +35,7 @@ from gateway.pipeline import Pipeline
 from gateway.power import PowerConverter
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Registry
+from gateway.spool import SpoolClosed, SpoolFull
 
 from .config import MqttConfig
 from .convert import gate_point, power_sample
@@ -180,9 +181,12 @@ class MqttAdapter:
                 async for message in client.messages:
                     if self._stopping:
                         break  # not acknowledged: the broker keeps it for the next session
-                    await acks.put(self._handle(message))  # waits at max_inflight unacked
+                    put = asyncio.ensure_future(acks.put(self._handle(message)))
+                    # waits at max_inflight unacknowledged; the acker failing ends the session
+                    await asyncio.wait({put, acker}, return_when=asyncio.FIRST_COMPLETED)
                     if acker.done():
-                        acker.result()  # an acknowledgement failed: reconnect
+                        put.cancel()
+                        acker.result()  # raises: the session ends, the broker redelivers
             finally:
                 for task in (acker, sender):
                     task.cancel()
@@ -201,11 +205,11 @@ class MqttAdapter:
                 return
             try:
                 for fut in pending.durable:
-                    await fut
-            except Exception as exc:  # the spool could not take it: no PUBACK, broker resends
+                    await asyncio.shield(fut)  # shared by a spool commit: never cancel it
+            except Exception as exc:
                 metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason="not_durable").inc()
-                log.error("message not durable; left unacknowledged", error=str(exc))
-                continue
+                # without its PUBACK the broker only resends after a reconnect: reconnect
+                raise aiomqtt.MqttError(f"message not durable ({exc!r}); reconnecting") from exc
             for topic, payload in pending.publish:
                 await client.publish(topic, payload, qos=1)
             if pending.qos > 0:
@@ -252,6 +256,8 @@ class MqttAdapter:
                 raise PayloadError("schema", f"topic {topic!r} is not one the gateway handles")
         except PayloadError as exc:
             self._dead_letter(topic, payload, exc, pending)
+        except (SpoolFull, SpoolClosed) as exc:  # not stored and not acked: the broker keeps it
+            raise aiomqtt.MqttError(f"cannot store messages now ({exc}); reconnecting") from exc
         except Exception as exc:  # a bug must not make a poison message redelivered forever
             metrics.ERRORS_TOTAL.labels(stage="mqtt_message").inc()
             log.exception("message handling failed", topic=topic)

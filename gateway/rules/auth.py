@@ -14,6 +14,7 @@ from gateway.anomalies.model import Anomaly
 
 from .base import BaseRule, DeviceEvent
 
+MAX_OPEN = 10_000  # devices with an open anomaly of this rule
 _TYPES = {"unknown_mn": "unregistered_device", "bad_password": "auth_failure"}
 
 
@@ -45,6 +46,8 @@ class RefusedDevices(BaseRule):
         count, last_update = self.counts.get(subject, (0, event.received_at))
         count += 1
         anomaly = self.open.get(subject)
+        if anomaly is None and len(self.open) >= MAX_OPEN:
+            return []  # bounded: refused frames are still counted in frames_rejected_total
         if anomaly is None:
             anomaly = Anomaly(
                 type=type_,

@@ -6,9 +6,12 @@ with the same hour's O2 (`a19001`); without O2 (or O2 >= 20.5 %, where the corre
 explodes) the measured value is compared and the evidence says so. Water outlets (no
 reference O2) compare the measured mean.
 
-Lateness: each over-limit hour either extends the open anomaly of its pollutant (when it is the
-hour right after) or starts its own; a compliant hour closes the open anomaly. Replaying the
-same hours gives the same anomalies (ids come from subject and start).
+Runs and lateness: an exceeding hour right after the open run extends it; a later valid
+compliant hour, or an exceeding hour after a gap, ends the run at the end of its last
+exceeding hour (a gap starts a new run). Invalid hours (flag other than N) neither extend nor
+end a run. Hours of the open run seen again are ignored; an exceeding hour older than the open
+run (late or back-filled) is its own one-hour anomaly. Replaying the same hours in the same
+order gives the same anomalies (ids come from subject and start).
 """
 
 from __future__ import annotations
@@ -40,18 +43,6 @@ class OverLimit(BaseRule):
         self.o2: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.runs: dict[str, tuple[Anomaly, int]] = {}  # subject -> (anomaly, last hour ns)
 
-    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        hourly = [p for p in points if p.measurement == "emission" and p.tag("interval") == "hour"]
-        for point in hourly:
-            if point.tag("pollutant") == O2 and isinstance(point.field("avg"), float):
-                self._remember_o2(point)
-        out = []
-        for point in hourly:
-            anomaly = self._judge(point, detected_at)
-            if anomaly is not None:
-                out.append(anomaly)
-        return out
-
     def _remember_o2(self, point: Point) -> None:
         key = (point.tag("mn") or "", point.event_time_ns)
         self.o2[key] = float(point.field("avg"))  # type: ignore[arg-type]
@@ -59,27 +50,35 @@ class OverLimit(BaseRule):
         while len(self.o2) > _O2_CACHE:
             self.o2.popitem(last=False)
 
-    def _judge(self, point: Point, detected_at: datetime) -> Anomaly | None:
+    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        hourly = [p for p in points if p.measurement == "emission" and p.tag("interval") == "hour"]
+        for point in hourly:
+            if point.tag("pollutant") == O2 and isinstance(point.field("avg"), float):
+                self._remember_o2(point)
+        out = []
+        for point in sorted(hourly, key=lambda p: p.event_time_ns):
+            out += self._judge(point, detected_at)
+        return out
+
+    def _judge(self, point: Point, detected_at: datetime) -> list[Anomaly]:
         mn, code = point.tag("mn") or "", point.tag("pollutant") or ""
         device = self.registry().device(mn)
         if device is None or code not in device.outlet.pollutants or point.field("flag") != "N":
-            return None
+            return []
         limit = device.outlet.pollutants[code]
         value, basis = self._converted(point, limit.ref_o2)
         if value is None:
-            return None
+            return []
         subject = f"outlet:{device.enterprise}/{device.outlet.id}/{code}"
         hour = point.event_time_ns
         current = self.runs.get(subject)
+        start = current[0].started_at if current else None
+        if current is not None and start is not None and to_ns(start) <= hour <= current[1]:
+            return []  # an hour of the open run again (a resend or a back-fill)
         if value <= limit.limit:
-            if current is not None and hour == current[1] + HOUR_NS:
-                del self.runs[subject]
-                return current[0].closed(
-                    _at(hour),
-                    summary=current[0].summary.replace("since", "from", 1)
-                    + f" Back within the limit at {_local(hour)}.",
-                )
-            return None
+            if current is None or hour < current[1]:
+                return []  # nothing open, or a late compliant hour from before the run
+            return [self._end(subject)]
         record = {
             "hour": _at(hour).isoformat(),
             "value": round(value, 3),
@@ -97,33 +96,45 @@ class OverLimit(BaseRule):
                 hours=hours,
                 max_value=max(h["value"] for h in hours),
             )
-        elif current is not None and current[1] == hour:
-            return None  # the same hour again (a resend)
-        else:
-            hours = [record]
-            anomaly = Anomaly(
-                type="over_limit",
-                severity="alarm",
-                enterprise=device.enterprise,
-                subject=subject,
-                started_at=_at(hour),
-                summary=_summary(device.outlet.id, code, limit.limit, hours),
-                evidence={
-                    "outlet": device.outlet.id,
-                    "mn": mn,
-                    "pollutant": code,
-                    "limit": limit.limit,
-                    "unit": limit.unit,
-                    "ref_o2": limit.ref_o2,
-                    "hours": hours,
-                    "max_value": record["value"],
-                },
-                rule=self.name,
-                detected_at=detected_at,
-                as_of=_at(hour),
-            )
-        self.runs[subject] = (anomaly, hour)
-        return anomaly
+            self.runs[subject] = (anomaly, hour)
+            return [anomaly]
+        opened = Anomaly(
+            type="over_limit",
+            severity="alarm",
+            enterprise=device.enterprise,
+            subject=subject,
+            started_at=_at(hour),
+            summary=_summary(device.outlet.id, code, limit.limit, [record]),
+            evidence={
+                "outlet": device.outlet.id,
+                "mn": mn,
+                "pollutant": code,
+                "limit": limit.limit,
+                "unit": limit.unit,
+                "ref_o2": limit.ref_o2,
+                "hours": [record],
+                "max_value": record["value"],
+            },
+            rule=self.name,
+            detected_at=detected_at,
+            as_of=_at(hour),
+        )
+        if current is not None and hour < to_ns(current[0].started_at):
+            # a late hour from before the open run: its own one-hour anomaly
+            return [opened.closed(_at(hour + HOUR_NS))]
+        out = [self._end(subject)] if current is not None else []  # a gap ends the run
+        self.runs[subject] = (opened, hour)
+        return [*out, opened]
+
+    def _end(self, subject: str) -> Anomaly:
+        """Close the open run at the end of its last exceeding hour."""
+        anomaly, last = self.runs.pop(subject)
+        end = last + HOUR_NS
+        return anomaly.closed(
+            _at(end),
+            summary=anomaly.summary.replace("since", "from", 1)
+            + f" Over until {_local(end)}.",
+        )
 
     def _converted(self, point: Point, ref_o2: float | None) -> tuple[float | None, str]:
         zs = point.field("zs_avg")

@@ -89,6 +89,8 @@ class ProductionDuringShutdown(BaseRule):
         )
         shutdown = self._shutdown(ent, line, control)
         current = self.open.get(subject)
+        if current is not None and not production and shutdown is not None:
+            return None  # after a restart: no production reading yet, nothing proves an end
         in_breach = running and shutdown is not None and at >= shutdown.grace_until
         if not in_breach:
             self.since.pop(subject, None)

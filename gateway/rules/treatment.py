@@ -86,6 +86,8 @@ class TreatmentNotRunning(BaseRule):
             treatment.append({**info, "duty": link.duty})
         bad = producing and not treated
         current = self.open.get(subject)
+        if current is not None and not production and not treated:
+            return None  # after a restart: no production reading yet, nothing proves an end
         if not bad:
             self.since.pop(subject, None)
             if current is None:

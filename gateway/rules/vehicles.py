@@ -66,7 +66,7 @@ class BannedVehicleEntry(BaseRule):
             type="banned_vehicle_entry",
             severity="alarm",
             enterprise=ent.id,
-            subject=f"gate:{ent.id}/{gate}",
+            subject=f"gate:{ent.id}/{gate}/{plate}",  # two vehicles, one instant: two ids
             started_at=at,
             summary=f"{plate} (国{stage} {fuel} {cls}) entered gate {gate} at "
             f"{at:%Y-%m-%d %H:%M} UTC under a {control.level} alert that bans it.",

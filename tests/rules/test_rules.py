@@ -107,7 +107,9 @@ def test_over_limit_prefers_zsavg_and_ignores_invalid_flags_and_near_misses() ->
 def test_over_limit_gap_starts_a_new_anomaly_and_resend_is_ignored() -> None:
     first = hourly("w01018", 0, avg=60.0)
     found = run_over_limit([first], [first], [hourly("w01018", 5, avg=70.0)])
-    assert [a.started_at for a in found] == [T0, T0 + timedelta(hours=5)]
+    assert [(a.started_at, a.state) for a in found] == [
+        (T0, "open"), (T0, "closed"), (T0 + timedelta(hours=5), "open")]
+    assert found[1].ended_at == T0 + timedelta(hours=1)
 
 
 # -- device_offline -------------------------------------------------------------------------
@@ -226,3 +228,35 @@ def test_a_failing_rule_does_not_stop_the_others(tmp_path: Path) -> None:
     engine.on_points([hourly("w01018", 0, avg=60.0)])
     assert store.query()[1] == 1
     store.close()
+
+
+def test_over_limit_invalid_hour_does_not_keep_a_run_open_forever() -> None:
+    found = run_over_limit(
+        [hourly("w01018", 0, avg=60.0)],
+        [hourly("w01018", 1, avg=0.0, flag="M")],  # maintenance: neither extends nor ends
+        [hourly("w01018", 2, avg=10.0)],
+    )
+    assert [(a.state, a.ended_at) for a in found] == [
+        ("open", None),
+        ("closed", T0 + timedelta(hours=1)),
+    ]
+
+
+def test_over_limit_out_of_order_hours_all_close() -> None:
+    found = run_over_limit(
+        [hourly("w01018", 0, avg=60.0)],
+        [hourly("w01018", 2, avg=60.0)],  # a gap: the first run ends, a new one starts
+        [hourly("w01018", 1, avg=60.0)],  # late, before the open run: its own hour
+        [hourly("w01018", 3, avg=10.0)],
+    )
+    final = {a.id: a for a in found}  # last version of each anomaly
+    assert sorted((a.started_at, a.ended_at, a.state) for a in final.values()) == [
+        (T0, T0 + timedelta(hours=1), "closed"),
+        (T0 + timedelta(hours=1), T0 + timedelta(hours=2), "closed"),
+        (T0 + timedelta(hours=2), T0 + timedelta(hours=3), "closed"),
+    ]
+    # an hour of the open run seen again changes nothing
+    rule = OverLimit(lambda: REGISTRY)
+    rule.on_points([hourly("w01018", 0, avg=60.0)], T0)
+    rule.on_points([hourly("w01018", 1, avg=70.0)], T0)
+    assert rule.on_points([hourly("w01018", 0, avg=60.0)], T0) == []

@@ -134,3 +134,13 @@ def test_late_reading_does_not_rewrite_the_present() -> None:
     run(rule, timeline(True, {"T1": True}, until=10))
     rule.on_points([power("T1", 2, False, 0.0)], T0)  # an old reading arrives late
     assert run(rule, timeline(True, {"T1": True}, until=40)) == []
+
+
+def test_restart_does_not_close_on_a_treatment_reading_alone() -> None:
+    rule = TreatmentNotRunning(lambda: REGISTRY)
+    (opened,) = run(rule, timeline(True, {"T1": False, "T2": False}, until=20))
+    restarted = TreatmentNotRunning(lambda: REGISTRY)
+    restarted.restore([opened])
+    assert restarted.on_points([power("T1", 30, False, 0.5)], T0) == []  # production unknown
+    closed = restarted.on_points([power("P1", 31, False, 3.0)], T0)  # production stopped
+    assert [(a.id, a.state) for a in closed] == [(opened.id, "closed")]

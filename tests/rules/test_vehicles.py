@@ -86,7 +86,7 @@ def test_guo4_diesel_heavy_truck_under_orange_is_banned(regime: Regime) -> None:
     assert (anomaly.type, anomaly.severity, anomaly.subject) == (
         "banned_vehicle_entry",
         "alarm",
-        "gate:E1/G1",
+        "gate:E1/G1/冀A12345",
     )
     assert anomaly.evidence["plate"] == "冀A12345" and anomaly.evidence["level"] == "orange"
     assert anomaly.state == "closed" and anomaly.started_at == anomaly.ended_at == T0
