@@ -132,8 +132,7 @@ class OverLimit(BaseRule):
         end = last + HOUR_NS
         return anomaly.closed(
             _at(end),
-            summary=anomaly.summary.replace("since", "from", 1)
-            + f" Over until {_local(end)}.",
+            summary=anomaly.summary.replace("since", "from", 1) + f" Over until {_local(end)}.",
         )
 
     def _converted(self, point: Point, ref_o2: float | None) -> tuple[float | None, str]:

@@ -108,7 +108,10 @@ def test_over_limit_gap_starts_a_new_anomaly_and_resend_is_ignored() -> None:
     first = hourly("w01018", 0, avg=60.0)
     found = run_over_limit([first], [first], [hourly("w01018", 5, avg=70.0)])
     assert [(a.started_at, a.state) for a in found] == [
-        (T0, "open"), (T0, "closed"), (T0 + timedelta(hours=5), "open")]
+        (T0, "open"),
+        (T0, "closed"),
+        (T0 + timedelta(hours=5), "open"),
+    ]
     assert found[1].ended_at == T0 + timedelta(hours=1)
 
 
