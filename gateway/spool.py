@@ -259,7 +259,7 @@ class Spool:
             return True
         return pos.offset < self._end.offset
 
-    def read(self, start: Position, max_records: int, max_bytes: int = 8 << 20) -> ReadBatch:
+    def read(self, start: Position, max_records: int, max_bytes: int = 2 << 20) -> ReadBatch:
         """Durable records from `start` on, at most `max_records` / about `max_bytes`."""
         payloads: list[bytes] = []
         pos, size = start, 0

@@ -244,10 +244,10 @@ class DeviceConnection(asyncio.Protocol):
             else:
                 server.per_address.pop(self.address, None)
             metrics.CONNECTIONS_OPEN.set(len(server.connections))
+            for raw in self.framer.flush():  # a last frame without its trailer is still data
+                self._handle(raw, time.monotonic())
             for mn in [mn for mn, conn in server.by_mn.items() if conn is self]:
                 del server.by_mn[mn]
-            for raw in self.framer.flush():
-                self._handle(raw, time.monotonic())
         self.transport = None
 
     def data_received(self, data: bytes) -> None:

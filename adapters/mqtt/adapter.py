@@ -23,9 +23,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiomqtt
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from adapters.hj212.frame import Frame
 from adapters.hj212.handler import Backfill, FrameHandler
@@ -142,16 +145,24 @@ class MqttAdapter:
         cfg = self.config
         password = os.environ.get(cfg.password_env) if cfg.password_env else None
         tls = ssl.create_default_context(cafile=cfg.ca_file) if cfg.tls else None
+        session: dict[str, Any] = {"clean_session": False}
+        if cfg.shared_group:  # shared subscriptions need MQTT 5: a session that never expires
+            connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            connect.SessionExpiryInterval = 0xFFFFFFFF
+            session = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": False,
+                "properties": connect,
+            }
         client = aiomqtt.Client(
             cfg.host,
             cfg.port,
             identifier=cfg.client_id,
-            clean_session=False,
             username=cfg.username,
             password=password,
             keepalive=cfg.keepalive_s,
             tls_context=tls,
-            protocol=aiomqtt.ProtocolVersion.V5 if cfg.shared_group else None,
+            **session,
         )
         # PUBACK only after durability: aiomqtt does not expose paho's manual acknowledgement
         # yet (empicano/aiomqtt#345), so it is switched on the paho client underneath.

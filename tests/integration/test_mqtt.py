@@ -220,3 +220,37 @@ async def test_anomalies_are_published_on_mqtt(
     assert body["event"] == "opened"
     assert body["anomaly"]["subject"] == "outlet:E1/DW001/w01018"
     assert body["anomaly"]["evidence"]["hours"][0]["value"] == 99.0
+
+
+async def test_shared_subscription_group_mqtt5(
+    gateway_config: Callable[..., LoadedConfig],
+    mosquitto: localstack.ManagedProcess,
+    influx: localstack.ManagedProcess,
+    database: str,
+    prefix: str,
+) -> None:
+    gw = Gateway(
+        gateway_config(
+            mqtt={
+                "enabled": True,
+                "port": mosquitto.port,
+                "topic_prefix": prefix,
+                "client_id": f"gw5-{prefix}",
+                "shared_group": "gateways",
+            }
+        )
+    )
+    await gw.start()
+    try:
+        assert gw.mqtt is not None
+        await asyncio.wait_for(gw.mqtt.connected.wait(), 10)
+        for minute in range(3):
+            await publish(
+                mosquitto.port,
+                f"{prefix}/power/E1/M5",
+                json.dumps({"time": f"2026-03-02T08:0{minute}:00", "p_kw": float(minute)}),
+            )
+        rows = await wait_rows(influx.url, database, "SELECT p_kw FROM power", 3)
+        assert sorted(r["p_kw"] for r in rows) == [0.0, 1.0, 2.0]
+    finally:
+        await gw.shutdown()
