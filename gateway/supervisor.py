@@ -19,7 +19,7 @@ from adapters.mqtt.adapter import MqttAdapter
 
 from .anomalies.publish import InfluxPublisher, MqttPublisher
 from .anomalies.store import AnomalyStore
-from .api import RegistryStatus, create_app
+from .api import create_app
 from .api.server import ApiServer
 from .config import LoadedConfig
 from .forwarder import Forwarder
@@ -32,6 +32,7 @@ from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
 from .rules.shutdown import ProductionDuringShutdown
+from .rules.status import RuleStatus
 from .rules.treatment import TreatmentNotRunning
 from .rules.vehicles import BannedVehicleEntry
 from .sinks import Sink, WriteError
@@ -110,12 +111,14 @@ class Gateway:
             return
         self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
         self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
+        self.offline = DeviceOffline(self.registry, datetime.now(UTC))
+        self.treatment = TreatmentNotRunning(self.registry)
         self.rules = RuleEngine(
             self.anomalies,
             [
-                DeviceOffline(self.registry, datetime.now(UTC)),
+                self.offline,
                 OverLimit(self.registry),
-                TreatmentNotRunning(self.registry),
+                self.treatment,
                 ProductionDuringShutdown(self.registry, self.regime),
                 BannedVehicleEntry(self.registry, self.regime),
                 RefusedDevices(),
@@ -156,7 +159,7 @@ class Gateway:
             store=self.anomalies,
             regime=self.regime,
             registry=self.registry,
-            status=RegistryStatus(self.registry),
+            status=RuleStatus(self.registry, self.offline, self.treatment),
             tokens=cfg.api.tokens(),
             ready=lambda: self._ready,
             metrics_app=make_asgi_app(),

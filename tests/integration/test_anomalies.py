@@ -11,7 +11,7 @@ from adapters.hj212.device import DeviceClient
 from gateway import localstack
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows
-from tests.frames import qn_for, upload
+from tests.frames import MN_WATER, qn_for, upload
 
 
 async def test_over_limit_hours_become_one_anomaly_in_store_and_influx(
@@ -105,5 +105,16 @@ async def test_officer_asks_the_api_what_is_wrong_at_an_enterprise(
             assert "limit of 50" in over[0]["summary"]
             health = await client.get("/healthz")
             assert health.status_code == 200
+            auth = {"Authorization": "Bearer officer-token"}
+            online = (
+                await client.get("/api/v1/devices", params={"state": "online"}, headers=auth)
+            ).json()
+            assert (
+                MN_WATER in [d["id"] for d in online["items"]]
+                if isinstance(online, dict)
+                else MN_WATER in [d["id"] for d in online]
+            )
+            ent = (await client.get("/api/v1/enterprises/E1", headers=auth)).json()
+            assert ent["status"]["devices_online"] >= 1
     finally:
         await gw.shutdown()
