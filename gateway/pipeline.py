@@ -52,6 +52,10 @@ class Pipeline:
                 counts[point.measurement] = counts.get(point.measurement, 0) + 1
         for name, count in counts.items():
             metrics.points_accepted(name).inc(count)
+        if self._listeners:  # after the acknowledgements, which wait on the same future
+            asyncio.get_running_loop().call_soon(self._notify, group)
+
+    def _notify(self, group: list[Sequence[Point]]) -> None:
         for listener in self._listeners:
             for points in group:
                 listener(points)

@@ -28,6 +28,7 @@ from .power import PowerConverter
 from .regime import Regime
 from .registry import Registry
 from .rules.auth import RefusedDevices
+from .rules.data_gap import DataGap
 from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
@@ -106,6 +107,10 @@ class Gateway:
         """The registry in force (rules read it at each use, so a reload takes effect)."""
         return self.hj212.registry
 
+    def _request_backfill(self, mn: str, cn: str, begin: datetime, end: datetime) -> bool:
+        """Ask a connected HJ 212 device for history (the data_gap rule's side effect)."""
+        return self.hj212.request_history(mn, cn, begin, end) is not None
+
     def _start_rules(self) -> None:
         if not self.loaded.config.rules.enabled:
             return
@@ -117,6 +122,7 @@ class Gateway:
             self.anomalies,
             [
                 self.offline,
+                DataGap(self.registry, self._request_backfill),
                 OverLimit(self.registry),
                 self.treatment,
                 ProductionDuringShutdown(self.registry, self.regime),

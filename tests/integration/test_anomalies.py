@@ -118,3 +118,46 @@ async def test_officer_asks_the_api_what_is_wrong_at_an_enterprise(
             assert ent["status"]["devices_online"] >= 1
     finally:
         await gw.shutdown()
+
+
+async def test_skipped_hour_is_requested_backfilled_and_the_gap_closes(gateway: Gateway) -> None:
+    from adapters.hj212.builder import execution_answer, request_answer
+    from adapters.hj212.cp import parse_cp
+
+    dev = await DeviceClient.connect("127.0.0.1", gateway.hj212.port)
+    await dev.send(
+        upload(qn=qn_for(400), data_time=datetime(2026, 4, 6, 8), values={"w01018": 5.0})
+    )
+    assert (await dev.read_frame()).cn == "9014"
+    await dev.send(
+        upload(qn=qn_for(401), data_time=datetime(2026, 4, 6, 10), values={"w01018": 6.0})
+    )
+    assert (await dev.read_frame()).cn == "9014"
+    request = await dev.read_frame()  # the gateway asks for the skipped hour
+    assert (request.cn, request.mn, request.st) == ("2061", "23040281003022", "91") or (
+        request.cn == "2061" and request.wants_reply
+    )
+    assert parse_cp(request.cp).params == {
+        "BeginTime": "20260406090000",
+        "EndTime": "20260406090000",
+    }
+    await dev.send(request_answer(request))
+    await dev.send(
+        upload(qn=qn_for(402), data_time=datetime(2026, 4, 6, 9), values={"w01018": 5.5})
+    )
+    assert (await dev.read_frame()).qn == qn_for(402)
+    await dev.send(execution_answer(request))
+    assert gateway.anomalies is not None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        items, total = gateway.anomalies.query(type_="data_gap")
+        if total and items[0].state == "closed":
+            break
+        await asyncio.sleep(0.05)
+    assert total == 1
+    gap = items[0]
+    assert gap.state == "closed" and gap.evidence["closed_as"] == "backfilled"
+    assert gap.evidence["backfill_requested"] is True
+    assert gap.started_at.isoformat() == "2026-04-06T01:00:00+00:00"
+    assert gap.ended_at is not None and gap.ended_at.isoformat() == "2026-04-06T02:00:00+00:00"
+    await dev.close()
