@@ -59,6 +59,10 @@ class Outlet(BaseModel):
         default_factory=dict, description="pollutant code -> limit (for over_limit)"
     )
     offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
+    stopped_flow: float | None = Field(
+        None, ge=0, description="flow (a00000 / w00000) at or below which the outlet is stopped"
+    )
+    lines: list[str] = Field(default_factory=list, description="production lines it serves")
 
     @field_validator("sm4_key")
     @classmethod

@@ -29,6 +29,7 @@ from .regime import Regime
 from .registry import Registry
 from .rules.auth import RefusedDevices
 from .rules.data_gap import DataGap
+from .rules.emission_shutdown import EmissionDuringShutdown
 from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
@@ -126,6 +127,7 @@ class Gateway:
                 OverLimit(self.registry),
                 self.treatment,
                 ProductionDuringShutdown(self.registry, self.regime),
+                EmissionDuringShutdown(self.registry, self.regime),
                 BannedVehicleEntry(self.registry, self.regime),
                 RefusedDevices(),
             ],

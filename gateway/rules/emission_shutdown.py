@@ -1,0 +1,128 @@
+"""`emission_during_shutdown`: a shutdown covers every line an outlet serves (an explicit order,
+or the alert level's plan), its ramp-down grace has passed, and the outlet still shows flow
+(`a00000` flue gas, `w00000` wastewater) above its `stopped_flow` with a valid flag (N), for
+the enterprise's persistence time [15 min], in event time.
+
+Only outlets with `stopped_flow` and `lines` in the registry are judged. The anomaly starts at
+the first flowing value after the grace and closes at the first value at or below the stopped
+level, or when the shutdown no longer covers the outlet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from gateway.anomalies.model import Anomaly
+from gateway.model import Point
+from gateway.regime import ControlState, Regime
+from gateway.registry import Enterprise, Outlet, Registry
+
+from .base import BaseRule, event_time
+
+FLOW_CODES = frozenset({"a00000", "w00000"})
+
+
+class EmissionDuringShutdown(BaseRule):
+    name = "emission_during_shutdown"
+    measurements = frozenset({"emission"})
+
+    def __init__(self, registry: Callable[[], Registry], regime: Regime) -> None:
+        super().__init__()
+        self.registry = registry
+        self.regime = regime
+        self.since: dict[str, datetime] = {}
+        self.latest: dict[str, datetime] = {}  # subject -> latest flow reading judged
+
+    def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        out = []
+        for point in sorted(points, key=lambda p: p.event_time_ns):
+            if point.tag("pollutant") not in FLOW_CODES or point.field("flag") != "N":
+                continue
+            device = self.registry().device(point.tag("mn") or "")
+            if device is None or device.outlet.stopped_flow is None or not device.outlet.lines:
+                continue
+            ent = self.registry().enterprise(device.enterprise)
+            value = point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
+            if ent is None or not isinstance(value, float):
+                continue
+            anomaly = self._judge(ent, device.outlet, value, event_time(point), detected_at)
+            if anomaly is not None:
+                out.append(anomaly)
+        return out
+
+    def _covered_since(
+        self, ent: Enterprise, outlet: Outlet, control: ControlState
+    ) -> datetime | None:
+        """When the shutdown covering all the outlet's lines began, or None."""
+        starts = []
+        for line in outlet.lines:
+            orders = control.orders_for_line(line, "shutdown")
+            plan = ent.plans.get(control.level) if control.level else None
+            if orders:
+                starts.append(orders[0].starts_at)
+            elif plan is not None and line in plan.stop_lines:
+                starts.append(control.alerts[0].starts_at)
+            else:
+                return None
+        return max(starts) if starts else None
+
+    def _judge(
+        self, ent: Enterprise, outlet: Outlet, flow: float, at: datetime, detected_at: datetime
+    ) -> Anomaly | None:
+        subject = f"outlet:{ent.id}/{outlet.id}"
+        if at < self.latest.get(subject, at):
+            return None  # late: the present is judged by the latest reading
+        self.latest[subject] = at
+        control = self.regime.in_force(ent.id, ent.region, at)
+        covered = self._covered_since(ent, outlet, control)
+        grace_end = covered + timedelta(seconds=ent.shutdown_grace_s) if covered else None
+        stopped_flow = outlet.stopped_flow or 0.0
+        flowing = grace_end is not None and at >= grace_end and flow > stopped_flow
+        current = self.open.get(subject)
+        if not flowing:
+            self.since.pop(subject, None)
+            if current is None:
+                return None
+            del self.open[subject]
+            return current.closed(
+                at,
+                summary=current.summary.replace("still emits", "emitted")
+                + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
+                closing_flow=flow,
+            )
+        since = self.since.setdefault(subject, at)
+        if current is not None or (at - since).total_seconds() < ent.shutdown_persist_s:
+            return None
+        assert covered is not None and grace_end is not None
+        anomaly = Anomaly(
+            type="emission_during_shutdown",
+            severity="alarm",
+            enterprise=ent.id,
+            subject=subject,
+            started_at=since,
+            summary=f"Outlet {outlet.id} is under shutdown since {covered:%Y-%m-%d %H:%M} UTC "
+            f"and still emits: flow {flow:g} above its stopped level {stopped_flow:g} since "
+            f"{since:%Y-%m-%d %H:%M} UTC.",
+            evidence={
+                "outlet": outlet.id,
+                "mn": outlet.mn,
+                "lines": outlet.lines,
+                "flow": flow,
+                "stopped_flow": stopped_flow,
+                "shutdown_since": covered.isoformat(),
+                "grace_until": grace_end.isoformat(),
+                "level": control.level,
+                "orders": [o.id for o in control.orders],
+            },
+            rule=self.name,
+            detected_at=detected_at,
+            as_of=at,
+        )
+        self.open[subject] = anomaly
+        return anomaly
+
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        super().restore(open_anomalies)
+        for anomaly in open_anomalies:
+            self.since[anomaly.subject] = anomaly.started_at
