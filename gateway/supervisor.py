@@ -35,6 +35,7 @@ from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
 from .rules.shutdown import ProductionDuringShutdown
 from .rules.status import RuleStatus
+from .rules.suspicious import SuspiciousData
 from .rules.treatment import TreatmentNotRunning
 from .rules.vehicles import BannedVehicleEntry
 from .sinks import Sink, WriteError
@@ -128,6 +129,7 @@ class Gateway:
                 self.treatment,
                 ProductionDuringShutdown(self.registry, self.regime),
                 EmissionDuringShutdown(self.registry, self.regime),
+                SuspiciousData(self.registry),
                 BannedVehicleEntry(self.registry, self.regime),
                 RefusedDevices(),
             ],

@@ -1,0 +1,85 @@
+"""suspicious_data: constant values, zeros and flag F while production runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gateway.anomalies.model import Anomaly
+from gateway.model import FieldValue, Point, to_ns
+from gateway.registry import Registry, RegistryFile
+from gateway.rules.suspicious import SuspiciousData
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+MN = "MN0000000000000000000004"
+REGISTRY = Registry(
+    RegistryFile.model_validate(
+        {
+            "enterprises": [
+                {
+                    "id": "E1",
+                    "meters": [{"id": "P1", "role": "production", "line": "L1"}],
+                    "lines": [{"id": "L1"}],
+                    "outlets": [{"id": "DA1", "mn": MN, "password": "x", "lines": ["L1"]}],
+                }
+            ]
+        }
+    )
+)
+
+
+def production(minute: float, running: bool) -> Point:
+    tags = (("enterprise", "E1"), ("meter", "P1"))
+    return Point(
+        "power",
+        tags,
+        (("p_kw", 100.0 if running else 0.0), ("running", running)),
+        to_ns(T0 + timedelta(minutes=minute)),
+    )
+
+
+def value(minute: float, rtd: float, flag: str = "N", code: str = "a21026") -> Point:
+    tags = (
+        ("enterprise", "E1"),
+        ("outlet", "DA1"),
+        ("mn", MN),
+        ("pollutant", code),
+        ("interval", "rtd"),
+    )
+    fields: tuple[tuple[str, FieldValue], ...] = (("rtd", rtd), ("flag", flag))
+    return Point("emission", tags, fields, to_ns(T0 + timedelta(minutes=minute)))
+
+
+def feed(rule: SuspiciousData, minutes: range, make: object, running: bool = True) -> list[Anomaly]:
+    out: list[Anomaly] = []
+    for minute in minutes:
+        out += rule.on_points([production(minute, running), make(minute)], T0)  # type: ignore[operator]
+    return out
+
+
+def test_constant_value_for_six_hours_while_producing() -> None:
+    rule = SuspiciousData(lambda: REGISTRY)
+    assert feed(rule, range(0, 359, 10), lambda m: value(m, 12.5)) == []  # 5 h 50 min
+    found = feed(rule, range(360, 361), lambda m: value(m, 12.5))
+    assert [(a.evidence["pattern"], a.started_at) for a in found] == [("constant", T0)]
+    (closed,) = feed(rule, range(370, 371), lambda m: value(m, 12.6))
+    assert closed.state == "closed" and closed.id == found[0].id
+
+
+def test_near_misses_for_constant_values() -> None:
+    varying = SuspiciousData(lambda: REGISTRY)
+    assert feed(varying, range(0, 600, 10), lambda m: value(m, 12.5 + (m % 20) / 10)) == []
+    stopped = SuspiciousData(lambda: REGISTRY)
+    assert feed(stopped, range(0, 600, 10), lambda m: value(m, 12.5), running=False) == []
+    oxygen = SuspiciousData(lambda: REGISTRY)
+    assert feed(oxygen, range(0, 600, 10), lambda m: value(m, 20.9, code="a19001")) == []
+
+
+def test_zeros_and_flag_f_for_fifteen_minutes_while_producing() -> None:
+    zeros = SuspiciousData(lambda: REGISTRY)
+    found = feed(zeros, range(0, 16, 1), lambda m: value(m, 0.0))
+    assert {a.evidence["pattern"] for a in found} == {"zeros"}
+    flag_f = SuspiciousData(lambda: REGISTRY)
+    found = feed(flag_f, range(0, 16, 1), lambda m: value(m, 3.0 + m, flag="F"))
+    assert {a.evidence["pattern"] for a in found} == {"flag_f"}
+    short = SuspiciousData(lambda: REGISTRY)
+    assert feed(short, range(0, 14, 1), lambda m: value(m, 3.0 + m, flag="F")) == []
