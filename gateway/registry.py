@@ -201,6 +201,9 @@ class Enterprise(BaseModel):
     plans: dict[AlertLevel, Plan] = Field(default_factory=dict)
     shutdown_grace_s: float = Field(7200.0, ge=0, description="ramp-down time after an order")
     shutdown_persist_s: float = Field(900.0, ge=0, description="running this long opens")
+    curtail_window_s: float = Field(4 * 3600.0, gt=0, description="energy compared over this")
+    curtail_tolerance: float = Field(1.1, ge=1.0, description="allowed x (1 - cut) x baseline")
+    baseline_days: int = Field(7, ge=1, le=60, description="recent days the baseline comes from")
 
     @model_validator(mode="after")
     def _power_codes_name_meters(self) -> Enterprise:

@@ -28,6 +28,7 @@ from .power import PowerConverter
 from .regime import Regime
 from .registry import Registry
 from .rules.auth import RefusedDevices
+from .rules.curtailment import CurtailmentExceeded
 from .rules.data_gap import DataGap
 from .rules.emission_shutdown import EmissionDuringShutdown
 from .rules.engine import RuleEngine
@@ -130,6 +131,7 @@ class Gateway:
                 ProductionDuringShutdown(self.registry, self.regime),
                 EmissionDuringShutdown(self.registry, self.regime),
                 SuspiciousData(self.registry),
+                CurtailmentExceeded(self.registry, self.regime),
                 BannedVehicleEntry(self.registry, self.regime),
                 RefusedDevices(),
             ],

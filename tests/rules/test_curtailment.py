@@ -1,0 +1,96 @@
+"""curtailment_exceeded: energy over 4 h against the baseline of recent days."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.anomalies.model import Anomaly
+from gateway.model import Point, to_ns
+from gateway.regime import OrderSpec, Regime
+from gateway.registry import Registry, RegistryFile
+from gateway.rules.curtailment import CurtailmentExceeded
+
+START = datetime(2026, 12, 8, tzinfo=UTC)  # the curtailment starts here
+REGISTRY = Registry(
+    RegistryFile.model_validate(
+        {
+            "enterprises": [
+                {
+                    "id": "E1",
+                    "region": "city-a",
+                    "lines": [{"id": "L1"}],
+                    "meters": [{"id": "P1", "role": "production", "line": "L1"}],
+                }
+            ]
+        }
+    )
+)
+
+
+@pytest.fixture
+def regime(tmp_path: Path) -> Iterator[Regime]:
+    regime = Regime(tmp_path / "r.sqlite")
+    regime.add_order(
+        OrderSpec.model_validate(
+            {
+                "kind": "curtailment",
+                "enterprise": "E1",
+                "lines": ["L1"],
+                "percent": 30,
+                "starts_at": START,
+                "ends_at": START + timedelta(days=2),
+            }
+        )
+    )
+    yield regime
+    regime.close()
+
+
+def reading(at: datetime, energy: float) -> Point:
+    tags = (("enterprise", "E1"), ("meter", "P1"), ("role", "production"), ("line", "L1"))
+    return Point(
+        "power", tags, (("p_kw", energy), ("energy_kwh", energy), ("running", True)), to_ns(at)
+    )
+
+
+def hours(rule: CurtailmentExceeded, first: datetime, count: int, kwh: float) -> list[Anomaly]:
+    out: list[Anomaly] = []
+    for h in range(count):
+        out += rule.on_points([reading(first + timedelta(hours=h, minutes=30), kwh)], START)
+    return out
+
+
+def with_history(regime: Regime) -> CurtailmentExceeded:
+    rule = CurtailmentExceeded(lambda: REGISTRY, regime)
+    for day in range(1, 4):  # three normal days: 1000 kWh an hour
+        hours(rule, START - timedelta(days=day), 24, 1000.0)
+    return rule
+
+
+def test_exceeding_the_allowance_opens_and_complying_closes(regime: Regime) -> None:
+    rule = with_history(regime)
+    # allowed over 4 h: (1 - 0.30) x 4000 x 1.1 = 3080 kWh; 900 kWh an hour = 3600
+    found = hours(rule, START, 6, 900.0)
+    opened = [a for a in found if a.state == "open"]
+    assert len(opened) == 1
+    evidence = opened[0].evidence
+    assert (evidence["baseline_kwh"], evidence["allowed_kwh"], evidence["energy_kwh"]) == (
+        4000.0,
+        3080.0,
+        3600.0,
+    )
+    assert evidence["baseline_days"] == 3
+    assert opened[0].started_at == START + timedelta(hours=1)  # window 01:00-05:00, judged at 04:30
+    closed = hours(rule, START + timedelta(hours=6), 6, 500.0)
+    assert [a.state for a in closed] == ["closed"]
+
+
+def test_near_misses(regime: Regime) -> None:
+    rule = with_history(regime)
+    assert hours(rule, START, 8, 760.0) == []  # 3040 kWh per 4 h: within 3080
+    no_history = CurtailmentExceeded(lambda: REGISTRY, regime)
+    assert hours(no_history, START, 8, 5000.0) == []  # no baseline day: no judgement
