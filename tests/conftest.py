@@ -110,7 +110,11 @@ name = "Test plant"
 
 
 def write_config(
-    directory: Path, influx_url: str, database: str, **sections: dict[str, Any]
+    directory: Path,
+    influx_url: str,
+    database: str,
+    registry: str = REGISTRY,
+    **sections: dict[str, Any],
 ) -> Path:
     """A gateway config + registry in `directory`; `sections` override keys per section."""
     base: dict[str, dict[str, Any]] = {
@@ -137,7 +141,7 @@ def write_config(
         lines.append(f"[{name}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "registry.toml").write_text(REGISTRY)
+    (directory / "registry.toml").write_text(registry)
     path = directory / "gateway.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
