@@ -22,6 +22,7 @@ from .anomalies.store import AnomalyStore
 from .api import create_app
 from .api.server import ApiServer
 from .config import LoadedConfig
+from .errors import ConfigError
 from .forwarder import Forwarder
 from .pipeline import Pipeline
 from .power import PowerConverter
@@ -110,6 +111,23 @@ class Gateway:
         """The registry in force (rules read it at each use, so a reload takes effect)."""
         return self.hj212.registry
 
+    def reload_registry(self) -> list[str]:
+        """Load the registry file again; on problems keep the one in force and return them."""
+        path = self.loaded.path.parent / self.loaded.config.gateway.registry
+        try:
+            registry = Registry.load(path)
+        except ConfigError as exc:
+            log.error("registry reload refused; the registry in force stays", problems=exc.problems)
+            return exc.problems
+        self.loaded.registry = registry
+        self.hj212.registry = registry
+        self.power.registry = registry
+        if self.mqtt is not None:
+            self.mqtt.registry = registry
+        devices = sum(1 for _ in registry.devices())
+        log.info("registry reloaded", enterprises=len(registry.data.enterprises), devices=devices)
+        return []
+
     def _request_backfill(self, mn: str, cn: str, begin: datetime, end: datetime) -> bool:
         """Ask a connected HJ 212 device for history (the data_gap rule's side effect)."""
         return self.hj212.request_history(mn, cn, begin, end) is not None
@@ -175,6 +193,7 @@ class Gateway:
             tokens=cfg.api.tokens(),
             ready=lambda: self._ready,
             metrics_app=make_asgi_app(),
+            reload_registry=self.reload_registry,
         )
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
         await self.api.start()
@@ -216,6 +235,7 @@ async def run(loaded: LoadedConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.stop)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_registry)
     await gateway.start()
     metrics_cfg = loaded.config.metrics
     if metrics_cfg.enabled:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..anomalies.store import AnomalyStore
 from ..regime import Regime
 from ..registry import Registry
-from . import anomalies, control, enterprises, stream
+from . import admin, anomalies, control, enterprises, stream
 from .auth import Role, make_auth
 from .deps import Services
 from .schemas import Health
@@ -63,6 +63,7 @@ def create_app(
     stream_heartbeat_s: float = 15.0,
     stream_max_s: float | None = None,
     metrics_app: ASGIApp | None = None,
+    reload_registry: Callable[[], list[str]] | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
     answers `/readyz`; `clock` gives "now" for what is in force now (the enterprise views).
@@ -89,6 +90,8 @@ def create_app(
     app.include_router(anomalies.build_router(svc))
     app.include_router(enterprises.build_router(svc))
     app.include_router(control.build_router(svc))
+    if reload_registry is not None:
+        app.include_router(admin.build_router(svc, reload_registry))
 
     @app.get("/healthz", tags=["health"], summary="The process answers")
     async def healthz() -> Health:

@@ -161,3 +161,50 @@ async def test_skipped_hour_is_requested_backfilled_and_the_gap_closes(gateway: 
     assert gap.started_at.isoformat() == "2026-04-06T01:00:00+00:00"
     assert gap.ended_at is not None and gap.ended_at.isoformat() == "2026-04-06T02:00:00+00:00"
     await dev.close()
+
+
+async def test_registry_reload_through_the_api(gateway_config: object, monkeypatch: object) -> None:
+    import httpx
+
+    from tests.conftest import REGISTRY
+
+    monkeypatch.setenv("TEST_GATEWAY_API_TOKENS", "root:admin,eyes:viewer")  # type: ignore[attr-defined]
+    loaded = gateway_config()  # type: ignore[operator]
+    gw = Gateway(loaded)
+    await gw.start()
+    registry_file = loaded.path.parent / "registry.toml"
+    try:
+        dev = await DeviceClient.connect("127.0.0.1", gw.hj212.port)
+        await dev.send(upload(mn="NEWLOGGER0001", qn=qn_for(500)))
+        assert await dev.expect_nothing(0.5)  # not registered yet
+        assert gw.api is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api.port}") as client:
+            viewer = await client.post(
+                "/api/v1/registry/reload", headers={"Authorization": "Bearer eyes"}
+            )
+            assert viewer.status_code == 403
+            registry_file.write_text(REGISTRY + '\n[[enterprises]]\nid = "E1"\n')  # E1 twice
+            broken = await client.post(
+                "/api/v1/registry/reload", headers={"Authorization": "Bearer root"}
+            )
+            assert broken.status_code == 422 and "appears twice" in broken.text
+            registry_file.write_text(
+                REGISTRY
+                + """
+[[enterprises]]
+id = "NEWCO"
+  [[enterprises.outlets]]
+  id = "O1"
+  mn = "NEWLOGGER0001"
+  password = "123456"
+"""
+            )
+            ok = await client.post(
+                "/api/v1/registry/reload", headers={"Authorization": "Bearer root"}
+            )
+            assert ok.status_code == 200 and ok.json()["enterprises"] == 2
+        await dev.send(upload(mn="NEWLOGGER0001", qn=qn_for(501)))
+        assert (await dev.read_frame()).qn == qn_for(501)
+        await dev.close()
+    finally:
+        await gw.shutdown()
