@@ -115,6 +115,9 @@ async def mqtt_runs(work: Path, influx_url: str, count: int) -> dict[str, float]
         results["mqtt_vs_plain_paho"] = (
             results["mqtt_gateway_msgs_per_s"] / results["mqtt_plain_paho_msgs_per_s"]
         )
+        from .bench_anomaly import anomaly_runs
+
+        results.update(await anomaly_runs(work, influx_url, broker.port))
     finally:
         broker.stop()
     return results
