@@ -92,6 +92,7 @@ class SpoolSection(_Section):
 class RulesSection(_Section):
     enabled: bool = True
     tick_s: float = Field(1.0, gt=0, description="how often wall-clock rules (silence) run")
+    status_interval_s: float = Field(60.0, gt=0, description="device_status points every")
 
 
 class ApiSection(_Section):

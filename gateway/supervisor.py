@@ -29,6 +29,7 @@ from .power import PowerConverter
 from .regime import Regime
 from .registry import Registry
 from .rules.auth import RefusedDevices
+from .rules.completeness import DeviceStatusPoints
 from .rules.curtailment import CurtailmentExceeded
 from .rules.data_gap import DataGap
 from .rules.emission_shutdown import EmissionDuringShutdown
@@ -102,6 +103,7 @@ class Gateway:
         self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
         self.regime: Regime | None = None
         self.api: ApiServer | None = None
+        self._status_task: asyncio.Task[None] | None = None
         self._ready = False
         self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
@@ -138,12 +140,14 @@ class Gateway:
         self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
         self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
         self.offline = DeviceOffline(self.registry, datetime.now(UTC))
+        self.gaps = DataGap(self.registry, self._request_backfill)
+        self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
         self.treatment = TreatmentNotRunning(self.registry)
         self.rules = RuleEngine(
             self.anomalies,
             [
                 self.offline,
-                DataGap(self.registry, self._request_backfill),
+                self.gaps,
                 OverLimit(self.registry),
                 self.treatment,
                 ProductionDuringShutdown(self.registry, self.regime),
@@ -162,6 +166,16 @@ class Gateway:
         self.pipeline.add_listener(self.rules.on_points)
         self.hj212.handler.on_event = self.rules.on_device_event
         self.rules.start()
+        self._status_task = asyncio.create_task(self._write_status(), name="device-status")
+
+    async def _write_status(self) -> None:
+        """`device_status` points (online, today's completeness) every status interval."""
+        while True:
+            await asyncio.sleep(self.loaded.config.rules.status_interval_s)
+            try:
+                self.pipeline.submit(self.daily.points(datetime.now(UTC)))
+            except Exception:  # the spool is full or closing: the next interval tries again
+                log.warning("device status not written this interval", exc_info=True)
 
     async def start(self) -> None:
         self.loaded.data_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +203,7 @@ class Gateway:
             store=self.anomalies,
             regime=self.regime,
             registry=self.registry,
-            status=RuleStatus(self.registry, self.offline, self.treatment),
+            status=RuleStatus(self.registry, self.offline, self.treatment, self.daily),
             tokens=cfg.api.tokens(),
             ready=lambda: self._ready,
             metrics_app=make_asgi_app(),
@@ -220,6 +234,8 @@ class Gateway:
                 await self._forward_task
         if self.rules is not None:
             await self.rules.close()
+        if self._status_task is not None:
+            self._status_task.cancel()
         await self.spool.close()
         await self.sink.close()
         if self.anomalies is not None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.registry import Enterprise, Registry
 
+from .completeness import DeviceStatusPoints
 from .offline import DeviceOffline
 from .treatment import TreatmentNotRunning
 
@@ -19,10 +21,14 @@ class RuleStatus:
         registry: Callable[[], Registry],
         offline: DeviceOffline,
         treatment: TreatmentNotRunning,
+        daily: DeviceStatusPoints | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.registry = registry
         self.offline = offline
         self.treatment = treatment
+        self.daily = daily
+        self.clock = clock
 
     def _device(self, kind: str, ident: str, subject: str | None, **extra: Any) -> dict[str, Any]:
         last = self.offline.last_contact.get(subject) if subject else None
@@ -40,8 +46,16 @@ class RuleStatus:
         }
 
     def _devices_of(self, ent: Enterprise) -> list[dict[str, Any]]:
+        now = self.clock()
         out = [
-            self._device("hj212", o.mn, f"mn:{o.mn}", enterprise=ent.id, outlet=o.id)
+            self._device(
+                "hj212",
+                o.mn,
+                f"mn:{o.mn}",
+                enterprise=ent.id,
+                outlet=o.id,
+                completeness_today=self.daily.today(o.mn, now) if self.daily else None,
+            )
             for o in ent.outlets
         ]
         out += [
@@ -80,7 +94,13 @@ class RuleStatus:
             "devices_online": sum(1 for d in devices if d["online"]),
             "lines": lines,
             "treatment_running": facilities,
-            "completeness_today": None,  # comes with the data_gap rule
+            "completeness_today": _mean(
+                [
+                    d["completeness_today"]
+                    for d in devices
+                    if d.get("completeness_today") is not None
+                ]
+            ),
         }
 
     def devices(self, state: str | None) -> list[dict[str, Any]]:
@@ -89,3 +109,7 @@ class RuleStatus:
         if state is None:
             return out
         return [d for d in out if d["online"] is wanted.get(state, object())]
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None

@@ -208,3 +208,29 @@ id = "NEWCO"
         await dev.close()
     finally:
         await gw.shutdown()
+
+
+async def test_device_status_points_are_written(
+    gateway_config: object, influx: localstack.ManagedProcess, database: str
+) -> None:
+    gw = Gateway(gateway_config(rules={"status_interval_s": 0.3}))  # type: ignore[operator]
+    await gw.start()
+    try:
+        dev = await DeviceClient.connect("127.0.0.1", gw.hj212.port)
+        await dev.send(upload(qn=qn_for(600)))
+        await dev.read_frame()
+        await dev.close()
+        deadline = time.monotonic() + 10
+        rows: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not rows:
+            await asyncio.sleep(0.3)
+            rows = await asyncio.to_thread(
+                influx_rows,
+                influx.url,
+                database,
+                f"SELECT * FROM device_status WHERE device = '{MN_WATER}'",
+            )
+        assert rows and rows[-1]["online"] is True and rows[-1]["kind"] == "hj212"
+        assert rows[-1]["enterprise"] == "E1"
+    finally:
+        await gw.shutdown()

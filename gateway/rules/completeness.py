@@ -1,0 +1,76 @@
+"""Daily completeness (the day's transmission rate) of HJ 212 devices and the `device_status`
+points that carry it, with `online`, to InfluxDB.
+
+Completeness of a local day = hourly records received for its hours / hours of the day that
+have ended (24 for a past day). Day boundaries are Beijing time by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from gateway.model import Point, to_ns
+from gateway.registry import Registry
+
+from .data_gap import DataGap
+from .offline import DeviceOffline
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def day_start(now: datetime, tz: tzinfo = BEIJING) -> datetime:
+    local = now.astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def completeness(hours_seen: set[datetime], start: datetime, now: datetime) -> float | None:
+    """Share of the day's ended hours that have a record; None before the first hour ends."""
+    ended = min(24, int((now - start).total_seconds() // 3600))
+    if ended <= 0:
+        return None
+    expected = [start + timedelta(hours=h) for h in range(ended)]
+    return sum(1 for h in expected if h in hours_seen) / ended
+
+
+class DeviceStatusPoints:
+    """Builds the `device_status` points of every registered device for the current day."""
+
+    def __init__(
+        self, registry: Callable[[], Registry], offline: DeviceOffline, gaps: DataGap
+    ) -> None:
+        self.registry = registry
+        self.offline = offline
+        self.gaps = gaps
+
+    def online(self, subject: str) -> bool | None:
+        if subject in self.offline.open:
+            return False
+        return True if subject in self.offline.last_contact else None
+
+    def today(self, mn: str, now: datetime) -> float | None:
+        start = day_start(now)
+        return completeness(self.gaps.seen.get(mn, set()), start, now)
+
+    def points(self, now: datetime) -> list[Point]:
+        at = to_ns(now.replace(second=0, microsecond=0))
+        out = []
+        for ent in self.registry().data.enterprises:
+            for outlet in ent.outlets:
+                fields: list[tuple[str, float | bool]] = []
+                online = self.online(f"mn:{outlet.mn}")
+                if online is not None:
+                    fields.append(("online", online))
+                rate = self.today(outlet.mn, now)
+                if rate is not None:
+                    fields.append(("completeness", rate))
+                if fields:
+                    tags = (("kind", "hj212"), ("device", outlet.mn), ("enterprise", ent.id))
+                    out.append(Point("device_status", tags, tuple(fields), at))
+            for meter in ent.meters:
+                online = self.online(f"meter:{ent.id}/{meter.id}")
+                if online is not None:
+                    tags = (("kind", "meter"), ("device", meter.id), ("enterprise", ent.id))
+                    out.append(Point("device_status", tags, (("online", online),), at))
+        return out
