@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -162,6 +163,9 @@ class Regime:
         }
         self._orders: dict[str, Order] = {}
         self._orders_of: dict[str, dict[str, Order]] = {}  # enterprise -> id -> order
+        # calendar control periods (major events, staggered production) from the registry:
+        # in force like alerts, but configured, not declared
+        self.calendar: Callable[[], Sequence[Alert]] = tuple
         for row in self._db.execute("SELECT id, body FROM control_order"):
             self._index(Order.model_validate_json(row[1]))
 
@@ -246,7 +250,7 @@ class Regime:
         alerts = sorted(
             (
                 a
-                for a in self._alerts.values()
+                for a in (*self._alerts.values(), *self.calendar())
                 if a.in_force(at) and a.covers(enterprise_id, region)
             ),
             key=_alert_key,

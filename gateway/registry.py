@@ -243,10 +243,35 @@ class Enterprise(BaseModel):
         return self
 
 
+class ControlPeriod(BaseModel):
+    """A calendar control period (a major event, staggered production): in force like an alert
+    of `level` for its regions or enterprises, during each of its windows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    level: AlertLevel
+    regions: list[str] = []
+    enterprises: list[str] = []
+    windows: list[tuple[datetime, datetime]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ControlPeriod:
+        if not self.regions and not self.enterprises:
+            raise ValueError(f"control period {self.name!r} covers no region and no enterprise")
+        for start, end in self.windows:
+            if start.tzinfo is None or end.tzinfo is None or end <= start:
+                raise ValueError(
+                    f"control period {self.name!r}: windows need offsets and end after start"
+                )
+        return self
+
+
 class RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enterprises: list[Enterprise] = []
+    control_periods: list[ControlPeriod] = []
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -26,7 +27,7 @@ from .errors import ConfigError
 from .forwarder import Forwarder
 from .pipeline import Pipeline
 from .power import PowerConverter
-from .regime import Regime
+from .regime import Alert, Regime
 from .registry import Registry
 from .rules.auth import RefusedDevices
 from .rules.completeness import DeviceStatusPoints
@@ -104,6 +105,7 @@ class Gateway:
         self.regime: Regime | None = None
         self.api: ApiServer | None = None
         self._status_task: asyncio.Task[None] | None = None
+        self._calendar_cache: tuple[Registry | None, list[Alert]] = (None, [])
         self._ready = False
         self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
@@ -112,6 +114,26 @@ class Gateway:
     def registry(self) -> Registry:
         """The registry in force (rules read it at each use, so a reload takes effect)."""
         return self.hj212.registry
+
+    def _calendar(self) -> Sequence[Alert]:
+        """The registry's calendar control periods as alerts (cached per registry)."""
+        registry = self.registry()
+        if self._calendar_cache[0] is not registry:
+            alerts = [
+                Alert(
+                    id=f"period:{p.name}:{i}",
+                    level=p.level,
+                    regions=p.regions,
+                    enterprises=p.enterprises,
+                    starts_at=start,
+                    ends_at=end,
+                    note=f"calendar control period {p.name}",
+                )
+                for p in registry.data.control_periods
+                for i, (start, end) in enumerate(p.windows)
+            ]
+            self._calendar_cache = (registry, alerts)
+        return self._calendar_cache[1]
 
     def reload_registry(self) -> list[str]:
         """Load the registry file again; on problems keep the one in force and return them."""
@@ -139,6 +161,7 @@ class Gateway:
             return
         self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
         self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
+        self.regime.calendar = self._calendar
         self.offline = DeviceOffline(self.registry, datetime.now(UTC))
         self.gaps = DataGap(self.registry, self._request_backfill)
         self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)

@@ -234,3 +234,39 @@ async def test_device_status_points_are_written(
         assert rows[-1]["enterprise"] == "E1"
     finally:
         await gw.shutdown()
+
+
+async def test_registry_control_periods_are_in_force_in_the_daemon(
+    tmp_path: object, influx: localstack.ManagedProcess, database: str
+) -> None:
+    from pathlib import Path
+
+    from gateway.config import load_config
+    from tests.conftest import REGISTRY, write_config
+
+    registry = REGISTRY.replace('name = "Test plant"', 'name = "Test plant"\nregion = "city-z"')
+    registry = (
+        """
+[[control_periods]]
+name = "games"
+level = "orange"
+regions = ["city-z"]
+windows = [["2026-02-01T00:00:00+08:00", "2026-02-20T00:00:00+08:00"]]
+"""
+        + registry
+    )
+    config = write_config(Path(str(tmp_path)) / "gw", influx.url, database, registry=registry)
+    gw = Gateway(load_config(config))
+    await gw.start()
+    try:
+        assert gw.regime is not None
+        inside = gw.regime.in_force(
+            "E1", "city-z", datetime.fromisoformat("2026-02-10T08:00:00+08:00")
+        )
+        outside = gw.regime.in_force(
+            "E1", "city-z", datetime.fromisoformat("2026-03-10T08:00:00+08:00")
+        )
+        assert (inside.level, outside.level) == ("orange", None)
+        assert inside.alerts[0].id == "period:games:0"
+    finally:
+        await gw.shutdown()

@@ -113,3 +113,43 @@ def test_near_misses_are_allowed(regime: Regime, level: str, point: Point) -> No
 def test_no_alert_no_ban(regime: Regime) -> None:
     alert(regime, "red", regions=["another-city"])
     assert BannedVehicleEntry(lambda: REGISTRY, regime).on_points([passage("冀A1", "2")], T0) == []
+
+
+def test_calendar_control_period_bans_like_an_alert(regime: Regime) -> None:
+    from gateway.regime import Alert
+    from gateway.registry import ControlPeriod
+
+    period = ControlPeriod.model_validate(
+        {
+            "name": "games",
+            "level": "red",
+            "regions": ["city-a"],
+            "windows": [[T0 - timedelta(days=1), T0 + timedelta(days=1)]],
+        }
+    )
+    regime.calendar = lambda: [
+        Alert(
+            id="period:games:0",
+            level=period.level,
+            regions=period.regions,
+            starts_at=period.windows[0][0],
+            ends_at=period.windows[0][1],
+        )
+    ]
+    (anomaly,) = BannedVehicleEntry(lambda: REGISTRY, regime).on_points([passage("冀A3", "3")], T0)
+    assert anomaly.evidence["level"] == "red" and anomaly.evidence["alert_id"] == "period:games:0"
+
+
+def test_control_period_needs_a_scope_and_sane_windows() -> None:
+    from pydantic import ValidationError
+
+    from gateway.registry import ControlPeriod
+
+    with pytest.raises(ValidationError, match="covers no region"):
+        ControlPeriod.model_validate(
+            {"name": "x", "level": "orange", "windows": [[T0, T0 + timedelta(hours=1)]]}
+        )
+    with pytest.raises(ValidationError, match="end after start"):
+        ControlPeriod.model_validate(
+            {"name": "x", "level": "orange", "regions": ["a"], "windows": [[T0, T0]]}
+        )
