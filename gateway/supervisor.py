@@ -25,6 +25,7 @@ from .api.server import ApiServer
 from .config import LoadedConfig
 from .errors import ConfigError
 from .forwarder import Forwarder
+from .model import Point
 from .pipeline import Pipeline
 from .power import PowerConverter
 from .regime import Alert, Regime
@@ -165,6 +166,7 @@ class Gateway:
         self.offline = DeviceOffline(self.registry, datetime.now(UTC))
         self.gaps = DataGap(self.registry, self._request_backfill)
         self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
+        self.vehicles = BannedVehicleEntry(self.registry, self.regime)
         self.treatment = TreatmentNotRunning(self.registry)
         self.rules = RuleEngine(
             self.anomalies,
@@ -177,7 +179,7 @@ class Gateway:
                 EmissionDuringShutdown(self.registry, self.regime),
                 SuspiciousData(self.registry),
                 CurtailmentExceeded(self.registry, self.regime),
-                BannedVehicleEntry(self.registry, self.regime),
+                self.vehicles,
                 RefusedDevices(),
             ],
             tick_s=self.loaded.config.rules.tick_s,
@@ -187,9 +189,19 @@ class Gateway:
             prefix = self.loaded.config.mqtt.topic_prefix
             self.anomalies.add_listener(MqttPublisher(self.mqtt.publish, prefix))
         self.pipeline.add_listener(self.rules.on_points)
+        self.pipeline.add_listener(self._write_allowed)
         self.hj212.handler.on_event = self.rules.on_device_event
         self.rules.start()
         self._status_task = asyncio.create_task(self._write_status(), name="device-status")
+
+    def _write_allowed(self, points: Sequence[Point]) -> None:
+        """`vehicle_passage.allowed`: each entry's verdict under the control level in force."""
+        verdicts = self.vehicles.allowed_points(points)
+        if verdicts:
+            try:
+                self.pipeline.submit(verdicts)
+            except Exception:  # the spool is full or closing; the anomaly is what counts
+                log.warning("allowed verdicts not written", exc_info=True)
 
     async def _write_status(self) -> None:
         """`device_status` points (online, today's completeness) every status interval."""

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.regime import Regime
-from gateway.registry import Registry
+from gateway.regime import ControlState, Regime
+from gateway.registry import Enterprise, Registry, TransportRule
 
 from .base import BaseRule
 
@@ -35,15 +35,20 @@ class BannedVehicleEntry(BaseRule):
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
         for point in points:
-            if point.measurement == "vehicle_passage" and point.tag("direction") == "in":
+            # an entry record (not the `allowed` verdict the gateway writes back for it)
+            if (
+                point.measurement == "vehicle_passage"
+                and point.tag("direction") == "in"
+                and point.field("plate") is not None
+            ):
                 anomaly = self._judge(point, detected_at)
                 if anomaly is not None:
                     out.append(anomaly)
         return out
 
-    def _judge(self, point: Point, detected_at: datetime) -> Anomaly | None:
-        enterprise_id = point.tag("enterprise") or ""
-        ent = self.registry().enterprise(enterprise_id)
+    def banned(self, point: Point) -> tuple[Enterprise, ControlState, TransportRule] | None:
+        """What bans this entering vehicle now (enterprise, control state, rule), or None."""
+        ent = self.registry().enterprise(point.tag("enterprise") or "")
         if ent is None:
             return None
         at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
@@ -57,9 +62,29 @@ class BannedVehicleEntry(BaseRule):
         if fuel not in rule.banned_fuels or cls not in rule.banned_classes:
             return None
         plate = str(point.field("plate") or "")
-        exempt = [w for w in ent.whitelist if w.plate == plate and w.valid_from <= at < w.valid_to]
-        if exempt:
+        if any(w.plate == plate and w.valid_from <= at < w.valid_to for w in ent.whitelist):
             return None
+        return ent, control, rule
+
+    def allowed_points(self, points: Sequence[Point]) -> list[Point]:
+        """The `allowed` verdict of each entry, as points that merge into the passage's own."""
+        return [
+            Point(p.measurement, p.tags, (("allowed", self.banned(p) is None),), p.event_time_ns)
+            for p in points
+            if p.measurement == "vehicle_passage"
+            and p.tag("direction") == "in"
+            and p.field("plate") is not None
+            and p.field("allowed") is None
+        ]
+
+    def _judge(self, point: Point, detected_at: datetime) -> Anomaly | None:
+        found = self.banned(point)
+        if found is None:
+            return None
+        ent, control, rule = found
+        at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
+        stage, fuel, cls = (point.tag(k) or "" for k in ("emission_stage", "fuel", "vehicle_class"))
+        plate = str(point.field("plate") or "")
         gate = point.tag("gate") or ""
         alert = control.alerts[0]
         anomaly = Anomaly(

@@ -18,7 +18,7 @@ from gateway import localstack
 from gateway.config import load_config
 from gateway.regime import AlertSpec, OrderSpec
 from gateway.supervisor import Gateway
-from tests.conftest import write_config
+from tests.conftest import influx_rows, write_config
 from tests.frames import qn_for, upload
 
 DAY = datetime(2026, 3, 10)  # Beijing local time in the payloads
@@ -237,6 +237,13 @@ async def test_scripted_day_gives_exactly_the_expected_anomalies_and_replays_cle
                 ),
             ]
         )
+        rows = influx_rows(
+            influx.url, database, "SELECT plate, allowed FROM vehicle_passage GROUP BY *"
+        )
+        assert sorted((r["plate"], r["allowed"]) for r in rows) == [
+            ("冀A11111", False),
+            ("冀A22222", True),
+        ]
         banned = next(a for a in items if a.type == "banned_vehicle_entry")
         assert banned.started_at.isoformat().startswith("2026-03-10T06:30:00")
         assert banned.evidence["level"] == "orange" and banned.evidence["stage_raw"] == "国四"
