@@ -63,6 +63,8 @@ class Outlet(BaseModel):
         None, ge=0, description="flow (a00000 / w00000) at or below which the outlet is stopped"
     )
     lines: list[str] = Field(default_factory=list, description="production lines it serves")
+    constant_after_s: float | None = Field(None, gt=0, description="suspicious_data: constant")
+    zeros_after_s: float | None = Field(None, gt=0, description="suspicious_data: zeros, flag F")
 
     @field_validator("sm4_key")
     @classmethod

@@ -1,9 +1,9 @@
 """`suspicious_data`: values an inspector would doubt, while the outlet's production runs.
 
 Patterns (each per outlet and pollutant, judged on valid-looking data in event time):
-- `constant`: the same value for [6 h] (`constant_s`);
-- `zeros`: 0 for [15 min] (`persist_s`);
-- `flag_f`: flag F ("stopped") for [15 min].
+- `constant`: the same value for [6 h] (outlet `constant_after_s`);
+- `zeros`: 0 for [15 min] (outlet `zeros_after_s`);
+- `flag_f`: flag F ("stopped") for [15 min] (outlet `zeros_after_s`).
 
 "Production runs" means one of the outlet's `lines` has a production meter reading `running`;
 outlets without `lines` are not judged. An anomaly closes at the first reading that breaks the
@@ -62,10 +62,12 @@ class SuspiciousData(BaseRule):
                 continue  # no production reading yet (after a restart): nothing to judge by
             code = point.tag("pollutant") or ""
             interval = point.tag("interval") or ""
+            constant_s = device.outlet.constant_after_s or self.constant_s
+            persist_s = device.outlet.zeros_after_s or self.persist_s
             checks = (
-                ("constant", value if isinstance(value, float) else None, self.constant_s),
-                ("zeros", 0.0 if value == 0.0 else None, self.persist_s),
-                ("flag_f", "F" if flag == "F" else None, self.persist_s),
+                ("constant", value if isinstance(value, float) else None, constant_s),
+                ("zeros", 0.0 if value == 0.0 else None, persist_s),
+                ("flag_f", "F" if flag == "F" else None, persist_s),
             )
             for pattern, key, needed_s in checks:
                 anomaly = self._track(

@@ -83,3 +83,31 @@ def test_zeros_and_flag_f_for_fifteen_minutes_while_producing() -> None:
     assert {a.evidence["pattern"] for a in found} == {"flag_f"}
     short = SuspiciousData(lambda: REGISTRY)
     assert feed(short, range(0, 14, 1), lambda m: value(m, 3.0 + m, flag="F")) == []
+
+
+def test_thresholds_are_per_outlet() -> None:
+    quick = Registry(
+        RegistryFile.model_validate(
+            {
+                "enterprises": [
+                    {
+                        "id": "E1",
+                        "meters": [{"id": "P1", "role": "production", "line": "L1"}],
+                        "lines": [{"id": "L1"}],
+                        "outlets": [
+                            {
+                                "id": "DA1",
+                                "mn": MN,
+                                "password": "x",
+                                "lines": ["L1"],
+                                "constant_after_s": 3600,
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    rule = SuspiciousData(lambda: quick)
+    found = feed(rule, range(0, 61, 10), lambda m: value(m, 12.5))
+    assert [a.evidence["pattern"] for a in found] == ["constant"]
