@@ -36,8 +36,9 @@ class EmissionDuringShutdown(BaseRule):
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
-        for point in sorted(points, key=lambda p: p.event_time_ns):
-            if point.tag("pollutant") not in FLOW_CODES or point.field("flag") != "N":
+        flows = [p for p in points if p.tag("pollutant") in FLOW_CODES]
+        for point in sorted(flows, key=lambda p: p.event_time_ns):
+            if point.field("flag") != "N":
                 continue
             device = self.registry().device(point.tag("mn") or "")
             if device is None or device.outlet.stopped_flow is None or not device.outlet.lines:

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.registry import Enterprise, Outlet, Registry
+from gateway.registry import Device, Enterprise, Outlet, Registry
 
 from .base import BaseRule, MeterStates, event_time
 
@@ -45,13 +45,19 @@ class SuspiciousData(BaseRule):
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         self.meters.update(points)
         out = []
+        registry = self.registry()
+        devices: dict[str, Device | None] = {}  # per MN, once per batch
         for point in sorted(points, key=lambda p: p.event_time_ns):
             if point.measurement != "emission" or point.tag("pollutant") in SKIPPED:
                 continue
-            device = self.registry().device(point.tag("mn") or "")
-            if device is None or not device.outlet.lines:
+            mn = point.tag("mn") or ""
+            if mn not in devices:
+                found = registry.device(mn)
+                devices[mn] = found if found is not None and found.outlet.lines else None
+            device = devices[mn]
+            if device is None:
                 continue
-            ent = self.registry().enterprise(device.enterprise)
+            ent = registry.enterprise(device.enterprise)
             if ent is None:
                 continue
             value = point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
