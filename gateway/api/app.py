@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse
@@ -24,13 +25,7 @@ from .deps import Services
 from .schemas import Health
 from .status import StatusProvider
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Pollution gateway</title></head>
-<body><h1>Pollution gateway</h1>
-<p>The status page is not built yet. The API is described at
-<a href="/openapi.json">/openapi.json</a> (interactive: <a href="/docs">/docs</a>).</p>
-</body></html>
-"""
+_PAGE = (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
 
 
 class _AsgiEndpoint:
