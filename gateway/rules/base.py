@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -38,6 +38,32 @@ class BaseRule:
 
     def __init__(self) -> None:
         self.open: dict[str, Anomaly] = {}
+        self.since: dict[str, datetime] = {}  # subject -> when its condition began
+
+    def _hold(
+        self,
+        subject: str,
+        holds: bool,
+        at: datetime,
+        persist_s: float,
+        make: Callable[[datetime], Anomaly],
+        close: Callable[[Anomaly], Anomaly],
+    ) -> Anomaly | None:
+        """A condition that must hold `persist_s` (event time) before `make(since)` opens an
+        anomaly, which `close` ends at the first judgement where it no longer holds."""
+        current = self.open.get(subject)
+        if not holds:
+            self.since.pop(subject, None)
+            if current is None:
+                return None
+            del self.open[subject]
+            return close(current)
+        since = self.since.setdefault(subject, at)
+        if current is not None or (at - since).total_seconds() < persist_s:
+            return None
+        anomaly = make(since)
+        self.open[subject] = anomaly
+        return anomaly
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         return []
@@ -51,6 +77,7 @@ class BaseRule:
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
         for anomaly in open_anomalies:
             self.open[anomaly.subject] = anomaly
+            self.since[anomaly.subject] = anomaly.started_at
 
 
 class MeterStates:

@@ -31,7 +31,6 @@ class EmissionDuringShutdown(BaseRule):
         super().__init__()
         self.registry = registry
         self.regime = regime
-        self.since: dict[str, datetime] = {}
         self.latest: dict[str, datetime] = {}  # subject -> latest flow reading judged
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
@@ -80,50 +79,40 @@ class EmissionDuringShutdown(BaseRule):
         grace_end = covered + timedelta(seconds=ent.shutdown_grace_s) if covered else None
         stopped_flow = outlet.stopped_flow or 0.0
         flowing = grace_end is not None and at >= grace_end and flow > stopped_flow
-        current = self.open.get(subject)
-        if not flowing:
-            self.since.pop(subject, None)
-            if current is None:
-                return None
-            del self.open[subject]
+
+        def opened(since: datetime) -> Anomaly:
+            assert covered is not None and grace_end is not None
+            return Anomaly(
+                type="emission_during_shutdown",
+                severity="alarm",
+                enterprise=ent.id,
+                subject=subject,
+                started_at=since,
+                summary=f"Outlet {outlet.id} is under shutdown since {covered:%Y-%m-%d %H:%M} "
+                f"UTC and still emits: flow {flow:g} above its stopped level {stopped_flow:g} "
+                f"since {since:%Y-%m-%d %H:%M} UTC.",
+                evidence={
+                    "outlet": outlet.id,
+                    "mn": outlet.mn,
+                    "lines": outlet.lines,
+                    "flow": flow,
+                    "stopped_flow": stopped_flow,
+                    "shutdown_since": covered.isoformat(),
+                    "grace_until": grace_end.isoformat(),
+                    "level": control.level,
+                    "orders": [o.id for o in control.orders],
+                },
+                rule=self.name,
+                detected_at=detected_at,
+                as_of=at,
+            )
+
+        def closed(current: Anomaly) -> Anomaly:
             return current.closed(
                 at,
                 summary=current.summary.replace("still emits", "emitted")
                 + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
                 closing_flow=flow,
             )
-        since = self.since.setdefault(subject, at)
-        if current is not None or (at - since).total_seconds() < ent.shutdown_persist_s:
-            return None
-        assert covered is not None and grace_end is not None
-        anomaly = Anomaly(
-            type="emission_during_shutdown",
-            severity="alarm",
-            enterprise=ent.id,
-            subject=subject,
-            started_at=since,
-            summary=f"Outlet {outlet.id} is under shutdown since {covered:%Y-%m-%d %H:%M} UTC "
-            f"and still emits: flow {flow:g} above its stopped level {stopped_flow:g} since "
-            f"{since:%Y-%m-%d %H:%M} UTC.",
-            evidence={
-                "outlet": outlet.id,
-                "mn": outlet.mn,
-                "lines": outlet.lines,
-                "flow": flow,
-                "stopped_flow": stopped_flow,
-                "shutdown_since": covered.isoformat(),
-                "grace_until": grace_end.isoformat(),
-                "level": control.level,
-                "orders": [o.id for o in control.orders],
-            },
-            rule=self.name,
-            detected_at=detected_at,
-            as_of=at,
-        )
-        self.open[subject] = anomaly
-        return anomaly
 
-    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
-        super().restore(open_anomalies)
-        for anomaly in open_anomalies:
-            self.since[anomaly.subject] = anomaly.started_at
+        return self._hold(subject, flowing, at, ent.shutdown_persist_s, opened, closed)

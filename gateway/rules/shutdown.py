@@ -38,7 +38,6 @@ class ProductionDuringShutdown(BaseRule):
         self.registry = registry
         self.regime = regime
         self.meters = MeterStates()
-        self.since: dict[str, datetime] = {}
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
@@ -88,54 +87,43 @@ class ProductionDuringShutdown(BaseRule):
             if m.role == "production" and m.line == line.id
         )
         shutdown = self._shutdown(ent, line, control)
-        current = self.open.get(subject)
-        if current is not None and not production and shutdown is not None:
+        if subject in self.open and not production and shutdown is not None:
             return None  # after a restart: no production reading yet, nothing proves an end
-        in_breach = running and shutdown is not None and at >= shutdown.grace_until
-        if not in_breach:
-            self.since.pop(subject, None)
-            if current is None:
-                return None
-            del self.open[subject]
+
+        def opened(since: datetime) -> Anomaly:
+            assert shutdown is not None
+            return Anomaly(
+                type="production_during_shutdown",
+                severity="alarm",
+                enterprise=ent.id,
+                subject=subject,
+                started_at=since,
+                summary=f"Line {line.id} is under shutdown ({shutdown.source}) since "
+                f"{shutdown.since:%Y-%m-%d %H:%M} UTC and still runs, since "
+                f"{since:%Y-%m-%d %H:%M} UTC.",
+                evidence={
+                    "line": line.id,
+                    "shutdown": {
+                        "source": shutdown.source,
+                        "ref": shutdown.ref,
+                        "since": shutdown.since.isoformat(),
+                        "grace_until": shutdown.grace_until.isoformat(),
+                    },
+                    "production": production,
+                    "persist_s": ent.shutdown_persist_s,
+                },
+                rule=self.name,
+                detected_at=detected_at,
+                as_of=at,
+            )
+
+        def closed(current: Anomaly) -> Anomaly:
             return current.closed(
                 at,
                 summary=current.summary.replace(" and still runs", " and ran")
                 + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
                 closing_production=production,
             )
-        since = self.since.setdefault(subject, at)
-        if current is not None or (at - since).total_seconds() < ent.shutdown_persist_s:
-            return None
-        assert shutdown is not None
-        evidence = {
-            "source": shutdown.source,
-            "ref": shutdown.ref,
-            "since": shutdown.since.isoformat(),
-            "grace_until": shutdown.grace_until.isoformat(),
-        }
-        anomaly = Anomaly(
-            type="production_during_shutdown",
-            severity="alarm",
-            enterprise=ent.id,
-            subject=subject,
-            started_at=since,
-            summary=f"Line {line.id} is under shutdown ({shutdown.source}) since "
-            f"{shutdown.since:%Y-%m-%d %H:%M} UTC and still runs, since "
-            f"{since:%Y-%m-%d %H:%M} UTC.",
-            evidence={
-                "line": line.id,
-                "shutdown": evidence,
-                "production": production,
-                "persist_s": ent.shutdown_persist_s,
-            },
-            rule=self.name,
-            detected_at=detected_at,
-            as_of=at,
-        )
-        self.open[subject] = anomaly
-        return anomaly
 
-    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
-        super().restore(open_anomalies)
-        for anomaly in open_anomalies:
-            self.since[anomaly.subject] = anomaly.started_at
+        in_breach = running and shutdown is not None and at >= shutdown.grace_until
+        return self._hold(subject, in_breach, at, ent.shutdown_persist_s, opened, closed)

@@ -30,7 +30,6 @@ class TreatmentNotRunning(BaseRule):
         self.registry = registry
         self.meters = MeterStates()
         self.states: dict[tuple[str, str], tuple[datetime, int]] = {}  # (mn, SBx) -> rs
-        self.since: dict[str, datetime] = {}  # subject -> condition start
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         touched = self.meters.update(points)
@@ -84,15 +83,31 @@ class TreatmentNotRunning(BaseRule):
             running, info = self._facility(ent, facilities[link.facility])
             treated = treated or running
             treatment.append({**info, "duty": link.duty})
-        bad = producing and not treated
-        current = self.open.get(subject)
-        if current is not None and not production and not treated:
+        if subject in self.open and not production and not treated:
             return None  # after a restart: no production reading yet, nothing proves an end
-        if not bad:
-            self.since.pop(subject, None)
-            if current is None:
-                return None
-            del self.open[subject]
+
+        def opened(since: datetime) -> Anomaly:
+            return Anomaly(
+                type="treatment_not_running",
+                severity="alarm",
+                enterprise=ent.id,
+                subject=subject,
+                started_at=since,
+                summary=f"Line {line.id} has been producing since {since:%Y-%m-%d %H:%M} UTC "
+                f"while none of its treatment facilities ({_names(line)}) runs.",
+                evidence={
+                    "line": line.id,
+                    "production": production,
+                    "treatment": treatment,
+                    "grace_s": line.treatment_grace_s,
+                    "condition_since": since.isoformat(),
+                },
+                rule=self.name,
+                detected_at=detected_at,
+                as_of=at,
+            )
+
+        def closed(current: Anomaly) -> Anomaly:
             minutes = round((at - current.started_at).total_seconds() / 60)
             return current.closed(
                 at,
@@ -102,35 +117,9 @@ class TreatmentNotRunning(BaseRule):
                 closing_production=production,
                 closing_treatment=treatment,
             )
-        since = self.since.setdefault(subject, at)
-        if current is not None or (at - since).total_seconds() < line.treatment_grace_s:
-            return None
-        anomaly = Anomaly(
-            type="treatment_not_running",
-            severity="alarm",
-            enterprise=ent.id,
-            subject=subject,
-            started_at=since,
-            summary=f"Line {line.id} has been producing since {since:%Y-%m-%d %H:%M} UTC while "
-            f"none of its treatment facilities ({_names(line)}) runs.",
-            evidence={
-                "line": line.id,
-                "production": production,
-                "treatment": treatment,
-                "grace_s": line.treatment_grace_s,
-                "condition_since": since.isoformat(),
-            },
-            rule=self.name,
-            detected_at=detected_at,
-            as_of=at,
-        )
-        self.open[subject] = anomaly
-        return anomaly
 
-    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
-        super().restore(open_anomalies)
-        for anomaly in open_anomalies:
-            self.since[anomaly.subject] = anomaly.started_at
+        bad = producing and not treated
+        return self._hold(subject, bad, at, line.treatment_grace_s, opened, closed)
 
 
 def _names(line: Line) -> str:
