@@ -70,6 +70,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    logs.configure("console", "error")  # the anomaly stream is the demo's output
+    return demo_main(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -125,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     bench_p.add_argument("--mqtt-messages", type=int, default=50000, help="MQTT run size")
     bench_p.add_argument("--skip-mqtt", action="store_true", help="HJ 212 runs only")
     bench_p.set_defaults(func=cmd_bench)
+    demo_p = sub.add_parser("demo", help="local stack + gateway + simulator, anomalies live")
+    demo_p.add_argument("--enterprises", type=int, default=3)
+    demo_p.add_argument("--step-s", type=float, default=0.3, help="pause between script steps")
+    demo_p.add_argument("--api-port", type=int, default=9280)
+    demo_p.add_argument("--workdir", default="var/demo")
+    demo_p.add_argument("--exit", action="store_true", help="stop after the script (CI)")
+    demo_p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

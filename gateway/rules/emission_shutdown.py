@@ -11,7 +11,7 @@ level, or when the shutdown no longer covers the outlet.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
@@ -88,7 +88,8 @@ class EmissionDuringShutdown(BaseRule):
                 enterprise=ent.id,
                 subject=subject,
                 started_at=since,
-                summary=f"Outlet {outlet.id} is under shutdown since {covered:%Y-%m-%d %H:%M} "
+                summary=f"Outlet {outlet.id} is under shutdown since "
+                f"{covered.astimezone(UTC):%Y-%m-%d %H:%M} "
                 f"UTC and still emits: flow {flow:g} above its stopped level {stopped_flow:g} "
                 f"since {since:%Y-%m-%d %H:%M} UTC.",
                 evidence={

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
@@ -99,7 +99,7 @@ class ProductionDuringShutdown(BaseRule):
                 subject=subject,
                 started_at=since,
                 summary=f"Line {line.id} is under shutdown ({shutdown.source}) since "
-                f"{shutdown.since:%Y-%m-%d %H:%M} UTC and still runs, since "
+                f"{shutdown.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC and still runs, since "
                 f"{since:%Y-%m-%d %H:%M} UTC.",
                 evidence={
                     "line": line.id,
