@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 FieldValue = float | int | bool | str
@@ -27,9 +27,17 @@ class Point(NamedTuple):
         return next((v for k, v in self.fields if k == name), None)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_ns(ns: int) -> datetime:
+    """The aware UTC datetime of nanoseconds since the epoch (to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
 def to_ns(moment: datetime) -> int:
     """Nanoseconds since the epoch of an aware datetime (exact, no float rounding)."""
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 

@@ -80,7 +80,10 @@ region = "sim-city"
     return "".join(out)
 
 
-def _frame(mn: str, pw: str, hour: datetime, value: float, qn: int) -> bytes:
+def hourly_frame(
+    mn: str, pw: str, hour: datetime, value: float, qn: int, *, backfill: bool = False
+) -> bytes:
+    """A 2061 hourly COD upload asking for a 9014; `backfill` marks it RF=1."""
     head: list[tuple[str, str | int]] = [
         ("QN", f"{hour:%Y%m%d%H%M%S}{qn % 1000:03d}"),
         ("ST", "32"),
@@ -89,6 +92,8 @@ def _frame(mn: str, pw: str, hour: datetime, value: float, qn: int) -> bytes:
         ("MN", mn),
         ("Flag", 5),
     ]
+    if backfill:
+        head.append(("RF", 1))
     cp = f"DataTime={hour:%Y%m%d%H%M%S};w01018-Avg={value},w01018-Flag=N"
     return build_frame(build_segment(head, cp))
 
@@ -114,7 +119,7 @@ class Logger:
     async def upload(self, hour: int) -> None:
         self.sent += 1
         await self.client.send(
-            _frame(self.mn, "sim", self.day + timedelta(hours=hour), cod(hour), self.sent)
+            hourly_frame(self.mn, "sim", self.day + timedelta(hours=hour), cod(hour), self.sent)
         )
         await self._until_ack()
 
@@ -136,10 +141,8 @@ class Logger:
         while hour <= end:
             self.sent += 1
             index = int((hour - self.day).total_seconds() // 3600)
-            frame = _frame(self.mn, "sim", hour, cod(index), self.sent)
-            frame = frame.replace(b";Flag=5;", b";Flag=5;RF=1;")
-            segment = frame[6:-6].decode()
-            await self.client.send(build_frame(segment))
+            frame = hourly_frame(self.mn, "sim", hour, cod(index), self.sent, backfill=True)
+            await self.client.send(frame)
             ack = await self.client.read_frame(10)
             assert ack.cn == "9014"
             self.backfilled.append(hour)
@@ -175,7 +178,7 @@ async def run_day(
         await step(f"hour {hour:02d}:00 uploaded")
     intruder = await DeviceClient.connect(*hj212)
     for k in range(enterprises):
-        await intruder.send(_frame(mn_of(k, "B"), "wrong", day, 1.0, 1))
+        await intruder.send(hourly_frame(mn_of(k, "B"), "wrong", day, 1.0, 1))
     await intruder.close()
     async with aiomqtt.Client(mqtt[0], mqtt[1]) as client:
 

@@ -46,7 +46,7 @@ from .rules.vehicles import BannedVehicleEntry
 from .sinks import Sink, WriteError
 from .sinks.influx_v1 import InfluxV1Sink
 from .sinks.influx_v2 import InfluxV2Sink
-from .spool import Spool
+from .spool import Spool, SpoolClosed, SpoolFull
 
 log = structlog.get_logger("gateway")
 
@@ -194,14 +194,14 @@ class Gateway:
         self.rules.start()
         self._status_task = asyncio.create_task(self._write_status(), name="device-status")
 
-    def _write_allowed(self, points: Sequence[Point]) -> None:
+    def _write_allowed(self, _points: Sequence[Point]) -> None:
         """`vehicle_passage.allowed`: each entry's verdict under the control level in force."""
-        verdicts = self.vehicles.allowed_points(points)
+        verdicts = self.vehicles.take_verdicts()  # judged once, by the rule, just before
         if verdicts:
             try:
                 self.pipeline.submit(verdicts)
-            except Exception:  # the spool is full or closing; the anomaly is what counts
-                log.warning("allowed verdicts not written", exc_info=True)
+            except (SpoolFull, SpoolClosed) as exc:  # the anomaly is what counts
+                log.warning("allowed verdicts not written", error=str(exc))
 
     async def _write_status(self) -> None:
         """`device_status` points (online, today's completeness) every status interval."""
@@ -209,8 +209,8 @@ class Gateway:
             await asyncio.sleep(self.loaded.config.rules.status_interval_s)
             try:
                 self.pipeline.submit(self.daily.points(datetime.now(UTC)))
-            except Exception:  # the spool is full or closing: the next interval tries again
-                log.warning("device status not written this interval", exc_info=True)
+            except (SpoolFull, SpoolClosed) as exc:  # the next interval tries again
+                log.warning("device status not written this interval", error=str(exc))
 
     async def start(self) -> None:
         self.loaded.data_dir.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import DeviceEvent, Point
+from gateway.model import DeviceEvent, Point, from_ns
 
 __all__ = ["BaseRule", "DeviceEvent", "MeterStates", "Rule", "event_time"]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Rule(Protocol):
@@ -118,4 +117,4 @@ class MeterStates:
 
 
 def event_time(point: Point) -> datetime:
-    return _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
+    return from_ns(point.event_time_ns)

@@ -44,11 +44,6 @@ class DeviceStatusPoints:
         self.offline = offline
         self.gaps = gaps
 
-    def online(self, subject: str) -> bool | None:
-        if subject in self.offline.open:
-            return False
-        return True if subject in self.offline.last_contact else None
-
     def today(self, mn: str, now: datetime) -> float | None:
         start = day_start(now)
         return completeness(self.gaps.seen.get(mn, set()), start, now)
@@ -59,7 +54,7 @@ class DeviceStatusPoints:
         for ent in self.registry().data.enterprises:
             for outlet in ent.outlets:
                 fields: list[tuple[str, float | bool]] = []
-                online = self.online(f"mn:{outlet.mn}")
+                online = self.offline.online(f"mn:{outlet.mn}")
                 if online is not None:
                     fields.append(("online", online))
                 rate = self.today(outlet.mn, now)
@@ -69,7 +64,7 @@ class DeviceStatusPoints:
                     tags = (("kind", "hj212"), ("device", outlet.mn), ("enterprise", ent.id))
                     out.append(Point("device_status", tags, tuple(fields), at))
             for meter in ent.meters:
-                online = self.online(f"meter:{ent.id}/{meter.id}")
+                online = self.offline.online(f"meter:{ent.id}/{meter.id}")
                 if online is not None:
                     tags = (("kind", "meter"), ("device", meter.id), ("enterprise", ent.id))
                     out.append(Point("device_status", tags, (("online", online),), at))

@@ -11,14 +11,15 @@ level, or when the shutdown no longer covers the outlet.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.regime import ControlState, Regime
+from gateway.regime import Regime
 from gateway.registry import Enterprise, Outlet, Registry
 
 from .base import BaseRule, event_time
+from .shutdown import line_shutdown
 
 FLOW_CODES = frozenset({"a00000", "w00000"})
 
@@ -51,22 +52,6 @@ class EmissionDuringShutdown(BaseRule):
                 out.append(anomaly)
         return out
 
-    def _covered_since(
-        self, ent: Enterprise, outlet: Outlet, control: ControlState
-    ) -> datetime | None:
-        """When the shutdown covering all the outlet's lines began, or None."""
-        starts = []
-        for line in outlet.lines:
-            orders = control.orders_for_line(line, "shutdown")
-            plan = ent.plans.get(control.level) if control.level else None
-            if orders:
-                starts.append(orders[0].starts_at)
-            elif plan is not None and line in plan.stop_lines:
-                starts.append(control.alerts[0].starts_at)
-            else:
-                return None
-        return max(starts) if starts else None
-
     def _judge(
         self, ent: Enterprise, outlet: Outlet, flow: float, at: datetime, detected_at: datetime
     ) -> Anomaly | None:
@@ -75,8 +60,9 @@ class EmissionDuringShutdown(BaseRule):
             return None  # late: the present is judged by the latest reading
         self.latest[subject] = at
         control = self.regime.in_force(ent.id, ent.region, at)
-        covered = self._covered_since(ent, outlet, control)
-        grace_end = covered + timedelta(seconds=ent.shutdown_grace_s) if covered else None
+        stops = [line_shutdown(ent, line, control) for line in outlet.lines]
+        covered = max(s.since for s in stops if s) if stops and all(stops) else None
+        grace_end = max(s.grace_until for s in stops if s) if covered else None
         stopped_flow = outlet.stopped_flow or 0.0
         flowing = grace_end is not None and at >= grace_end and flow > stopped_flow
 

@@ -109,6 +109,12 @@ class DeviceOffline:
                 out.append(anomaly)
         return out
 
+    def online(self, subject: str) -> bool | None:
+        """False while `device_offline` is open, True once heard from, None if never."""
+        if subject in self.open:
+            return False
+        return True if subject in self.last_contact else None
+
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
         for anomaly in open_anomalies:
             self.open[anomaly.subject] = anomaly

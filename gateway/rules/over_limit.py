@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point, to_ns
+from gateway.model import Point, from_ns, to_ns
 from gateway.registry import Registry
 
 from .base import BaseRule
@@ -80,7 +80,7 @@ class OverLimit(BaseRule):
                 return []  # nothing open, or a late compliant hour from before the run
             return [self._end(subject)]
         record = {
-            "hour": _at(hour).isoformat(),
+            "hour": from_ns(hour).isoformat(),
             "value": round(value, 3),
             "basis": basis,
             "avg": point.field("avg"),
@@ -91,7 +91,7 @@ class OverLimit(BaseRule):
         if current is not None and hour == current[1] + HOUR_NS:
             hours = [*current[0].evidence["hours"], record]
             anomaly = current[0].updated(
-                _at(hour),
+                from_ns(hour),
                 summary=_summary(device.outlet.id, code, limit.limit, hours),
                 hours=hours,
                 max_value=max(h["value"] for h in hours),
@@ -103,7 +103,7 @@ class OverLimit(BaseRule):
             severity="alarm",
             enterprise=device.enterprise,
             subject=subject,
-            started_at=_at(hour),
+            started_at=from_ns(hour),
             summary=_summary(device.outlet.id, code, limit.limit, [record]),
             evidence={
                 "outlet": device.outlet.id,
@@ -117,11 +117,11 @@ class OverLimit(BaseRule):
             },
             rule=self.name,
             detected_at=detected_at,
-            as_of=_at(hour),
+            as_of=from_ns(hour),
         )
         if current is not None and hour < to_ns(current[0].started_at):
             # a late hour from before the open run: its own one-hour anomaly
-            return [opened.closed(_at(hour + HOUR_NS))]
+            return [opened.closed(from_ns(hour + HOUR_NS))]
         out = [self._end(subject)] if current is not None else []  # a gap ends the run
         self.runs[subject] = (opened, hour)
         return [*out, opened]
@@ -131,7 +131,7 @@ class OverLimit(BaseRule):
         anomaly, last = self.runs.pop(subject)
         end = last + HOUR_NS
         return anomaly.closed(
-            _at(end),
+            from_ns(end),
             summary=anomaly.summary.replace("since", "from", 1) + f" Over until {_local(end)}.",
         )
 
@@ -164,9 +164,5 @@ def _summary(outlet: str, code: str, limit: float, hours: list[dict[str, object]
     )
 
 
-def _at(ns: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
-
-
 def _local(ns: int) -> str:
-    return f"{_at(ns).astimezone(_BEIJING):%Y-%m-%d %H:00}"
+    return f"{from_ns(ns).astimezone(_BEIJING):%Y-%m-%d %H:00}"

@@ -29,6 +29,20 @@ class Shutdown:
     grace_until: datetime
 
 
+def line_shutdown(ent: Enterprise, line: str, control: ControlState) -> Shutdown | None:
+    """What stops `line` at `control.at` (an order first, else the alert level's plan), and
+    when its ramp-down grace ends; None when nothing does."""
+    grace = timedelta(seconds=ent.shutdown_grace_s)
+    for order in control.orders_for_line(line, "shutdown"):
+        return Shutdown("order", order.id, order.starts_at, order.starts_at + grace)
+    plan = ent.plans.get(control.level) if control.level else None
+    if plan is not None and line in plan.stop_lines:
+        alert = control.alerts[0]
+        source = f"{control.level} alert plan"
+        return Shutdown(source, alert.id, alert.starts_at, alert.starts_at + grace)
+    return None
+
+
 class ProductionDuringShutdown(BaseRule):
     name = "production_during_shutdown"
     measurements = frozenset({"power"})
@@ -52,19 +66,6 @@ class ProductionDuringShutdown(BaseRule):
                     out.append(anomaly)
         return out
 
-    def _shutdown(self, ent: Enterprise, line: Line, control: ControlState) -> Shutdown | None:
-        """What stops this line at `control.at`, and when its grace ends; or None."""
-        grace = timedelta(seconds=ent.shutdown_grace_s)
-        for order in control.orders_for_line(line.id, "shutdown"):
-            return Shutdown("order", order.id, order.starts_at, order.starts_at + grace)
-        if control.level is not None:
-            plan = ent.plans.get(control.level)
-            if plan is not None and line.id in plan.stop_lines:
-                alert = control.alerts[0]
-                source = f"{control.level} alert plan"
-                return Shutdown(source, alert.id, alert.starts_at, alert.starts_at + grace)
-        return None
-
     def _judge(
         self,
         ent: Enterprise,
@@ -86,7 +87,7 @@ class ProductionDuringShutdown(BaseRule):
             for m in ent.meters
             if m.role == "production" and m.line == line.id
         )
-        shutdown = self._shutdown(ent, line, control)
+        shutdown = line_shutdown(ent, line.id, control)
         if subject in self.open and not production and shutdown is not None:
             return None  # after a restart: no production reading yet, nothing proves an end
 

@@ -32,11 +32,7 @@ class RuleStatus:
 
     def _device(self, kind: str, ident: str, subject: str | None, **extra: Any) -> dict[str, Any]:
         last = self.offline.last_contact.get(subject) if subject else None
-        online: bool | None = None
-        if subject is not None and subject in self.offline.open:
-            online = False
-        elif last is not None:
-            online = True
+        online = self.offline.online(subject) if subject else None
         return {
             "kind": kind,
             "id": ident,

@@ -11,16 +11,27 @@ an instant.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
 from gateway.regime import ControlState, Regime
-from gateway.registry import Enterprise, Registry, TransportRule
+from gateway.registry import Registry, TransportRule
 
-from .base import BaseRule
+from .base import BaseRule, event_time
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+@dataclass(frozen=True, slots=True)
+class _Ban:
+    enterprise: str
+    at: datetime
+    plate: str
+    stage: str
+    fuel: str
+    cls: str
+    control: ControlState
+    rule: TransportRule
 
 
 class BannedVehicleEntry(BaseRule):
@@ -31,27 +42,37 @@ class BannedVehicleEntry(BaseRule):
         super().__init__()
         self.registry = registry
         self.regime = regime
+        self._verdicts: list[Point] = []
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        """Judge each entry once: a verdict for `allowed` (see `take_verdicts`), and an
+        anomaly when it is banned."""
         out = []
         for point in points:
             # an entry record (not the `allowed` verdict the gateway writes back for it)
-            if (
-                point.measurement == "vehicle_passage"
-                and point.tag("direction") == "in"
-                and point.field("plate") is not None
-            ):
-                anomaly = self._judge(point, detected_at)
-                if anomaly is not None:
-                    out.append(anomaly)
+            if point.tag("direction") != "in" or point.field("plate") is None:
+                continue
+            ban = self._ban(point)
+            verdict = (("allowed", ban is None),)
+            self._verdicts.append(
+                Point(point.measurement, point.tags, verdict, point.event_time_ns)
+            )
+            if ban is not None:
+                out.append(self._anomaly(point, ban, detected_at))
         return out
 
-    def banned(self, point: Point) -> tuple[Enterprise, ControlState, TransportRule] | None:
-        """What bans this entering vehicle now (enterprise, control state, rule), or None."""
+    def take_verdicts(self) -> list[Point]:
+        """The `allowed` verdicts judged since the last call, as points that merge into the
+        passages' own (same series and time)."""
+        verdicts, self._verdicts = self._verdicts, []
+        return verdicts
+
+    def _ban(self, point: Point) -> _Ban | None:
+        """What bans this entering vehicle at its event time, or None."""
         ent = self.registry().enterprise(point.tag("enterprise") or "")
         if ent is None:
             return None
-        at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
+        at = event_time(point)
         control = self.regime.in_force(ent.id, ent.region, at)
         if control.level is None or control.level not in ent.transport:
             return None
@@ -64,51 +85,33 @@ class BannedVehicleEntry(BaseRule):
         plate = str(point.field("plate") or "")
         if any(w.plate == plate and w.valid_from <= at < w.valid_to for w in ent.whitelist):
             return None
-        return ent, control, rule
+        return _Ban(ent.id, at, plate, stage, fuel, cls, control, rule)
 
-    def allowed_points(self, points: Sequence[Point]) -> list[Point]:
-        """The `allowed` verdict of each entry, as points that merge into the passage's own."""
-        return [
-            Point(p.measurement, p.tags, (("allowed", self.banned(p) is None),), p.event_time_ns)
-            for p in points
-            if p.measurement == "vehicle_passage"
-            and p.tag("direction") == "in"
-            and p.field("plate") is not None
-            and p.field("allowed") is None
-        ]
-
-    def _judge(self, point: Point, detected_at: datetime) -> Anomaly | None:
-        found = self.banned(point)
-        if found is None:
-            return None
-        ent, control, rule = found
-        at = _EPOCH + timedelta(microseconds=point.event_time_ns // 1000)
-        stage, fuel, cls = (point.tag(k) or "" for k in ("emission_stage", "fuel", "vehicle_class"))
-        plate = str(point.field("plate") or "")
+    def _anomaly(self, point: Point, ban: _Ban, detected_at: datetime) -> Anomaly:
         gate = point.tag("gate") or ""
-        alert = control.alerts[0]
+        alert = ban.control.alerts[0]
         anomaly = Anomaly(
             type="banned_vehicle_entry",
             severity="alarm",
-            enterprise=ent.id,
-            subject=f"gate:{ent.id}/{gate}/{plate}",  # two vehicles, one instant: two ids
-            started_at=at,
-            summary=f"{plate} (国{stage} {fuel} {cls}) entered gate {gate} at "
-            f"{at:%Y-%m-%d %H:%M} UTC under a {control.level} alert that bans it.",
+            enterprise=ban.enterprise,
+            subject=f"gate:{ban.enterprise}/{gate}/{ban.plate}",  # two vehicles, one instant
+            started_at=ban.at,
+            summary=f"{ban.plate} (国{ban.stage} {ban.fuel} {ban.cls}) entered gate {gate} at "
+            f"{ban.at:%Y-%m-%d %H:%M} UTC under a {ban.control.level} alert that bans it.",
             evidence={
-                "plate": plate,
+                "plate": ban.plate,
                 "vin": point.field("vin"),
-                "stage": stage,
+                "stage": ban.stage,
                 "stage_raw": point.field("stage_raw"),
-                "fuel": fuel,
-                "vehicle_class": cls,
+                "fuel": ban.fuel,
+                "vehicle_class": ban.cls,
                 "gate": gate,
-                "level": control.level,
+                "level": ban.control.level,
                 "alert_id": alert.id,
                 "alert_window": [alert.starts_at.isoformat(), alert.ends_at.isoformat()],
-                "rule": rule.model_dump(),
+                "rule": ban.rule.model_dump(),
             },
             rule=self.name,
             detected_at=detected_at,
         )
-        return anomaly.closed(at)
+        return anomaly.closed(ban.at)
