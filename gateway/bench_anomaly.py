@@ -15,10 +15,10 @@ from typing import Any
 
 import aiomqtt
 
+from adapters.hj212.builder import build_frame, build_segment
 from adapters.hj212.device import DeviceClient
 
 from . import bench, localstack
-from .simulator import hourly_frame
 
 OFFLINE_AFTER_S = 5.0
 REGISTRY = f"""
@@ -44,7 +44,18 @@ def _body(payload: object) -> dict[str, Any]:
 
 
 def _hour_frame(mn: str, hour: int, value: float) -> bytes:
-    return hourly_frame(mn, "123456", datetime(2025, 1, 1) + timedelta(hours=hour), value, hour)
+    """A 2061 hourly COD upload asking for a 9014."""
+    moment = datetime(2025, 1, 1) + timedelta(hours=hour)
+    head: list[tuple[str, str | int]] = [
+        ("QN", f"{moment:%Y%m%d%H%M%S}{hour % 1000:03d}"),
+        ("ST", "32"),
+        ("CN", "2061"),
+        ("PW", "123456"),
+        ("MN", mn),
+        ("Flag", 5),
+    ]
+    cp = f"DataTime={moment:%Y%m%d%H%M%S};w01018-Avg={value},w01018-Flag=N"
+    return build_frame(build_segment(head, cp))
 
 
 async def anomaly_runs(

@@ -70,6 +70,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulator.command import main as simulate_main
+
+    logs.configure("console", "warning")
+    return simulate_main(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as demo_main
 
@@ -134,11 +141,28 @@ def main(argv: list[str] | None = None) -> int:
     bench_p.set_defaults(func=cmd_bench)
     demo_p = sub.add_parser("demo", help="local stack + gateway + simulator, anomalies live")
     demo_p.add_argument("--enterprises", type=int, default=3)
-    demo_p.add_argument("--step-s", type=float, default=0.3, help="pause between script steps")
+    demo_p.add_argument("--speedup", type=float, default=600.0, help="x wall clock; 0: no pause")
     demo_p.add_argument("--api-port", type=int, default=9280)
+    demo_p.add_argument("--hj212-port", type=int, default=9212)
+    demo_p.add_argument(
+        "--offline-after-s", type=float, default=60.0, help="simulated loggers' offline threshold"
+    )
+    demo_p.add_argument("--wait-s", type=float, default=120.0, help="for the last anomalies")
     demo_p.add_argument("--workdir", default="var/demo")
-    demo_p.add_argument("--exit", action="store_true", help="stop after the script (CI)")
+    demo_p.add_argument("--exit", action="store_true", help="stop after the scripted day (CI)")
     demo_p.set_defaults(func=cmd_demo)
+    sim_p = sub.add_parser("simulate", help="simulated enterprises against a running gateway")
+    sim_p.add_argument("--hj212", default="127.0.0.1:9212", help="host:port of the gateway")
+    sim_p.add_argument("--mqtt", default="127.0.0.1:1883", help="host:port of the broker")
+    sim_p.add_argument("--prefix", default="pollution", help="MQTT topic prefix")
+    sim_p.add_argument("--enterprises", type=int, default=3)
+    sim_p.add_argument("--speedup", type=float, default=0.0, help="x wall clock; 0: no pause")
+    sim_p.add_argument("--day", help="the scripted day, YYYY-MM-DD (default: yesterday)")
+    sim_p.add_argument("--normal-days", type=int, default=1, help="days played before it")
+    sim_p.add_argument(
+        "--print-registry", action="store_true", help="print the registry TOML and exit"
+    )
+    sim_p.set_defaults(func=cmd_simulate)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -1,59 +1,146 @@
 """``pollution-gateway demo``: the local stack, the gateway and the simulator in one command,
-with the anomaly stream printed as it happens and the page left open."""
+with the anomaly stream printed as it happens and the page left open.
+
+The simulated devices replay the day before yesterday (the baseline), then yesterday with its
+scripted faults, both in Beijing time; an operator's shutdown order and orange alert for
+yesterday are declared through the API first. Then the replay catches up with today and goes
+on live, so the page keeps showing devices online and today's completeness.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
 
 from . import localstack
 from .anomalies.model import AnomalyEvent
 from .config import load_config
-from .regime import AlertSpec, OrderSpec
-from .simulator import registry_toml, run_day
+from .simulator import SCRIPTED_TYPES, Simulator, registry_toml
 from .supervisor import Gateway
 
-EXPECTED = (
-    "over_limit",
-    "data_gap",
-    "treatment_not_running",
-    "production_during_shutdown",
-    "banned_vehicle_entry",
-    "auth_failure",
-)
+BEIJING = ZoneInfo("Asia/Shanghai")
+SIMULATED_MN = re.compile(r"mn:SIM(\d{4})")
+TOKENS_ENV = "DEMO_GATEWAY_API_TOKENS"
 
 
-def _config(work: Path, influx_url: str, mqtt_port: int, api_port: int, enterprises: int) -> Path:
-    (work / "registry.toml").write_text(registry_toml(enterprises))
+def _config(work: Path, args: argparse.Namespace, influx_url: str, mqtt_port: int) -> Path:
+    (work / "registry.toml").write_text(
+        registry_toml(args.enterprises, logger_offline_after_s=args.offline_after_s)
+    )
     config = work / "gateway.toml"
     config.write_text(f"""[gateway]
 data_dir = "gateway"
 log_format = "json"
 log_level = "warning"
 [hj212]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{args.hj212_port}"
 [mqtt]
 enabled = true
 port = {mqtt_port}
 client_id = "demo-gateway"
 [influx]
 url = "{influx_url}"
-database = "demo"
+database = "pollution"
 flush_interval_s = 0.5
 [api]
-listen = "127.0.0.1:{api_port}"
-tokens_env = "DEMO_GATEWAY_API_TOKENS"
+listen = "127.0.0.1:{args.api_port}"
+tokens_env = "{TOKENS_ENV}"
 [metrics]
 enabled = false
 """)
     return config
+
+
+def regime_for(day: datetime, enterprises: int) -> list[tuple[str, dict[str, object]]]:
+    """The operator's decisions for the scripted day: a shutdown of line L1 from 10:00 at
+    every enterprise, and an orange alert over the region from 12:00 to 20:00."""
+
+    def at(hour: int) -> str:
+        return (day + timedelta(hours=hour)).replace(tzinfo=BEIJING).isoformat()
+
+    out: list[tuple[str, dict[str, object]]] = [
+        (
+            "orders",
+            {
+                "kind": "shutdown",
+                "enterprise": f"SIM{k}",
+                "lines": ["L1"],
+                "starts_at": at(10),
+                "ends_at": at(24),
+                "note": "shutdown order (demo)",
+            },
+        )
+        for k in range(enterprises)
+    ]
+    out.append(
+        (
+            "alerts",
+            {
+                "level": "orange",
+                "regions": ["sim-city"],
+                "starts_at": at(12),
+                "ends_at": at(20),
+                "note": "orange heavy-pollution alert (demo)",
+            },
+        )
+    )
+    return out
+
+
+async def _declare(base: str, token: str, day: datetime, enterprises: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for path, body in regime_for(day, enterprises):
+            async with http.post(f"{base}/api/v1/{path}", json=body) as response:
+                response.raise_for_status()
+
+
+class Terminal:
+    """Anomaly lines as they come, and a progress line kept at the bottom."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, set[str]] = {}
+        self.events = 0
+        self.stage = ""
+
+    def anomaly(self, event: AnomalyEvent) -> None:
+        a = event.anomaly
+        sim = SIMULATED_MN.match(a.subject)  # an unregistered MN belongs to no enterprise
+        owner = a.enterprise if sim is None else f"SIM{int(sim.group(1))}"
+        self.seen.setdefault(owner, set()).add(a.type)
+        self.events += 1
+        print(
+            f"\r\033[K[{event.event:>7}] {a.severity:<7} {a.type:<27} {a.enterprise:<12} "
+            f"{a.summary}",
+            flush=True,
+        )
+
+    def progress(self, sim: Simulator, at: datetime) -> None:
+        print(
+            f"\r\033[K... {self.stage} {at:%Y-%m-%d %H:%M} Beijing time | {sim.frames} frames, "
+            f"{sim.messages} MQTT messages | {self.events} anomaly events",
+            end="",
+            flush=True,
+        )
+
+    def missing(self, enterprises: int) -> dict[str, list[str]]:
+        out = {}
+        for k in range(enterprises):
+            lacking = sorted(set(SCRIPTED_TYPES) - self.seen.get(f"SIM{k}", set()))
+            if lacking:
+                out[f"SIM{k}"] = lacking
+        return out
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -65,88 +152,78 @@ async def _demo(args: argparse.Namespace) -> int:
     influx.start()
     broker.start()
     token = secrets.token_urlsafe(12)
-    os.environ["DEMO_GATEWAY_API_TOKENS"] = f"{token}:admin"
-    config = _config(work, influx.url, broker.port, args.api_port, args.enterprises)
-    gw = Gateway(load_config(config))
-    seen: dict[str, set[str]] = {}
-
-    def show(event: AnomalyEvent) -> None:
-        a = event.anomaly
-        seen.setdefault(a.enterprise, set()).add(a.type)
-        print(
-            f"\r[{event.event:>7}] {a.severity:<7} {a.type:<27} {a.enterprise:<6} {a.summary}",
-            flush=True,
-        )
-
+    os.environ[TOKENS_ENV] = f"{token}:admin"
+    gw = Gateway(load_config(_config(work, args, influx.url, broker.port)))
+    term = Terminal()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await gw.start()
-        assert gw.anomalies is not None and gw.regime is not None and gw.mqtt is not None
-        gw.anomalies.add_listener(show)
+        assert gw.anomalies is not None and gw.mqtt is not None and gw.api is not None
+        gw.anomalies.add_listener(term.anomaly)
         await asyncio.wait_for(gw.mqtt.connected.wait(), 15)
-        day = datetime(2026, 1, 15)
-        for k in range(args.enterprises):
-            gw.regime.add_order(
-                OrderSpec.model_validate(
-                    {
-                        "kind": "shutdown",
-                        "enterprise": f"SIM{k}",
-                        "lines": ["L1"],
-                        "starts_at": "2026-01-15T10:00:00+08:00",
-                        "ends_at": "2026-01-16T00:00:00+08:00",
-                        "note": "demo order",
-                    }
-                )
-            )
-        gw.regime.add_alert(
-            AlertSpec.model_validate(
-                {
-                    "level": "orange",
-                    "regions": ["sim-city"],
-                    "starts_at": "2026-01-15T14:00:00+08:00",
-                    "ends_at": "2026-01-15T18:00:00+08:00",
-                    "note": "demo alert",
-                }
-            )
+        today = datetime.now(BEIJING).replace(
+            tzinfo=None, hour=0, minute=0, second=0, microsecond=0
         )
-        print("declared: shutdown of line L1 from 10:00, orange alert 14:00-18:00 (2026-01-15)")
-        assert gw.api is not None
-        page = f"http://127.0.0.1:{gw.api.port}/#token={token}"
+        day = today - timedelta(days=1)
+        base = f"http://127.0.0.1:{gw.api.port}"
+        await _declare(base, token, day, args.enterprises)
+        print(
+            f"declared through the API: shutdown of line L1 at every plant from {day:%Y-%m-%d} "
+            "10:00, orange alert over sim-city 12:00-20:00 (Beijing time)"
+        )
+        page = f"{base}/#token={token}"
         print(f"page: {page}", flush=True)
-
-        def progress(label: str) -> None:
-            print(f"\r... {label:<60}", end="", flush=True)
-
-        await run_day(
+        async with Simulator(
             enterprises=args.enterprises,
-            day=day,
             hj212=("127.0.0.1", gw.hj212.port),
             mqtt=("127.0.0.1", broker.port),
-            speed=args.step_s,
-            on_step=progress,
-        )
-        for _ in range(100):
-            if all(set(EXPECTED) <= seen.get(f"SIM{k}", set()) for k in range(args.enterprises)):
-                break
-            await asyncio.sleep(0.1)
-        missing = {
-            f"SIM{k}": sorted(set(EXPECTED) - seen.get(f"SIM{k}", set()))
-            for k in range(args.enterprises)
-        }
-        missing = {k: v for k, v in missing.items() if v}
-        print("\nevery scripted anomaly type appeared" if not missing else f"\nmissing: {missing}")
-        if args.exit:
-            return 1 if missing else 0
-        print(f"the gateway keeps running; page: {page}  (Ctrl-C to stop)", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        return 0
+            speedup=args.speedup,
+            on_progress=term.progress,
+        ) as sim:
+            term.stage = "baseline day"
+            await sim.play_day(day - timedelta(days=1), scripted=False, paced=False)
+            term.stage = "scripted day"
+            await sim.play_day(day, scripted=True)
+            alive = asyncio.create_task(sim.keep_alive(stop, args.offline_after_s / 3))
+            for _ in range(int(args.wait_s * 10)):
+                if not term.missing(args.enterprises) or stop.is_set():
+                    break
+                await asyncio.sleep(0.1)
+            missing = term.missing(args.enterprises)
+            print(
+                "\r\033[Kevery scripted anomaly type appeared"
+                if not missing
+                else f"\r\033[Kmissing: {missing}",
+                flush=True,
+            )
+            if not args.exit:
+                print(f"the replay goes on live; page: {page}  (Ctrl-C to stop)", flush=True)
+                term.stage = "live"
+                live = asyncio.create_task(_live(sim, today, stop))
+                await stop.wait()
+                live.cancel()
+            stop.set()
+            await alive
+        return 1 if missing and args.exit else 0
     finally:
         await gw.shutdown()
         broker.stop()
         influx.stop()
+
+
+async def _live(sim: Simulator, today: datetime, stop: asyncio.Event) -> None:
+    """Normal days from today's midnight: fast until the present, then on the clock."""
+    day = today
+    while not stop.is_set():
+        await sim.play_day(day, scripted=False, not_before=_beijing_now)
+        day += timedelta(days=1)
+
+
+def _beijing_now() -> datetime:
+    return datetime.now(BEIJING).replace(tzinfo=None)
 
 
 def main(args: argparse.Namespace) -> int:

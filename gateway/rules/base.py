@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -81,10 +83,13 @@ class BaseRule:
 
 class MeterStates:
     """Each meter's latest running verdict by event time; older readings are ignored (late
-    data does not rewrite the present)."""
+    data does not rewrite the present). The last `keep` verdicts are kept, so a judgement of
+    another feed's record can use the state at that record's time (`running_at`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 0) -> None:
         self.latest: dict[tuple[str, str], tuple[datetime, bool, float | None]] = {}
+        self.keep = keep
+        self.history: dict[tuple[str, str], deque[tuple[datetime, bool]]] = {}
 
     def update(self, points: Sequence[Point]) -> dict[str, datetime]:
         """Take the power points; the enterprises touched, with their latest event time."""
@@ -102,6 +107,9 @@ class MeterStates:
                 bool(point.field("running")),
                 p_kw if isinstance(p_kw, float) else None,
             )
+            if self.keep:
+                past = self.history.setdefault(key, deque(maxlen=self.keep))
+                past.append((at, bool(point.field("running"))))
             touched[key[0]] = max(at, touched.get(key[0], at))
         return touched
 
@@ -114,6 +122,15 @@ class MeterStates:
     def running(self, enterprise: str, meter: str) -> bool:
         state = self.latest.get((enterprise, meter))
         return state is not None and state[1]
+
+    def running_at(self, enterprise: str, meter: str, at: datetime) -> bool | None:
+        """The verdict in force at `at`: that of the last reading at or before it, once the
+        meter has reported up to `at`; None while its readings have not reached `at` yet."""
+        past = self.history.get((enterprise, meter))
+        if not past or past[-1][0] < at:
+            return None
+        index = bisect_right(past, at, key=lambda entry: entry[0])
+        return past[index - 1][1] if index else False
 
 
 def event_time(point: Point) -> datetime:

@@ -2,10 +2,13 @@
 plan), a line's production energy over the window [4 h] exceeds (1 - X) x baseline x [1.1].
 
 Production energy is the interval energy (`energy_kwh`) of the line's production meters, summed
-by clock hour. The baseline is the mean energy of the same clock hours on the recent days
-[7] before the curtailment began that have data for them. The window must lie wholly inside the
-curtailment. No baseline day, no judgement (the evidence would not hold). The anomaly closes at
-the first reading whose window is back within the allowance or no longer curtailed.
+by clock hour; a reading's interval ends at its time, so a reading at 16:00:00 counts in the
+15:00 hour. The window is the last complete clock hours (hour H is complete once a reading at
+or after H + 1 h arrives), so a partly-filled hour never makes the energy look low. The baseline
+is the mean energy of the same clock hours on the recent days [7] before the curtailment began
+that have data for them. The window must lie wholly inside the curtailment. No baseline day, no
+judgement (the evidence would not hold). The anomaly closes at the first reading whose window is
+back within the allowance or no longer curtailed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gateway.registry import Enterprise, Line, Registry
 from .base import BaseRule, event_time
 
 HOUR = timedelta(hours=1)
+INTERVAL_END = timedelta(microseconds=1)  # a reading on the hour closes the previous hour
 KEEP = timedelta(days=62)
 
 
@@ -45,7 +49,7 @@ class CurtailmentExceeded(BaseRule):
                 continue
             at = event_time(point)
             if isinstance(energy, float):
-                hour = at.replace(minute=0, second=0, microsecond=0)
+                hour = _hour(at - INTERVAL_END)
                 buckets = self.energy.setdefault((ent_id, meter.line), {})
                 buckets[hour] = buckets.get(hour, 0.0) + energy
                 for old in [h for h in buckets if h < hour - KEEP]:
@@ -92,9 +96,9 @@ class CurtailmentExceeded(BaseRule):
         curtail = self._curtailment(ent, line, control)
         buckets = self.energy.get((ent.id, line.id), {})
         hours = max(1, round(ent.curtail_window_s / 3600))
-        end_hour = at.replace(minute=0, second=0, microsecond=0)
+        end_hour = _hour(at) - HOUR  # the last complete hour
         verdict = None
-        if curtail is not None and at - timedelta(seconds=ent.curtail_window_s) >= curtail[1]:
+        if curtail is not None and end_hour - HOUR * (hours - 1) >= curtail[1]:
             energy = self._window(buckets, end_hour, hours)
             days = []
             for day in range(1, ent.baseline_days + 1):
@@ -147,3 +151,7 @@ class CurtailmentExceeded(BaseRule):
         )
         self.open[subject] = anomaly
         return anomaly
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
@@ -127,6 +127,7 @@ def _name(subject: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    delta = timedelta(seconds=round(seconds))
-    hours, rest = divmod(int(delta.total_seconds()), 3600)
-    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min"
+    hours, rest = divmod(round(seconds), 3600)
+    if hours:
+        return f"{hours} h {rest // 60} min"
+    return f"{rest // 60} min" if rest >= 60 else f"{rest} s"

@@ -8,19 +8,26 @@ Patterns (each per outlet and pollutant, judged on valid-looking data in event t
 "Production runs" means one of the outlet's `lines` has a production meter reading `running`;
 outlets without `lines` are not judged. An anomaly closes at the first reading that breaks the
 pattern, or when production stops.
+
+Emission records and meter readings come by different feeds with different lags, so a record is
+judged against production at its own event time: it waits (bounded, [20000] records; past that
+the oldest are judged with the meters' latest verdicts) until the production meters have
+reported up to its time.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.registry import Device, Enterprise, Outlet, Registry
+from gateway.registry import Enterprise, Outlet, Registry
 
 from .base import BaseRule, MeterStates, event_time
 
+METER_HISTORY = 2000  # verdicts kept per meter: about a week of 5-minute readings
 SKIPPED = frozenset({"a19001"})  # O2 can legitimately sit still (air at 20.9 %)
 
 
@@ -34,70 +41,114 @@ class SuspiciousData(BaseRule):
         *,
         constant_s: float = 6 * 3600.0,
         persist_s: float = 900.0,
+        max_waiting: int = 20000,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.constant_s = constant_s
         self.persist_s = persist_s
-        self.meters = MeterStates()
+        self.meters = MeterStates(keep=METER_HISTORY)
         self.runs: dict[str, tuple[datetime, object]] = {}  # subject -> (since, value)
+        self.pending: dict[str, deque[Point]] = {}  # MN -> records waiting for the meters
+        self.waiting = 0
+        self.max_waiting = max_waiting
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        """Each record is judged against production at its own time: a record the production
+        meters have not reported up to yet waits (with the later ones of its device) until
+        they have, so the order in which the two feeds arrive does not matter."""
         self.meters.update(points)
-        out = []
+        out: list[Anomaly] = []
         registry = self.registry()
-        devices: dict[str, Device | None] = {}  # per MN, once per batch
+        for mn in list(self.pending):
+            out += self._release(registry, mn, detected_at)
         for point in sorted(points, key=lambda p: p.event_time_ns):
             if point.measurement != "emission" or point.tag("pollutant") in SKIPPED:
                 continue
             mn = point.tag("mn") or ""
-            if mn not in devices:
-                found = registry.device(mn)
-                devices[mn] = found if found is not None and found.outlet.lines else None
-            device = devices[mn]
-            if device is None:
+            device = registry.device(mn)
+            if device is None or not device.outlet.lines:
                 continue
-            ent = registry.enterprise(device.enterprise)
-            if ent is None:
-                continue
-            value = point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
-            flag = point.field("flag")
-            at = event_time(point)
-            producing = self._producing(ent, device.outlet)
-            if producing is None:
-                continue  # no production reading yet (after a restart): nothing to judge by
-            code = point.tag("pollutant") or ""
-            interval = point.tag("interval") or ""
-            constant_s = device.outlet.constant_after_s or self.constant_s
-            persist_s = device.outlet.zeros_after_s or self.persist_s
-            checks = (
-                ("constant", value if isinstance(value, float) else None, constant_s),
-                ("zeros", 0.0 if value == 0.0 else None, persist_s),
-                ("flag_f", "F" if flag == "F" else None, persist_s),
-            )
-            for pattern, key, needed_s in checks:
-                anomaly = self._track(
-                    ent,
-                    device.outlet,
-                    code,
-                    interval,
-                    pattern,
-                    key,
-                    needed_s,
-                    producing,
-                    at,
-                    detected_at,
-                )
-                if anomaly is not None:
-                    out.append(anomaly)
+            self.pending.setdefault(mn, deque()).append(point)
+            self.waiting += 1
+            out += self._release(registry, mn, detected_at)
+        while self.waiting > self.max_waiting:  # meters silent for long: judge by what is known
+            mn = min(self.pending, key=lambda m: self.pending[m][0].event_time_ns)
+            out += self._release(registry, mn, detected_at, force=1)
         return out
 
-    def _producing(self, ent: Enterprise, outlet: Outlet) -> bool | None:
-        """Whether the outlet's lines produce; None while no production meter has reported."""
+    def _release(
+        self, registry: Registry, mn: str, detected_at: datetime, force: int = 0
+    ) -> list[Anomaly]:
+        """Judge the device's waiting records, oldest first, while production at their time is
+        known (the first `force` ones with the latest state known)."""
+        out: list[Anomaly] = []
+        queue = self.pending[mn]
+        device = registry.device(mn)
+        ent = registry.enterprise(device.enterprise) if device is not None else None
+        while queue:
+            point = queue[0]
+            if device is None or ent is None:
+                producing: bool | None = False
+            else:
+                producing = self._producing(ent, device.outlet, event_time(point), force > 0)
+                if producing is None:
+                    break
+            queue.popleft()
+            self.waiting -= 1
+            force -= 1
+            if device is not None and ent is not None and producing is not None:
+                out += self._judge(ent, device.outlet, point, producing, detected_at)
+        if not queue:
+            del self.pending[mn]
+        return out
+
+    def _judge(
+        self, ent: Enterprise, outlet: Outlet, point: Point, producing: bool, detected_at: datetime
+    ) -> list[Anomaly]:
+        value = point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
+        flag = point.field("flag")
+        code = point.tag("pollutant") or ""
+        interval = point.tag("interval") or ""
+        constant_s = outlet.constant_after_s or self.constant_s
+        persist_s = outlet.zeros_after_s or self.persist_s
+        checks = (
+            ("constant", value if isinstance(value, float) else None, constant_s),
+            ("zeros", 0.0 if value == 0.0 else None, persist_s),
+            ("flag_f", "F" if flag == "F" else None, persist_s),
+        )
+        out = []
+        for pattern, key, needed_s in checks:
+            anomaly = self._track(
+                ent,
+                outlet,
+                code,
+                interval,
+                pattern,
+                key,
+                needed_s,
+                producing,
+                event_time(point),
+                detected_at,
+            )
+            if anomaly is not None:
+                out.append(anomaly)
+        return out
+
+    def _producing(
+        self, ent: Enterprise, outlet: Outlet, at: datetime, latest: bool
+    ) -> bool | None:
+        """Whether one of the outlet's lines produced at `at`; None while that is not known
+        (with `latest`, the meters' latest verdicts stand in for what has not arrived)."""
         meters = [m.id for m in ent.meters if m.role == "production" and m.line in outlet.lines]
-        if not any(self.meters.evidence(ent.id, m) is not None for m in meters):
-            return None
-        return any(self.meters.running(ent.id, m) for m in meters)
+        states = [self.meters.running_at(ent.id, m, at) for m in meters]
+        if any(states):
+            return True
+        if all(state is not None for state in states) and states:
+            return False
+        if latest:
+            return any(self.meters.running(ent.id, m) for m in meters)
+        return None
 
     def _track(
         self,
@@ -151,6 +202,12 @@ class SuspiciousData(BaseRule):
                 "since": since.isoformat(),
                 "threshold_s": needed_s,
                 "lines": outlet.lines,
+                "production": [
+                    e
+                    for m in ent.meters
+                    if m.role == "production" and m.line in outlet.lines
+                    if (e := self.meters.evidence(ent.id, m.id)) is not None
+                ],
             },
             rule=self.name,
             detected_at=detected_at,

@@ -97,7 +97,7 @@ class BannedVehicleEntry(BaseRule):
             subject=f"gate:{ban.enterprise}/{gate}/{ban.plate}",  # two vehicles, one instant
             started_at=ban.at,
             summary=f"{ban.plate} (国{ban.stage} {ban.fuel} {ban.cls}) entered gate {gate} at "
-            f"{ban.at:%Y-%m-%d %H:%M} UTC under a {ban.control.level} alert that bans it.",
+            f"{ban.at:%Y-%m-%d %H:%M} UTC under the {ban.control.level} alert, which bans it.",
             evidence={
                 "plate": ban.plate,
                 "vin": point.field("vin"),

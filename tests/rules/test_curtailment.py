@@ -84,7 +84,8 @@ def test_exceeding_the_allowance_opens_and_complying_closes(regime: Regime) -> N
         3600.0,
     )
     assert evidence["baseline_days"] == 3
-    assert opened[0].started_at == START + timedelta(hours=1)  # window 01:00-05:00, judged at 04:30
+    # window 00:00-04:00, judged at 04:30: hour 03 is complete, hour 04 is not
+    assert opened[0].started_at == START
     closed = hours(rule, START + timedelta(hours=6), 6, 500.0)
     assert [a.state for a in closed] == ["closed"]
 
@@ -94,3 +95,24 @@ def test_near_misses(regime: Regime) -> None:
     assert hours(rule, START, 8, 760.0) == []  # 3040 kWh per 4 h: within 3080
     no_history = CurtailmentExceeded(lambda: REGISTRY, regime)
     assert hours(no_history, START, 8, 5000.0) == []  # no baseline day: no judgement
+
+
+def test_five_minute_readings_open_once_without_flapping_at_hour_boundaries(
+    regime: Regime,
+) -> None:
+    """A meter reporting every 5 minutes at full power: the window counts whole hours only, so
+    the start of a new hour does not make the energy look low and close the anomaly."""
+    rule = CurtailmentExceeded(lambda: REGISTRY, regime)
+
+    def day(first: datetime, count: int) -> list[Anomaly]:
+        out: list[Anomaly] = []
+        for i in range(1, count + 1):  # each reading ends a 5-minute interval of 200 kW
+            out += rule.on_points([reading(first + timedelta(minutes=5 * i), 200 / 12)], START)
+        return out
+
+    assert day(START - timedelta(days=1), 24 * 12) == []
+    found = day(START, 10 * 12)
+    assert [a.state for a in found] == ["open"]
+    assert found[0].started_at == START
+    assert found[0].as_of == START + timedelta(hours=4)  # judged at the first reading of 04:00
+    assert found[0].evidence["energy_kwh"] == pytest.approx(800.0)

@@ -111,3 +111,34 @@ def test_thresholds_are_per_outlet() -> None:
     rule = SuspiciousData(lambda: quick)
     found = feed(rule, range(0, 61, 10), lambda m: value(m, 12.5))
     assert [a.evidence["pattern"] for a in found] == ["constant"]
+
+
+def test_records_wait_for_the_meters_to_reach_their_time() -> None:
+    """The emission feed two hours ahead of the meter feed: flag F records sent after production
+    stopped open nothing; zeros sent while production ran open once the meters catch up."""
+    rule = SuspiciousData(lambda: REGISTRY)
+    early: list[Anomaly] = []
+    for minute in range(0, 30):  # zeros while running, then flag F after the stop at 60
+        early += rule.on_points([value(minute, 0.0)], T0)
+    for minute in range(60, 120):
+        early += rule.on_points([value(minute, 0.0, flag="F")], T0)
+    assert early == []
+    late: list[Anomaly] = []
+    for minute in range(0, 120, 5):
+        late += rule.on_points([production(minute, running=minute < 60)], T0)
+    assert [(a.evidence["pattern"], a.state, a.started_at) for a in late] == [
+        ("zeros", "open", T0),
+        ("zeros", "closed", T0),
+    ]
+    assert late[0].evidence["production"][0]["meter"] == "P1"
+    assert rule.waiting == 4  # the records after the last reading (115 min) wait
+
+
+def test_waiting_is_bounded_and_judged_by_the_latest_verdicts_past_the_bound() -> None:
+    rule = SuspiciousData(lambda: REGISTRY, max_waiting=10)
+    rule.on_points([production(0, running=True)], T0)
+    found: list[Anomaly] = []
+    for minute in range(1, 40):  # the meter goes silent; records keep coming
+        found += rule.on_points([value(minute, 0.0)], T0)
+    assert rule.waiting == 10
+    assert [(a.evidence["pattern"], a.state) for a in found] == [("zeros", "open")]

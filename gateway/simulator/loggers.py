@@ -1,0 +1,135 @@
+"""Simulated HJ 212 data loggers: frames as each version writes them, replies awaited, the
+platform's history requests answered from what the logger recorded."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from adapters.hj212 import sm4
+from adapters.hj212.builder import (
+    HISTORY_COMMANDS,
+    build_encrypted_frame,
+    build_frame,
+    build_segment,
+    execution_answer,
+    request_answer,
+)
+from adapters.hj212.cp import parse_cp, parse_hj212_time
+from adapters.hj212.device import DeviceClient
+from adapters.hj212.frame import Frame
+
+from .plant import HOUR, TEN_MIN, LoggerSpec, Upload
+
+REPLY_TIMEOUT_S = 10.0
+
+
+def encode(spec: LoggerSpec, upload: Upload, qn: str, *, backfill: bool = False) -> list[bytes]:
+    """The frames of one upload: split in two packets when the logger splits hourly data,
+    SM4-encrypted for 2025 loggers with a key, with the checksum the upload names."""
+    cp = upload.cp
+    parts = [cp]
+    if spec.split_hourly and upload.cn == "2061":
+        head, _, body = cp.partition(";")
+        groups = body.split(";")
+        half = (len(groups) + 1) // 2
+        parts = [f"{head};{';'.join(groups[:half])}", f"{head};{';'.join(groups[half:])}"]
+    flag = spec.flag_version << 2 | 1 | (2 if len(parts) > 1 else 0)
+    frames = []
+    for pno, part in enumerate(parts, 1):
+        fields: list[tuple[str, str | int]] = [
+            ("QN", qn),
+            ("ST", spec.st),
+            ("CN", upload.cn),
+            ("PW", spec.password),
+            ("MN", spec.mn),
+            ("Flag", flag),
+        ]
+        if len(parts) > 1:
+            fields += [("PNUM", len(parts)), ("PNO", pno)]
+        if backfill:
+            fields.append(("RF", 1))
+        if spec.sm4_key and part:
+            frames.append(build_encrypted_frame(fields, part, sm4.parse_key(spec.sm4_key)))
+        else:
+            frames.append(build_frame(build_segment(fields, part), crc=upload.crc))
+    return frames
+
+
+class Logger:
+    """One logger's TCP connection, reconnected when the platform drops it."""
+
+    def __init__(
+        self,
+        spec: LoggerSpec,
+        address: tuple[str, int],
+        history: dict[tuple[str, str, datetime], str],
+    ) -> None:
+        self.spec = spec
+        self.address = address
+        self.history = history
+        self.client: DeviceClient | None = None
+        self.sent = 0
+        self.backfilled: list[datetime] = []
+
+    async def upload(self, upload: Upload, *, backfill: bool = False) -> None:
+        """Send an upload; wait for each packet's reply if it asks for one."""
+        self.sent += 1
+        qn = f"{upload.at:%Y%m%d%H%M%S}{self.sent % 1000:03d}"
+        for raw in encode(self.spec, upload, qn, backfill=backfill):
+            await self._exchange(raw, qn if upload.expect_reply else None)
+
+    async def _exchange(self, raw: bytes, qn: str | None) -> None:
+        for attempt in (1, 2):
+            try:
+                if self.client is None:
+                    self.client = await DeviceClient.connect(*self.address)
+                await self.client.send(raw)
+                if qn is not None:
+                    await self._until_reply(qn)
+                return
+            except (ConnectionError, OSError):
+                await self.close()
+                if attempt == 2:
+                    raise
+
+    async def _until_reply(self, qn: str) -> None:
+        """Read until the reply to `qn`; answer history requests that arrive meanwhile."""
+        assert self.client is not None
+        while True:
+            frame = await self.client.read_frame(REPLY_TIMEOUT_S)
+            if frame.cn in ("9013", "9014") and frame.qn == qn:
+                return
+            if frame.cn in HISTORY_COMMANDS:
+                await self._backfill(frame)
+
+    async def _backfill(self, request: Frame) -> None:
+        """9011, the recorded uploads of the period (RF=1), then 9012."""
+        assert self.client is not None
+        await self.client.send(request_answer(request))
+        cp = request.cp
+        if self.spec.sm4_key and sm4.is_encrypted(cp):
+            cp = sm4.decrypt_cp(cp, sm4.parse_key(self.spec.sm4_key))
+        params = parse_cp(cp).params
+        begin = parse_hj212_time(params["BeginTime"])
+        end = parse_hj212_time(params["EndTime"])
+        step = HOUR if request.cn == "2061" else TEN_MIN
+        moment = begin
+        while moment <= end:
+            recorded = self.history.get((self.spec.mn, request.cn, moment))
+            if recorded is not None:
+                await self.upload(
+                    Upload(datetime.now(), self.spec, request.cn, recorded, moment), backfill=True
+                )
+                self.backfilled.append(moment)
+            moment += step
+        await self.client.send(execution_answer(request))
+
+    async def heartbeat(self, at: datetime) -> None:
+        await self.upload(Upload(at, self.spec, "9015"))
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(ConnectionError, OSError):
+                await client.close()

@@ -1,0 +1,195 @@
+"""Plays the simulated enterprises' days against a gateway: loggers over TCP, meters and gates
+over MQTT, paced by a speed-up factor on the devices' own (historical) clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import aiomqtt
+
+from .loggers import Logger
+from .plant import Action, LoggerSpec, Plant, Publish, Upload, loggers_of
+
+PROGRESS_EVERY = timedelta(minutes=10)
+SYNC_EVERY = timedelta(minutes=10)
+MQTT_IN_FLIGHT = 200
+QUIET = logging.getLogger("gateway.simulator.mqtt")
+QUIET.setLevel(logging.ERROR)
+LOGGER_QUEUE = 1000
+
+
+class Simulator:
+    """N simulated enterprises. `speedup` 0 plays as fast as the gateway answers; 600 plays a
+    day in 2.4 minutes. Timestamps in the data are always the script's."""
+
+    def __init__(
+        self,
+        *,
+        enterprises: int,
+        hj212: tuple[str, int],
+        mqtt: tuple[str, int],
+        prefix: str = "pollution",
+        speedup: float = 0.0,
+        on_progress: Callable[[Simulator, datetime], None] | None = None,
+    ) -> None:
+        self.plants = [Plant(k) for k in range(enterprises)]
+        self.hj212 = hj212
+        self.mqtt_address = mqtt
+        self.prefix = prefix
+        self.speedup = speedup
+        self.on_progress = on_progress
+        self.loggers: dict[str, Logger] = {}
+        self.frames = 0
+        self.messages = 0
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._queues: dict[str, asyncio.Queue[Upload]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._publishing: set[asyncio.Task[None]] = set()
+        self._in_flight = asyncio.Semaphore(MQTT_IN_FLIGHT)
+        self.errors: list[BaseException] = []
+        self._mqtt: aiomqtt.Client | None = None
+
+    async def __aenter__(self) -> Simulator:
+        self._mqtt = aiomqtt.Client(
+            *self.mqtt_address,
+            identifier=f"simulator-{os.getpid()}",
+            logger=QUIET,  # it warns of every publish beyond 10 in flight
+        )
+        await self._mqtt.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        for logger in self.loggers.values():
+            await logger.close()
+        if self._mqtt is not None:
+            await self._mqtt.__aexit__(exc_type, exc, tb)
+
+    def logger(self, spec: LoggerSpec) -> Logger:
+        if spec.key not in self.loggers:
+            plant = self.plants[int(spec.key.split("/")[0].removeprefix("SIM"))]
+            self.loggers[spec.key] = Logger(spec, self.hj212, plant.history)
+            self._locks[spec.key] = asyncio.Lock()
+        return self.loggers[spec.key]
+
+    async def play_day(
+        self,
+        day: datetime,
+        *,
+        scripted: bool,
+        paced: bool = True,
+        not_before: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Play one day (`day` is local midnight) of every enterprise. Actions are released in
+        time order (paced by `speedup`; with `not_before`, the devices' present, none before
+        its time, so the replay turns live); each logger sends its own in order and waits for
+        each reply, MQTT messages go out in order with up to `MQTT_IN_FLIGHT` unacknowledged."""
+        actions = sorted(
+            itertools.chain.from_iterable(p.day(day, scripted=scripted) for p in self.plants),
+            key=lambda a: a.at,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        shown = day - PROGRESS_EVERY
+        synced = day
+        for at, group in itertools.groupby(actions, key=lambda a: a.at):
+            if at - synced >= SYNC_EVERY:  # the feeds never drift further apart than this
+                synced = at
+                await self._drain()
+            delay = 0.0
+            if paced and self.speedup > 0:
+                delay = started + (at - day).total_seconds() / self.speedup - loop.time()
+            if not_before is not None:
+                delay = max(delay, (at - not_before()).total_seconds())
+            if delay > 0:
+                await self._drain()  # what is due goes out before the pause
+                await asyncio.sleep(delay)
+            for action in group:
+                await self._release(action)
+            if self.on_progress is not None and at - shown >= PROGRESS_EVERY:
+                shown = at
+                self.on_progress(self, at)
+        await self._drain()
+
+    async def _release(self, action: Action) -> None:
+        if isinstance(action, Publish):
+            await self._in_flight.acquire()
+            task = asyncio.create_task(self._publish(action))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+            return
+        key = action.logger.key
+        if key not in self._queues:
+            self._queues[key] = asyncio.Queue(LOGGER_QUEUE)
+            self._workers.append(asyncio.create_task(self._logger_worker(action.logger)))
+        await self._queues[key].put(action)
+
+    async def _publish(self, action: Publish) -> None:
+        assert self._mqtt is not None
+        try:
+            payload = json.dumps(action.payload, ensure_ascii=False)
+            await self._mqtt.publish(f"{self.prefix}/{action.topic}", payload, qos=1)
+            self.messages += 1
+        except aiomqtt.MqttError as exc:
+            self.errors.append(exc)
+        finally:
+            self._in_flight.release()
+
+    async def _logger_worker(self, spec: LoggerSpec) -> None:
+        queue = self._queues[spec.key]
+        while True:
+            upload = await queue.get()
+            try:
+                await self._upload(upload)
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                self.errors.append(exc)
+            finally:
+                queue.task_done()
+
+    async def _drain(self) -> None:
+        """Wait until every released action is done; raise the first error met."""
+        for queue in self._queues.values():
+            await queue.join()
+        if self._publishing:
+            await asyncio.gather(*self._publishing)
+        if self.errors:
+            raise self.errors[0]
+
+    async def _upload(self, upload: Upload) -> None:
+        logger = self.logger(upload.logger)
+        async with self._locks[upload.logger.key]:
+            await logger.upload(upload)
+        self.frames += 1
+
+    def live_loggers(self) -> list[LoggerSpec]:
+        """The registered loggers still working (a dead one stays silent)."""
+        out = []
+        for plant in self.plants:
+            specs = loggers_of(plant.k)
+            out += [specs["DA1"], specs["DW1"]] + ([] if plant.dv1_dead else [specs["DV1"]])
+        return out
+
+    async def keep_alive(self, stop: asyncio.Event, every_s: float) -> None:
+        """Heartbeats from the live loggers every `every_s` seconds until `stop` is set (the
+        loggers answer history requests meanwhile)."""
+        while not stop.is_set():
+            now = datetime.now()
+            await asyncio.gather(
+                *(self._upload(Upload(now, spec, "9015")) for spec in self.live_loggers())
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
