@@ -243,6 +243,7 @@ class Gateway:
             ready=lambda: self._ready,
             metrics_app=make_asgi_app(),
             reload_registry=self.reload_registry,
+            influx=cfg.influx,
         )
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
         await self.api.start()

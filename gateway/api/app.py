@@ -17,9 +17,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..anomalies.store import AnomalyStore
+from ..config import InfluxSection
+from ..influx_query import make_reader
 from ..regime import Regime
 from ..registry import Registry
-from . import admin, anomalies, control, enterprises, stream
+from . import admin, anomalies, control, enterprises, series, stream
 from .auth import Role, make_auth
 from .deps import Services
 from .schemas import Health
@@ -59,10 +61,12 @@ def create_app(
     stream_max_s: float | None = None,
     metrics_app: ASGIApp | None = None,
     reload_registry: Callable[[], list[str]] | None = None,
+    influx: InfluxSection | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
     answers `/readyz`; `clock` gives "now" for what is in force now (the enterprise views).
-    `app.state.services.streams` counts open Server-Sent Event connections."""
+    `app.state.services.streams` counts open Server-Sent Event connections. Charts read
+    stored values from `influx` (the gateway's InfluxDB settings)."""
     svc = Services(
         store=store,
         regime=regime,
@@ -72,16 +76,19 @@ def create_app(
         clock=clock,
         stream_heartbeat_s=stream_heartbeat_s,
         stream_max_s=stream_max_s,
+        series=make_reader(influx) if influx is not None else None,
     )
     app = FastAPI(
         title="Pollution-source monitoring gateway",
         version="1",
-        description="Anomalies for enforcement, enterprise status, and the control regime "
-        "(heavy-pollution alerts, shutdown and curtailment orders). Bearer tokens: `viewer` "
+        description="Anomalies for enforcement, the stored values that explain them, enterprise "
+        "status, and the control regime (heavy-pollution alerts, shutdown and curtailment "
+        "orders). Bearer tokens: `viewer` "
         "reads, `admin` also writes alerts and orders.",
     )
     app.state.services = svc
     app.include_router(stream.build_router(svc))  # before /anomalies/{id}
+    app.include_router(series.build_router(svc))
     app.include_router(anomalies.build_router(svc))
     app.include_router(enterprises.build_router(svc))
     app.include_router(control.build_router(svc))

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..anomalies.store import AnomalyStore
+from ..influx_query import SeriesReader
 from ..regime import Regime
 from ..registry import Registry
 from .auth import Auth
@@ -34,6 +35,7 @@ class Services:
     stream_heartbeat_s: float
     stream_max_s: float | None
     streams: StreamStats = field(default_factory=StreamStats)
+    series: SeriesReader | None = None  # where charts read stored values
 
 
 READ_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -174,3 +174,53 @@ class DeviceOut(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "ready", "not ready"]
+
+
+EmissionField = Literal["rtd", "avg", "min", "max", "cou", "zs_rtd", "zs_avg", "zs_min", "zs_max"]
+PowerField = Literal["p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "energy_kwh"]
+Interval = Literal["rtd", "minute", "hour", "day"]
+
+
+class SeriesOut(BaseModel):
+    """Stored values of one field of one series, oldest first."""
+
+    label: str
+    measurement: Literal["emission", "power"]
+    tags: dict[str, str] = Field(description="the tags the values were selected by")
+    field: str
+    unit: str | None = None
+    points: list[tuple[datetime, float]] = Field(
+        description="[time (UTC, ISO 8601), value] pairs, oldest first"
+    )
+    bucket_s: int | None = Field(
+        None,
+        description="null: the stored values; otherwise means per bucket of this many seconds "
+        "(long windows), each at its bucket's start",
+    )
+    limit: float | None = Field(None, description="a threshold to draw as a horizontal line")
+    limit_label: str | None = None
+
+
+class Window(BaseModel):
+    start: datetime = Field(description="inclusive")
+    end: datetime = Field(description="exclusive")
+
+
+class AnomalySeries(BaseModel):
+    """The series that explain one anomaly, over a window around it."""
+
+    anomaly_id: str
+    type: str
+    enterprise: str
+    subject: str
+    started_at: datetime
+    ended_at: datetime | None
+    as_of: datetime | None = Field(description="how far in event time the rule had judged")
+    window: Window
+    series: list[SeriesOut] = Field(description="empty for types without values to chart")
+    note: str | None = Field(None, description="why there is nothing to chart, when there is not")
+
+
+class SeriesPage(BaseModel):
+    window: Window
+    series: list[SeriesOut]

@@ -68,9 +68,10 @@ REF_O2 = 9.0
 
 @dataclass(frozen=True, slots=True)
 class LoggerSpec:
-    """One HJ 212 data logger (or an impostor using a logger's MN)."""
+    """One HJ 212 data logger (or an impostor using a logger's MN) of enterprise `SIM{k}`."""
 
-    key: str
+    k: int
+    name: str
     mn: str
     st: str
     version: Literal["2017", "2025"]
@@ -78,6 +79,10 @@ class LoggerSpec:
     sm4_key: str | None = None
     split_hourly: bool = False
     modbus_every: int = 0  # every n-th hourly upload carries a CRC-16/MODBUS checksum
+
+    @property
+    def key(self) -> str:
+        return f"SIM{self.k}/{self.name}"
 
     @property
     def flag_version(self) -> int:
@@ -119,20 +124,14 @@ def sm4_key_of(k: int) -> str:
 
 def loggers_of(k: int) -> dict[str, LoggerSpec]:
     """The enterprise's loggers, and the two devices that are not what they claim."""
-    ent = f"SIM{k}"
     return {
         "DA1": LoggerSpec(
-            f"{ent}/DA1",
-            mn_of(k, "A"),
-            "31",
-            "2025",
-            sm4_key=sm4_key_of(k),
-            split_hourly=k % 2 == 1,
+            k, "DA1", mn_of(k, "A"), "31", "2025", sm4_key=sm4_key_of(k), split_hourly=k % 2 == 1
         ),
-        "DW1": LoggerSpec(f"{ent}/DW1", mn_of(k, "W"), "32", "2017", modbus_every=6 * (k % 2 == 0)),
-        "DV1": LoggerSpec(f"{ent}/DV1", mn_of(k, "V"), "27", "2017"),
-        "impostor": LoggerSpec(f"{ent}/DW1-impostor", mn_of(k, "W"), "32", "2017", password="x"),
-        "unknown": LoggerSpec(f"{ent}/unregistered", mn_of(k, "X"), "32", "2017"),
+        "DW1": LoggerSpec(k, "DW1", mn_of(k, "W"), "32", "2017", modbus_every=6 * (k % 2 == 0)),
+        "DV1": LoggerSpec(k, "DV1", mn_of(k, "V"), "27", "2017"),
+        "impostor": LoggerSpec(k, "DW1-impostor", mn_of(k, "W"), "32", "2017", password="x"),
+        "unknown": LoggerSpec(k, "unregistered", mn_of(k, "X"), "32", "2017"),
     }
 
 

@@ -81,8 +81,7 @@ class Simulator:
 
     def logger(self, spec: LoggerSpec) -> Logger:
         if spec.key not in self.loggers:
-            plant = self.plants[int(spec.key.split("/")[0].removeprefix("SIM"))]
-            self.loggers[spec.key] = Logger(spec, self.hj212, plant.history)
+            self.loggers[spec.key] = Logger(spec, self.hj212, self.plants[spec.k].history)
             self._locks[spec.key] = asyncio.Lock()
         return self.loggers[spec.key]
 

@@ -1,4 +1,4 @@
-"""The demo command end to end (shortened: no pacing, a 15 s offline threshold): its own stack,
+"""The demo command end to end (shortened: no pacing, a 30 s offline threshold): its own stack,
 the gateway, the alert and order declared through the API, the simulator, and every scripted
 anomaly type printed on the terminal for every enterprise."""
 
@@ -25,7 +25,7 @@ def test_demo_shows_every_scripted_anomaly_type(tmp_path: Path) -> None:
             "--speedup",
             "0",
             "--offline-after-s",
-            "15",
+            "30",
             "--api-port",
             "0",
             "--hj212-port",

@@ -39,7 +39,7 @@ async def test_two_days_give_every_scripted_anomaly_and_store_every_upload(
         tmp_path / "gw",
         influx.url,
         database,
-        registry=registry_toml(ENTERPRISES, logger_offline_after_s=12),
+        registry=registry_toml(ENTERPRISES, logger_offline_after_s=30),
         mqtt={
             "enabled": True,
             "port": mosquitto.port,
@@ -66,8 +66,8 @@ async def test_two_days_give_every_scripted_anomaly_and_store_every_upload(
             await sim.play_day(DAY - timedelta(days=1), scripted=False)
             await sim.play_day(DAY, scripted=True)
             stop = asyncio.Event()
-            alive = asyncio.create_task(sim.keep_alive(stop, 3.0))
-            deadline = time.monotonic() + 60
+            alive = asyncio.create_task(sim.keep_alive(stop, 5.0))
+            deadline = time.monotonic() + 120
             found: dict[str, set[str]] = {}
             while time.monotonic() < deadline:
                 items, _ = gw.anomalies.query(limit=1000)
