@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import sys
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -183,39 +184,85 @@ async def _demo(args: argparse.Namespace) -> int:
             speedup=args.speedup,
             on_progress=term.progress,
         ) as sim:
-            term.stage = "baseline day"
-            await sim.play_day(day - timedelta(days=1), scripted=False, paced=False)
-            term.stage = "scripted day"
-            await sim.play_day(day, scripted=True)
-            alive = asyncio.create_task(sim.keep_alive(stop, args.offline_after_s / 3))
-            for _ in range(int(args.wait_s * 10)):
-                if not term.missing(args.enterprises) or stop.is_set():
-                    break
-                await asyncio.sleep(0.1)
-            missing = term.missing(args.enterprises)
-            print(
-                "\r\033[Kevery scripted anomaly type appeared"
-                if not missing
-                else f"\r\033[Kmissing: {missing}",
-                flush=True,
-            )
-            if not args.exit:
-                print(f"the replay goes on live; page: {page}  (Ctrl-C to stop)", flush=True)
-                term.stage = "live"
-                live = asyncio.create_task(_live(sim, today, stop))
-                await stop.wait()
-                live.cancel()
-            stop.set()
-            await alive
+            play = asyncio.create_task(_play(sim, args, term, today, page, stop))
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({play, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()  # Ctrl-C at any moment stops the replay, then all the rest
+            missing = await play
         return 1 if missing and args.exit else 0
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await gw.shutdown()
         broker.stop()
         influx.stop()
 
 
+async def _play(
+    sim: Simulator,
+    args: argparse.Namespace,
+    term: Terminal,
+    today: datetime,
+    page: str,
+    stop: asyncio.Event,
+) -> dict[str, list[str]]:
+    """Baseline day, scripted day, the wait for the last types, then live until `stop`; the
+    scripted types that did not appear. Stopping cancels whatever is being played."""
+    alive: asyncio.Task[None] | None = None
+    live: asyncio.Task[None] | None = None
+    missing = term.missing(args.enterprises)
+    try:
+        term.stage = "baseline day"
+        await _until(stop, sim.play_day(today - timedelta(days=2), scripted=False, paced=False))
+        term.stage = "scripted day"
+        await _until(stop, sim.play_day(today - timedelta(days=1), scripted=True))
+        if stop.is_set():
+            print("\r\033[Kstopped", flush=True)
+            return missing
+        alive = asyncio.create_task(sim.keep_alive(stop, args.offline_after_s / 3))
+        for _ in range(int(args.wait_s * 10)):
+            if not term.missing(args.enterprises) or stop.is_set():
+                break
+            await asyncio.sleep(0.1)
+        missing = term.missing(args.enterprises)
+        print(
+            "\r\033[Kevery scripted anomaly type appeared"
+            if not missing
+            else f"\r\033[Kmissing: {missing}",
+            flush=True,
+        )
+        if not args.exit:
+            print(f"the replay goes on live; page: {page}  (Ctrl-C to stop)", flush=True)
+            term.stage = "live"
+            live = asyncio.create_task(_live(sim, today, stop))
+            await _until(stop, live)
+    finally:
+        stop.set()
+        for task in (live, alive):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (live, alive) if t is not None), return_exceptions=True)
+    return missing
+
+
+async def _until(stop: asyncio.Event, work: Awaitable[None]) -> None:
+    """Run `work` until it ends or `stop` is set (then it is cancelled); its errors propagate."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopped):
+            t.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    error = task.exception() if task.done() and not task.cancelled() else None
+    if error is not None:
+        raise error
+
+
 async def _live(sim: Simulator, today: datetime, stop: asyncio.Event) -> None:
-    """Normal days from today's midnight: fast until the present, then on the clock."""
+    """Normal days from today's midnight: at the speed-up until the present, then on the
+    clock."""
     day = today
     while not stop.is_set():
         await sim.play_day(day, scripted=False, not_before=_beijing_now)

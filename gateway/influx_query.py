@@ -126,7 +126,7 @@ async def _bounded(select: Select, query: SeriesQuery) -> list[Series]:
         return found
     bucket = bucket_seconds(query)
     return [
-        Series(s.group, s.points[: query.max_points], bucket) for s in await select(query, bucket)
+        Series(s.group, s.points[-query.max_points :], bucket) for s in await select(query, bucket)
     ]
 
 

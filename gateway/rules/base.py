@@ -6,12 +6,22 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from enum import Enum
 from typing import Protocol
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import DeviceEvent, Point, from_ns
 
-__all__ = ["BaseRule", "DeviceEvent", "MeterStates", "Rule", "event_time"]
+__all__ = [
+    "UNKNOWN",
+    "WAIT",
+    "BaseRule",
+    "DeviceEvent",
+    "MeterStates",
+    "Rule",
+    "Unknown",
+    "event_time",
+]
 
 
 class Rule(Protocol):
@@ -81,6 +91,16 @@ class BaseRule:
             self.since[anomaly.subject] = anomaly.started_at
 
 
+class Unknown(Enum):
+    """A meter's verdict at some time that is not known: not yet, or no longer."""
+
+    WAIT = "wait"
+    UNKNOWN = "unknown"
+
+
+WAIT, UNKNOWN = Unknown.WAIT, Unknown.UNKNOWN
+
+
 class MeterStates:
     """Each meter's latest running verdict by event time; older readings are ignored (late
     data does not rewrite the present). The last `keep` verdicts are kept, so a judgement of
@@ -123,14 +143,15 @@ class MeterStates:
         state = self.latest.get((enterprise, meter))
         return state is not None and state[1]
 
-    def running_at(self, enterprise: str, meter: str, at: datetime) -> bool | None:
-        """The verdict in force at `at`: that of the last reading at or before it, once the
-        meter has reported up to `at`; None while its readings have not reached `at` yet."""
+    def running_at(self, enterprise: str, meter: str, at: datetime) -> bool | Unknown:
+        """The verdict in force at `at`: that of the last reading at or before it. `WAIT` while
+        the meter's readings have not reached `at` yet; `UNKNOWN` when `at` is older than every
+        verdict kept (before a restart, or past the history)."""
         past = self.history.get((enterprise, meter))
         if not past or past[-1][0] < at:
-            return None
+            return WAIT
         index = bisect_right(past, at, key=lambda entry: entry[0])
-        return past[index - 1][1] if index else False
+        return past[index - 1][1] if index else UNKNOWN
 
 
 def event_time(point: Point) -> datetime:

@@ -25,7 +25,7 @@ from gateway.anomalies.model import Anomaly
 from gateway.model import Point
 from gateway.registry import Enterprise, Outlet, Registry
 
-from .base import BaseRule, MeterStates, event_time
+from .base import UNKNOWN, WAIT, BaseRule, MeterStates, Unknown, event_time
 
 METER_HISTORY = 2000  # verdicts kept per meter: about a week of 5-minute readings
 SKIPPED = frozenset({"a19001"})  # O2 can legitimately sit still (air at 20.9 %)
@@ -49,7 +49,7 @@ class SuspiciousData(BaseRule):
         self.persist_s = persist_s
         self.meters = MeterStates(keep=METER_HISTORY)
         self.runs: dict[str, tuple[datetime, object]] = {}  # subject -> (since, value)
-        self.pending: dict[str, deque[Point]] = {}  # MN -> records waiting for the meters
+        self.pending: dict[str, deque[tuple[str, Point]]] = {}  # MN -> (enterprise, record)
         self.waiting = 0
         self.max_waiting = max_waiting
 
@@ -57,47 +57,49 @@ class SuspiciousData(BaseRule):
         """Each record is judged against production at its own time: a record the production
         meters have not reported up to yet waits (with the later ones of its device) until
         they have, so the order in which the two feeds arrive does not matter."""
-        self.meters.update(points)
+        touched = self.meters.update(points)
         out: list[Anomaly] = []
         registry = self.registry()
-        for mn in list(self.pending):
-            out += self._release(registry, mn, detected_at)
+        if touched:
+            for mn in [m for m, queue in self.pending.items() if queue[0][0] in touched]:
+                out += self._release(registry, mn, detected_at)
         for point in sorted(points, key=lambda p: p.event_time_ns):
             if point.measurement != "emission" or point.tag("pollutant") in SKIPPED:
                 continue
             mn = point.tag("mn") or ""
             device = registry.device(mn)
-            if device is None or not device.outlet.lines:
+            ent = registry.enterprise(device.enterprise) if device is not None else None
+            if device is None or ent is None or not _production_meters(ent, device.outlet):
                 continue
-            self.pending.setdefault(mn, deque()).append(point)
+            self.pending.setdefault(mn, deque()).append((ent.id, point))
             self.waiting += 1
             out += self._release(registry, mn, detected_at)
         while self.waiting > self.max_waiting:  # meters silent for long: judge by what is known
-            mn = min(self.pending, key=lambda m: self.pending[m][0].event_time_ns)
-            out += self._release(registry, mn, detected_at, force=1)
+            mn = min(self.pending, key=lambda m: self.pending[m][0][1].event_time_ns)
+            out += self._release(registry, mn, detected_at, force=True)
         return out
 
     def _release(
-        self, registry: Registry, mn: str, detected_at: datetime, force: int = 0
+        self, registry: Registry, mn: str, detected_at: datetime, *, force: bool = False
     ) -> list[Anomaly]:
         """Judge the device's waiting records, oldest first, while production at their time is
-        known (the first `force` ones with the latest state known)."""
+        known; with `force`, the first one by the meters' latest verdicts. A record whose time
+        is older than every verdict kept is dropped unjudged."""
         out: list[Anomaly] = []
         queue = self.pending[mn]
         device = registry.device(mn)
         ent = registry.enterprise(device.enterprise) if device is not None else None
         while queue:
-            point = queue[0]
-            if device is None or ent is None:
-                producing: bool | None = False
-            else:
-                producing = self._producing(ent, device.outlet, event_time(point), force > 0)
-                if producing is None:
+            point = queue[0][1]
+            producing: bool | Unknown = UNKNOWN
+            if device is not None and ent is not None:
+                producing = self._producing(ent, device.outlet, event_time(point), force)
+                if producing is WAIT:
                     break
             queue.popleft()
             self.waiting -= 1
-            force -= 1
-            if device is not None and ent is not None and producing is not None:
+            force = False
+            if isinstance(producing, bool) and device is not None and ent is not None:
                 out += self._judge(ent, device.outlet, point, producing, detected_at)
         if not queue:
             del self.pending[mn]
@@ -137,18 +139,17 @@ class SuspiciousData(BaseRule):
 
     def _producing(
         self, ent: Enterprise, outlet: Outlet, at: datetime, latest: bool
-    ) -> bool | None:
-        """Whether one of the outlet's lines produced at `at`; None while that is not known
-        (with `latest`, the meters' latest verdicts stand in for what has not arrived)."""
-        meters = [m.id for m in ent.meters if m.role == "production" and m.line in outlet.lines]
-        states = [self.meters.running_at(ent.id, m, at) for m in meters]
-        if any(states):
+    ) -> bool | Unknown:
+        """Whether one of the outlet's lines produced at `at` (with `latest`, the meters'
+        latest verdicts stand in for those not reported up to `at` yet)."""
+        states = [self.meters.running_at(ent.id, m, at) for m in _production_meters(ent, outlet)]
+        if any(state is True for state in states):
             return True
-        if all(state is not None for state in states) and states:
-            return False
-        if latest:
-            return any(self.meters.running(ent.id, m) for m in meters)
-        return None
+        if WAIT in states:
+            if latest:
+                return any(self.meters.running(ent.id, m) for m in _production_meters(ent, outlet))
+            return WAIT
+        return UNKNOWN if UNKNOWN in states else False
 
     def _track(
         self,
@@ -202,11 +203,14 @@ class SuspiciousData(BaseRule):
                 "since": since.isoformat(),
                 "threshold_s": needed_s,
                 "lines": outlet.lines,
-                "production": [
-                    e
-                    for m in ent.meters
-                    if m.role == "production" and m.line in outlet.lines
-                    if (e := self.meters.evidence(ent.id, m.id)) is not None
+                "production": [  # each meter's verdict at the record's time, and its latest
+                    {
+                        "meter": m,
+                        "running": state if isinstance(state, bool) else None,
+                        "latest": self.meters.evidence(ent.id, m),
+                    }
+                    for m in _production_meters(ent, outlet)
+                    for state in [self.meters.running_at(ent.id, m, at)]
                 ],
             },
             rule=self.name,
@@ -221,3 +225,7 @@ class SuspiciousData(BaseRule):
         for anomaly in open_anomalies:
             since = datetime.fromisoformat(anomaly.evidence["since"])
             self.runs[anomaly.subject] = (since, anomaly.evidence["value"])
+
+
+def _production_meters(ent: Enterprise, outlet: Outlet) -> list[str]:
+    return [m.id for m in ent.meters if m.role == "production" and m.line in outlet.lines]

@@ -107,10 +107,7 @@ class Logger:
         """9011, the recorded uploads of the period (RF=1), then 9012."""
         assert self.client is not None
         await self.client.send(request_answer(request))
-        cp = request.cp
-        if self.spec.sm4_key and sm4.is_encrypted(cp):
-            cp = sm4.decrypt_cp(cp, sm4.parse_key(self.spec.sm4_key))
-        params = parse_cp(cp).params
+        params = parse_cp(request.cp).params
         begin = parse_hj212_time(params["BeginTime"])
         end = parse_hj212_time(params["EndTime"])
         step = HOUR if request.cn == "2061" else TEN_MIN

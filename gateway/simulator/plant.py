@@ -1,4 +1,5 @@
-"""The simulated enterprises and their days, as a timeline of device actions (pure).
+"""The simulated enterprises and their days, as a timeline of device actions (no I/O; the same
+plant state and day give the same actions).
 
 Each enterprise `SIM{k}` (region `sim-city`) has:
 
@@ -20,7 +21,7 @@ in Beijing time, the devices' clock) adds the faults:
 - 03:00 COD over its limit at DW1 (`over_limit`);
 - the 05:00 hour of DW1 is not sent; DW1 back-fills it when the gateway asks (`data_gap`);
 - 08:00-08:40 treatment off while L1 runs (`treatment_not_running`);
-- 09:00-09:30 DA1 reports zero dust while L1 runs (`suspicious_data`);
+- 09:00-09:40 DA1 reports zero dust while L1 runs (`suspicious_data`);
 - a shutdown order for L1 from 10:00 (declared by the caller, 2 h ramp-down): L1 stops at
   10:30 but runs again 12:00-12:40 (`production_during_shutdown`), with flue gas flowing at
   DA1 (`emission_during_shutdown`);
@@ -45,6 +46,7 @@ TEN_MIN = timedelta(minutes=10)
 HOUR = timedelta(hours=1)
 HEARTBEAT_AFTER = timedelta(minutes=15)
 METER_EVERY = timedelta(minutes=5)
+KEEP_RECORDS = timedelta(days=7)
 
 SCRIPTED_TYPES = (
     "over_limit",
@@ -251,7 +253,10 @@ class Plant:
         return 0.9 + 0.07 * math.sin((t.hour - 6) / 16 * math.pi) + rng.uniform(-0.03, 0.03)
 
     def day(self, day: datetime, *, scripted: bool) -> list[Action]:
-        """The day's actions in time order (`day` is local midnight)."""
+        """The day's actions in time order (`day` is local midnight); records older than
+        `KEEP_RECORDS` are forgotten (no back-fill reaches further)."""
+        for key in [k for k in self.history if k[2] < day - KEEP_RECORDS]:
+            del self.history[key]
         rng = random.Random(f"{self.k}/{day:%Y%m%d}")
         loggers = loggers_of(self.k)
         actions: list[Action] = []
@@ -260,13 +265,13 @@ class Plant:
         for name, make in (("DA1", self._cems), ("DW1", self._water), ("DV1", self._vocs)):
             own = make(loggers[name], day, scripted, rng)
             actions += own + list(_heartbeats(loggers[name], own, day))
-        if scripted:
-            t = day + timedelta(hours=16)
-            cp = self._record(loggers["impostor"], "2061", t - HOUR, f"{COD}-Avg=1.0,{COD}-Flag=N")
-            actions.append(Upload(t, loggers["impostor"], "2061", cp, t - HOUR, expect_reply=False))
-            t += TEN_MIN
-            cp = self._record(loggers["unknown"], "2061", t - HOUR, f"{COD}-Avg=20.0,{COD}-Flag=N")
-            actions.append(Upload(t, loggers["unknown"], "2061", cp, t - HOUR, expect_reply=False))
+        if scripted:  # refused frames: not in any logger's records
+            for t, name in (
+                (day + timedelta(hours=16), "impostor"),
+                (day + timedelta(hours=16, minutes=10), "unknown"),
+            ):
+                cp = f"DataTime={t - HOUR:%Y%m%d%H%M%S};{COD}-Avg=20.0,{COD}-Flag=N"
+                actions.append(Upload(t, loggers[name], "2061", cp, t - HOUR, expect_reply=False))
         actions.sort(key=lambda a: a.at)
         return actions
 

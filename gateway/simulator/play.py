@@ -72,8 +72,10 @@ class Simulator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for worker in self._workers:
-            worker.cancel()
+        tasks = [*self._workers, *self._publishing]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for logger in self.loggers.values():
             await logger.close()
         if self._mqtt is not None:
@@ -154,7 +156,7 @@ class Simulator:
             upload = await queue.get()
             try:
                 await self._upload(upload)
-            except (ConnectionError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # reported by the next drain; the worker goes on
                 self.errors.append(exc)
             finally:
                 queue.task_done()
@@ -166,7 +168,8 @@ class Simulator:
         if self._publishing:
             await asyncio.gather(*self._publishing)
         if self.errors:
-            raise self.errors[0]
+            first, self.errors = self.errors[0], []
+            raise first
 
     async def _upload(self, upload: Upload) -> None:
         logger = self.logger(upload.logger)
@@ -187,8 +190,10 @@ class Simulator:
         loggers answer history requests meanwhile)."""
         while not stop.is_set():
             now = datetime.now()
-            await asyncio.gather(
-                *(self._upload(Upload(now, spec, "9015")) for spec in self.live_loggers())
+            results = await asyncio.gather(
+                *(self._upload(Upload(now, spec, "9015")) for spec in self.live_loggers()),
+                return_exceptions=True,
             )
+            self.errors += [r for r in results if isinstance(r, Exception)]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)

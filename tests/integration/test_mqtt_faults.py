@@ -46,6 +46,16 @@ async def stored_values(url: str, db: str) -> list[float]:
     return sorted(r["p_kw"] for r in rows)
 
 
+async def wait_for_log(log: Path, text: str, timeout_s: float) -> None:
+    """Until the gateway's log says `text` (its start-up time varies with the machine's load)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the gateway did not log {text!r} within {timeout_s} s")
+
+
 async def wait_values(url: str, db: str, count: int, timeout_s: float) -> list[float]:
     deadline = time.monotonic() + timeout_s
     values: list[float] = []
@@ -120,7 +130,7 @@ async def test_gateway_sigkill_broker_redelivers_and_points_are_exactly_once(
     proc = start_gateway_process(config, log)
     total = 2000
     try:
-        await asyncio.sleep(2.0)  # connected and subscribed (persistent session created)
+        await wait_for_log(log, "MQTT subscribed", 30)  # the persistent session exists
         publisher = asyncio.create_task(
             publish_many(mosquitto.port, f"{prefix}/power/E1/M1", total, pause_s=0.001)
         )

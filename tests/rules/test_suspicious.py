@@ -142,3 +142,36 @@ def test_waiting_is_bounded_and_judged_by_the_latest_verdicts_past_the_bound() -
         found += rule.on_points([value(minute, 0.0)], T0)
     assert rule.waiting == 10
     assert [(a.evidence["pattern"], a.state) for a in found] == [("zeros", "open")]
+
+
+def test_after_a_restart_records_older_than_every_verdict_are_not_judged() -> None:
+    """A restored open anomaly is not closed by a record from before the first new reading."""
+    before = SuspiciousData(lambda: REGISTRY)
+    (opened,) = feed(before, range(0, 16, 1), lambda m: value(m, 0.0))
+    after = SuspiciousData(lambda: REGISTRY)
+    after.restore([opened])
+    assert after.on_points([production(30, running=True)], T0) == []
+    assert after.on_points([value(20, 0.0)], T0) == []  # older than every verdict: dropped
+    assert after.waiting == 0 and opened.subject in after.open
+    assert after.on_points([value(31, 0.0)], T0) == []  # at production's time: still zeros
+    assert opened.subject in after.open
+
+
+def test_outlets_whose_lines_have_no_production_meter_are_not_queued() -> None:
+    bare = Registry(
+        RegistryFile.model_validate(
+            {
+                "enterprises": [
+                    {
+                        "id": "E1",
+                        "lines": [{"id": "L1"}],
+                        "outlets": [{"id": "DA1", "mn": MN, "password": "x", "lines": ["L1"]}],
+                    }
+                ]
+            }
+        )
+    )
+    rule = SuspiciousData(lambda: bare)
+    for minute in range(100):
+        assert rule.on_points([value(minute, 0.0)], T0) == []
+    assert rule.waiting == 0
