@@ -15,10 +15,11 @@ from typing import Any
 
 import aiomqtt
 
-from adapters.hj212.builder import build_frame, build_segment
 from adapters.hj212.device import DeviceClient
 
 from . import bench, localstack
+from .simulator.loggers import encode
+from .simulator.plant import LoggerSpec, Upload
 
 OFFLINE_AFTER_S = 5.0
 REGISTRY = f"""
@@ -46,16 +47,11 @@ def _body(payload: object) -> dict[str, Any]:
 def _hour_frame(mn: str, hour: int, value: float) -> bytes:
     """A 2061 hourly COD upload asking for a 9014."""
     moment = datetime(2025, 1, 1) + timedelta(hours=hour)
-    head: list[tuple[str, str | int]] = [
-        ("QN", f"{moment:%Y%m%d%H%M%S}{hour % 1000:03d}"),
-        ("ST", "32"),
-        ("CN", "2061"),
-        ("PW", "123456"),
-        ("MN", mn),
-        ("Flag", 5),
-    ]
+    logger = LoggerSpec(0, "O", mn, "32", "2017", password="123456")
     cp = f"DataTime={moment:%Y%m%d%H%M%S};w01018-Avg={value},w01018-Flag=N"
-    return build_frame(build_segment(head, cp))
+    return encode(
+        logger, Upload(moment, logger, "2061", cp), f"{moment:%Y%m%d%H%M%S}{hour % 1000:03d}"
+    )[0]
 
 
 async def anomaly_runs(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -27,11 +26,10 @@ import aiohttp
 from . import localstack
 from .anomalies.model import AnomalyEvent
 from .config import load_config
-from .simulator import SCRIPTED_TYPES, Simulator, registry_toml
+from .simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
 from .supervisor import Gateway
 
 BEIJING = ZoneInfo("Asia/Shanghai")
-SIMULATED_MN = re.compile(r"mn:SIM(\d{4})")
 TOKENS_ENV = "DEMO_GATEWAY_API_TOKENS"
 
 
@@ -117,9 +115,7 @@ class Terminal:
 
     def anomaly(self, event: AnomalyEvent) -> None:
         a = event.anomaly
-        sim = SIMULATED_MN.match(a.subject)  # an unregistered MN belongs to no enterprise
-        owner = a.enterprise if sim is None else f"SIM{int(sim.group(1))}"
-        self.seen.setdefault(owner, set()).add(a.type)
+        self.seen.setdefault(owner_of(a.enterprise, a.subject), set()).add(a.type)
         self.events += 1
         print(
             f"\r\033[K[{event.event:>7}] {a.severity:<7} {a.type:<27} {a.enterprise:<12} "
@@ -184,11 +180,7 @@ async def _demo(args: argparse.Namespace) -> int:
             speedup=args.speedup,
             on_progress=term.progress,
         ) as sim:
-            play = asyncio.create_task(_play(sim, args, term, today, page, stop))
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({play, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            stop.set()  # Ctrl-C at any moment stops the replay, then all the rest
-            missing = await play
+            missing = await _play(sim, args, term, today, page, stop)  # until done or Ctrl-C
         return 1 if missing and args.exit else 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

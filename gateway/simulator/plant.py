@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,6 +119,13 @@ Action = Upload | Publish
 
 def mn_of(k: int, suffix: str) -> str:
     return f"SIM{k:04d}{suffix}".ljust(24, "0")
+
+
+def owner_of(enterprise: str, subject: str) -> str:
+    """The simulated enterprise an anomaly is about: an unregistered MN belongs to no enterprise
+    in the registry, but its subject names the simulated one."""
+    found = re.match(r"mn:SIM(\d{4})", subject)
+    return enterprise if found is None else f"SIM{int(found.group(1))}"
 
 
 def sm4_key_of(k: int) -> str:

@@ -49,7 +49,6 @@ class Simulator:
         self.loggers: dict[str, Logger] = {}
         self.frames = 0
         self.messages = 0
-        self._locks: dict[str, asyncio.Lock] = {}
         self._queues: dict[str, asyncio.Queue[Upload]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._publishing: set[asyncio.Task[None]] = set()
@@ -84,7 +83,6 @@ class Simulator:
     def logger(self, spec: LoggerSpec) -> Logger:
         if spec.key not in self.loggers:
             self.loggers[spec.key] = Logger(spec, self.hj212, self.plants[spec.k].history)
-            self._locks[spec.key] = asyncio.Lock()
         return self.loggers[spec.key]
 
     async def play_day(
@@ -151,11 +149,14 @@ class Simulator:
             self._in_flight.release()
 
     async def _logger_worker(self, spec: LoggerSpec) -> None:
+        """Sends one logger's uploads in order, each after the reply to the one before."""
         queue = self._queues[spec.key]
+        logger = self.logger(spec)
         while True:
             upload = await queue.get()
             try:
-                await self._upload(upload)
+                await logger.upload(upload)
+                self.frames += 1
             except Exception as exc:  # reported by the next drain; the worker goes on
                 self.errors.append(exc)
             finally:
@@ -171,12 +172,6 @@ class Simulator:
             first, self.errors = self.errors[0], []
             raise first
 
-    async def _upload(self, upload: Upload) -> None:
-        logger = self.logger(upload.logger)
-        async with self._locks[upload.logger.key]:
-            await logger.upload(upload)
-        self.frames += 1
-
     def live_loggers(self) -> list[LoggerSpec]:
         """The registered loggers still working (a dead one stays silent)."""
         out = []
@@ -186,14 +181,11 @@ class Simulator:
         return out
 
     async def keep_alive(self, stop: asyncio.Event, every_s: float) -> None:
-        """Heartbeats from the live loggers every `every_s` seconds until `stop` is set (the
-        loggers answer history requests meanwhile)."""
+        """Heartbeats from the live loggers every `every_s` seconds until `stop` is set, queued
+        behind whatever each logger is sending (errors go where the workers put theirs)."""
         while not stop.is_set():
             now = datetime.now()
-            results = await asyncio.gather(
-                *(self._upload(Upload(now, spec, "9015")) for spec in self.live_loggers()),
-                return_exceptions=True,
-            )
-            self.errors += [r for r in results if isinstance(r, Exception)]
+            for spec in self.live_loggers():
+                await self._release(Upload(now, spec, "9015"))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)

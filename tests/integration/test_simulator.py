@@ -13,20 +13,13 @@ from gateway import localstack
 from gateway.config import load_config
 from gateway.demo import regime_for
 from gateway.regime import AlertSpec, OrderSpec
-from gateway.simulator import SCRIPTED_TYPES, Simulator, registry_toml
+from gateway.simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
 from gateway.simulator.plant import DUST, SO2, loggers_of
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, write_config
 
 DAY = datetime(2026, 3, 12)
 ENTERPRISES = 2
-
-
-def owner(enterprise: str, subject: str) -> str:
-    """The simulated enterprise of an anomaly (an unregistered MN names it in the subject)."""
-    if enterprise.startswith("SIM"):
-        return enterprise
-    return f"SIM{int(subject.removeprefix('mn:SIM')[:4])}"
 
 
 async def test_two_days_give_every_scripted_anomaly_and_store_every_upload(
@@ -73,7 +66,7 @@ async def test_two_days_give_every_scripted_anomaly_and_store_every_upload(
                 items, _ = gw.anomalies.query(limit=1000)
                 found = {}
                 for a in items:
-                    found.setdefault(owner(a.enterprise, a.subject), set()).add(a.type)
+                    found.setdefault(owner_of(a.enterprise, a.subject), set()).add(a.type)
                 if all(found.get(f"SIM{k}", set()) >= set(SCRIPTED_TYPES) for k in range(2)):
                     break
                 await asyncio.sleep(0.5)
