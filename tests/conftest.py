@@ -5,7 +5,9 @@ A missing server binary is an error, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -183,6 +185,20 @@ def influx_rows(url: str, database: str, query: str) -> list[dict[str, Any]]:
             for values in series["values"]:
                 rows.append({**tags, **dict(zip(series["columns"], values, strict=True))})
     return rows
+
+
+async def wait_rows(
+    url: str, db: str, query: str, count: int, timeout_s: float = 15.0, needs: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """`count` rows with every column in `needs` set: InfluxDB 1.x makes a point's fields
+    visible one by one, so a query may see a row whose other fields are not there yet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = await asyncio.to_thread(influx_rows, url, db, query)
+        complete = all(r.get(name) is not None for r in rows for name in needs)
+        if (len(rows) >= count and complete) or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.1)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,19 +16,8 @@ from adapters.hj212.frame import parse_frame
 from gateway import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
-from tests.conftest import influx_rows, vector_frames
+from tests.conftest import influx_rows, vector_frames, wait_rows
 from tests.frames import MN_2025, MN_WATER, qn_for, upload
-
-
-async def wait_rows(
-    influx: localstack.ManagedProcess, db: str, query: str, count: int, timeout_s: float = 15.0
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = await asyncio.to_thread(influx_rows, influx.url, db, query)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.1)
 
 
 async def connect(gw: Gateway) -> DeviceClient:
@@ -53,7 +40,7 @@ async def test_upload_is_acked_with_9014_and_stored(
         4,
     )
     assert ack.cp == "" and ack.crc == "hj212"
-    rows = await wait_rows(influx, database, "SELECT * FROM emission", 1)
+    rows = await wait_rows(influx.url, database, "SELECT * FROM emission", 1)
     assert len(rows) == 1
     row = rows[0]
     assert row["time"] == "2026-03-01T00:00:00Z"  # 08:00 Beijing
@@ -105,7 +92,9 @@ async def test_vectors_25_to_27_back_to_back_without_crlf(
     acks = [await dev.read_frame() for _ in range(3)]
     assert [a.qn for a in acks] == ["20190424002721168", "20190424002721279", "20190424002722671"]
     assert all(a.cn == "9014" and a.flag == 4 for a in acks)
-    rows = await wait_rows(influx, database, "SELECT * FROM emission GROUP BY *", 3)
+    rows = await wait_rows(
+        influx.url, database, "SELECT * FROM emission GROUP BY *", 3, needs=("max",)
+    )
     by_interval = sorted((r["interval"], r["time"], r["max"]) for r in rows)
     assert by_interval == [
         ("hour", "2019-04-15T17:00:00Z", 27.299999),
@@ -148,7 +137,9 @@ async def test_split_packet_upload_each_part_acked_and_all_values_stored(
     await dev.send(part1 + part2)
     acks = [await dev.read_frame() for _ in range(2)]
     assert [(a.cn, a.qn) for a in acks] == [("9014", qn_for(11)), ("9014", qn_for(12))]
-    rows = await wait_rows(influx, database, "SELECT * FROM emission GROUP BY *", 2)
+    rows = await wait_rows(
+        influx.url, database, "SELECT * FROM emission GROUP BY *", 2, needs=("avg",)
+    )
     assert sorted((r["pollutant"], r["avg"]) for r in rows) == [("w01018", 41.0), ("w21003", 2.5)]
     assert gateway.hj212.reassembler.expired == 0 and len(gateway.hj212.reassembler) == 0
     await dev.close()
@@ -218,7 +209,9 @@ async def test_encrypted_2025_frame_is_decrypted_and_stored(
     await dev.send(vectors["A.2-2"].encode() + b"\r\n")
     ack = await dev.read_frame()
     assert (ack.cn, ack.qn, ack.flag) == ("9014", "20240520210700000", 8)
-    rows = await wait_rows(influx, database, "SELECT * FROM emission GROUP BY *", 3)
+    rows = await wait_rows(
+        influx.url, database, "SELECT * FROM emission GROUP BY *", 3, needs=("min", "avg", "max")
+    )
     got = sorted((r["pollutant"], r["interval"], r["min"], r["avg"], r["max"]) for r in rows)
     assert got == [
         ("a01011", "minute", 1.35, 1.35, 1.35),
@@ -273,7 +266,7 @@ async def test_backfill_exchange_marks_points_backfilled(
     await dev.send(upload(qn=qn_for(31), data_time=datetime(2026, 3, 3, 8), values={"w01018": 7.0}))
     assert (await dev.read_frame()).qn == qn_for(31)
     await dev.send(execution_answer(request))
-    rows = await wait_rows(influx, database, "SELECT * FROM emission WHERE backfill = true", 1)
+    rows = await wait_rows(influx.url, database, "SELECT * FROM emission WHERE backfill = true", 1)
     assert [(r["pollutant"], r["time"], r["avg"]) for r in rows] == [
         ("w01018", "2026-03-03T00:00:00Z", 7.0)
     ]
@@ -302,7 +295,7 @@ async def test_rf1_frame_is_stored_as_backfill(
     )
     ack = await dev.read_frame()
     assert (ack.cn, ack.flag) == ("9014", 8)
-    rows = await wait_rows(influx, database, "SELECT * FROM emission", 1)
+    rows = await wait_rows(influx.url, database, "SELECT * FROM emission", 1)
     assert rows[0]["backfill"] is True and rows[0]["outlet"] == "DA001"
     await dev.close()
 
@@ -325,7 +318,7 @@ async def test_facility_state_and_running_hours(
     head[0], head[2] = ("QN", qn_for(51)), ("CN", "2041")
     await dev.send(build_frame(build_segment(head, "DataTime=20260301000000;SB1-RT=23.5")))
     assert [(await dev.read_frame()).qn for _ in range(2)] == [qn_for(50), qn_for(51)]
-    rows = await wait_rows(influx, database, "SELECT * FROM facility_state GROUP BY *", 3)
+    rows = await wait_rows(influx.url, database, "SELECT * FROM facility_state GROUP BY *", 3)
     got = sorted((r["facility"], r["time"], r.get("rs"), r.get("rt_hours")) for r in rows)
     assert got == [
         ("SB1", "2026-02-28T16:00:00Z", None, 23.5),
@@ -398,7 +391,7 @@ async def test_hj212_power_codes_become_power_points(
     await dev.send(build_frame(build_segment(head, cp)))
     ack = await dev.read_frame()
     assert (ack.cn, ack.qn, ack.flag) == ("9014", qn_for(90), 8)
-    rows = await wait_rows(influx, database, "SELECT * FROM power", 1)
+    rows = await wait_rows(influx.url, database, "SELECT * FROM power", 1)
     assert len(rows) == 1
     row = rows[0]
     assert (row["enterprise"], row["meter"], row["role"], row["line"]) == (

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aiomqtt
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from gateway import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
-from tests.conftest import influx_rows
+from tests.conftest import wait_rows
 from tests.frames import MN_WATER, qn_for, upload
 
 
@@ -51,17 +49,6 @@ async def mqtt_gateway(
 async def publish(port: int, topic: str, payload: bytes | str) -> None:
     async with aiomqtt.Client("127.0.0.1", port) as client:
         await client.publish(topic, payload, qos=1)
-
-
-async def wait_rows(
-    url: str, db: str, query: str, count: int, timeout_s: float = 15
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = await asyncio.to_thread(influx_rows, url, db, query)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.1)
 
 
 async def test_power_payload_shapes_land_as_power_points(
