@@ -25,6 +25,10 @@ CONNECTIONS_OPEN = Gauge("hj212_connections_open", "Open HJ 212 device connectio
 CONNECTIONS_CLOSED = Counter(
     "hj212_connections_closed_total", "Closed HJ 212 connections, by reason", ["reason"]
 )
+SPLIT_UPLOADS_INCOMPLETE = Counter(
+    "hj212_split_uploads_incomplete_total",
+    "Split uploads judged without all their parts (window ran out or evicted)",
+)
 JUNK_BYTES = Counter("hj212_junk_bytes_total", "Bytes skipped between frames")
 POINTS_ACCEPTED = Counter(
     "points_accepted_total", "Points made durable in the spool", ["measurement"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +23,7 @@ OrderKind = Literal["shutdown", "curtailment"]
 LEVEL_RANK: dict[str, int] = {"yellow": 1, "orange": 2, "red": 3}
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+PERIOD_PREFIX = "period:"  # ids of the alerts that stand for calendar control periods
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert (id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -136,6 +137,34 @@ class ControlState(BaseModel):
         return [o for o in self.orders if o.covers_line(line) and (kind is None or o.kind == kind)]
 
 
+class CalendarPeriod(Protocol):
+    """A calendar control period as the registry declares it."""
+
+    name: str
+    level: AlertLevel
+    regions: list[str]
+    enterprises: list[str]
+    windows: list[tuple[datetime, datetime]]
+
+
+def period_alerts(periods: Iterable[CalendarPeriod]) -> list[Alert]:
+    """Calendar control periods (major events, staggered production) as the alerts they are
+    in force like: one per window, id `period:<name>:<n>`."""
+    return [
+        Alert(
+            id=f"{PERIOD_PREFIX}{p.name}:{i}",
+            level=p.level,
+            regions=p.regions,
+            enterprises=p.enterprises,
+            starts_at=start,
+            ends_at=end,
+            note=f"calendar control period {p.name}",
+        )
+        for p in periods
+        for i, (start, end) in enumerate(p.windows)
+    ]
+
+
 def _alert_key(alert: Alert) -> tuple[int, datetime, str]:
     return (-LEVEL_RANK[alert.level], alert.starts_at, alert.id)
 
@@ -238,6 +267,18 @@ class Regime:
         return True
 
     # -- the query the rules ask ----------------------------------------------------------
+
+    def boundaries(self, enterprise_id: str, region: str, before: datetime) -> list[datetime]:
+        """Every start and end at or before `before` of the alerts (declared or calendar) and
+        orders that concern an enterprise, latest first: where what is in force can change."""
+        _require_aware(before, "before")
+        found: set[datetime] = set()
+        for alert in (*self._alerts.values(), *self.calendar()):
+            if alert.covers(enterprise_id, region):
+                found.update(t for t in (alert.starts_at, alert.ends_at) if t <= before)
+        for order in self._orders_of.get(enterprise_id, {}).values():
+            found.update(t for t in (order.starts_at, order.ends_at) if t <= before)
+        return sorted(found, reverse=True)
 
     def in_force(self, enterprise_id: str, region: str, at: datetime) -> ControlState:
         """The alert level, alerts and orders in force for an enterprise at event time `at`.

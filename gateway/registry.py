@@ -15,6 +15,8 @@ from adapters.hj212.config import CrcPolicy, check_timezone
 from adapters.hj212.sm4 import parse_key
 
 from .errors import ConfigError, format_validation_error, load_toml
+from .plates import valid_plate
+from .vocabulary import canonical
 
 PowerQuantity = Literal["p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch"]
 
@@ -66,6 +68,15 @@ class Outlet(BaseModel):
     constant_after_s: float | None = Field(None, gt=0, description="suspicious_data: constant")
     zeros_after_s: float | None = Field(None, gt=0, description="suspicious_data: zeros, flag F")
 
+    def limit_for(self, code: str) -> tuple[str, PollutantLimit] | None:
+        """(2017 code, limit) of a factor, whether the registry or the device wrote its 2005
+        or its 2017 code."""
+        wanted = canonical(code, self.version)
+        for key, limit in self.pollutants.items():
+            if canonical(key, self.version) == wanted:
+                return wanted, limit
+        return None
+
     @field_validator("sm4_key")
     @classmethod
     def _key(cls, value: str | None) -> str | None:
@@ -82,6 +93,18 @@ class Outlet(BaseModel):
     def _password(self) -> Outlet:
         if not self.open and not self.password:
             raise ValueError("an outlet needs a password unless it is open = true")
+        return self
+
+    @model_validator(mode="after")
+    def _one_limit_per_factor(self) -> Outlet:
+        seen: dict[str, str] = {}
+        for key in self.pollutants:
+            code = canonical(key, self.version)
+            if code in seen:
+                raise ValueError(
+                    f"outlet {self.id!r}: pollutants {seen[code]!r} and {key!r} are one factor"
+                )
+            seen[code] = key
         return self
 
 
@@ -167,10 +190,15 @@ class WhitelistEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    plate: str = Field(min_length=2, max_length=10)
+    plate: str = Field(description="normalised at load: 冀A·12345 is 冀A12345 (gateway.plates)")
     valid_from: datetime
     valid_to: datetime
     reason: str = ""
+
+    @field_validator("plate")
+    @classmethod
+    def _plate(cls, value: str) -> str:
+        return valid_plate(value)  # PlateError is a ValueError: a config error naming the key
 
 
 class Gate(BaseModel):

@@ -28,7 +28,7 @@ from .forwarder import Forwarder
 from .model import Point
 from .pipeline import Pipeline
 from .power import PowerConverter
-from .regime import Alert, Regime
+from .regime import Alert, Regime, period_alerts
 from .registry import Registry
 from .rules.auth import RefusedDevices
 from .rules.completeness import DeviceStatusPoints
@@ -120,19 +120,7 @@ class Gateway:
         """The registry's calendar control periods as alerts (cached per registry)."""
         registry = self.registry()
         if self._calendar_cache[0] is not registry:
-            alerts = [
-                Alert(
-                    id=f"period:{p.name}:{i}",
-                    level=p.level,
-                    regions=p.regions,
-                    enterprises=p.enterprises,
-                    starts_at=start,
-                    ends_at=end,
-                    note=f"calendar control period {p.name}",
-                )
-                for p in registry.data.control_periods
-                for i, (start, end) in enumerate(p.windows)
-            ]
+            alerts = period_alerts(registry.data.control_periods)
             self._calendar_cache = (registry, alerts)
         return self._calendar_cache[1]
 

@@ -86,13 +86,13 @@ def test_frames_parse_back_encrypted_split_and_modbus() -> None:
         hour = uploads(actions, "DA1", "2061")[0]
         frames = encode(specs["DA1"], hour, "20260520010000001")
         assert len(frames) == (2 if k == 1 else 1)
-        reassembler = Reassembler()
+        reassembler: Reassembler[None] = Reassembler()
         merged = None
         for raw in frames:
             (whole,) = Framer().feed(raw)
             frame = parse_frame(whole, lambda mn, key=key: key)
             assert frame.encrypted and frame.crc == "hj212" and frame.version == 2
-            merged = reassembler.add(frame, parse_cp(frame.cp), 0.0)
+            merged = reassembler.add(frame, parse_cp(frame.cp), 0.0, None)
         assert merged is not None and merged.items == parse_cp(hour.cp).items
         water = uploads(actions, "DW1", "2061")
         crcs = [

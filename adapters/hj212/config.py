@@ -36,6 +36,9 @@ class Hj212Config(BaseModel):
     max_connections_per_address: int = Field(256, ge=1)
     max_inflight_per_connection: int = Field(256, ge=1, description="unacknowledged frames")
     answer_time_requests: bool = Field(True, description="send 1012 with the time after 9013")
+    split_window_s: float = Field(
+        600.0, gt=0, description="how long the parts of a split upload wait for the others"
+    )
     backfill_timeout_s: float = Field(900.0, gt=0, description="how long a history request is open")
     error_log_interval_s: float = Field(60.0, ge=0, description="per device and reason")
 

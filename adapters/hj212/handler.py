@@ -89,7 +89,9 @@ class FrameHandler:
         self.pipeline = pipeline
         self.clock = clock
         self.default_tz = ZoneInfo(config.timezone)
-        self.reassembler = Reassembler()
+        self.reassembler: Reassembler[tuple[Source, bool]] = Reassembler(
+            ttl_s=config.split_window_s
+        )
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
@@ -188,8 +190,6 @@ class FrameHandler:
         tz = device.timezone or self.default_tz
         source = Source(device.enterprise, device.outlet.id, tz)
         backfill = frame.backfill or _in_backfill(link.backfills.get(frame.mn), frame, cp, tz)
-        if frame.is_split:
-            self.reassembler.add(frame, cp, time.monotonic())
         now = self.clock()
         power: list[Point] = []
         if device.outlet.power_codes and self.power is not None:
@@ -197,10 +197,31 @@ class FrameHandler:
         result = normalize(frame, cp, source, now, backfill=backfill)
         if result.skipped_values:
             self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
-        fut = self.pipeline.submit(result.points + power)  # SpoolFull: the transport decides
+        judged: list[Point] | None = None  # the rules judge whole records only
+        if frame.is_split:
+            whole = self.reassembler.add(frame, cp, time.monotonic(), (source, backfill))
+            judged = power
+            if whole is not None:
+                judged = normalize(frame, whole, source, now, backfill=backfill).points + power
+        fut = self.pipeline.submit(
+            result.points + power, judged
+        )  # SpoolFull: the transport decides
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []
+
+    def expire_uploads(self, now: float) -> int:
+        """Hand the rules the split uploads whose window ran out, as they are (their parts
+        are durable already); each point says how many parts it was judged on."""
+        expired = self.reassembler.expire(now)
+        for upload in expired:
+            source, backfill = upload.context
+            result = normalize(upload.frame, upload.cp, source, self.clock(), backfill=backfill)
+            parts = ("upload_parts", f"{len(upload.parts)}/{upload.pnum}")
+            self.pipeline.judge([p._replace(fields=(*p.fields, parts)) for p in result.points])
+        if expired:
+            metrics.SPLIT_UPLOADS_INCOMPLETE.inc(len(expired))
+        return len(expired)
 
     def _power_points(
         self, cp: CpData, device: Device, moment: datetime

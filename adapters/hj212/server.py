@@ -29,6 +29,7 @@ from .config import Hj212Config
 from .frame import Frame
 from .framer import Framer
 from .handler import ADAPTER, Backfill, FrameHandler, Reply
+from .normalize import Source
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")
@@ -63,7 +64,7 @@ class Hj212Server:
         self.handler.registry = registry
 
     @property
-    def reassembler(self) -> Reassembler:
+    def reassembler(self) -> Reassembler[tuple[Source, bool]]:
         return self.handler.reassembler
 
     @property
@@ -164,7 +165,7 @@ class Hj212Server:
             for mn, fill in list(conn.backfills.items()):
                 if now > fill.deadline:
                     del conn.backfills[mn]
-        self.handler.reassembler.expire(now)
+        self.handler.expire_uploads(now)
 
 
 class DeviceConnection(asyncio.Protocol):

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from ..anomalies.model import Anomaly
 from ..influx_query import QueryError, Series, SeriesQuery, TagValue
 from ..registry import Enterprise, Meter, Outlet, Registry
+from ..vocabulary import FLOWS, canonical, spellings
 from .deps import NOT_FOUND, READ_ERRORS, Services
 from .schemas import (
     AnomalySeries,
@@ -42,7 +43,7 @@ log = structlog.get_logger("gateway.api")
 
 NOTHING_TO_CHART = "no values to chart for this type"
 NOTHING_STORED = "no values stored in this window"
-FLOW_CODES = ("a00000", "w00000")
+FLOW_CODES = tuple(code for flow in sorted(FLOWS) for code in spellings(flow))
 MAX_WINDOW = timedelta(days=31)
 EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)  # what InfluxDB's nanosecond times can hold
 LATEST = datetime(2262, 1, 1, tzinfo=UTC)
@@ -91,7 +92,8 @@ def _one(query: SeriesQuery, look: Look) -> Wanted:
 def _emission_look(
     outlet: str, code: str, interval: str, field: str, limits: Outlet | None
 ) -> Look:
-    limit = limits.pollutants.get(code) if limits is not None else None
+    found = limits.limit_for(code) if limits is not None else None
+    limit = found[1] if found is not None else None
     name = f"{outlet} {code} {_INTERVALS.get(interval, interval)} {_FIELDS.get(field, field)}"
     if limit is None:
         return Look(name)
@@ -168,7 +170,8 @@ class _Explainer:
     def _pollutant(self) -> list[Wanted]:
         evidence = self.anomaly.evidence
         outlet_id = str(evidence.get("outlet") or self._subject_part(1))
-        code = str(evidence.get("pollutant") or self._subject_part(2))
+        # InfluxDB keeps the code as the device sent it (a 2005 logger's `02` for SO2)
+        code = str(evidence.get("code_sent") or evidence.get("pollutant") or self._subject_part(2))
         interval = str(evidence.get("interval", "hour"))
         if not outlet_id or not code:
             return []
@@ -244,12 +247,15 @@ class _Explainer:
         device = self.registry.device(mn)
         outlet = device.outlet if device is not None else None
         outlet_name = outlet.id if outlet is not None else mn
-        limited = set(outlet.pollutants) if outlet is not None else set()
+        version = outlet.version if outlet is not None else None
+        limited = (
+            {canonical(c, version) for c in outlet.pollutants} if outlet is not None else set()
+        )
 
         def describe(code: str) -> Look | None:
-            if limited and code not in limited:
+            if limited and canonical(code, version) not in limited:
                 return None
-            if not limited and code in FLOW_CODES:
+            if not limited and canonical(code, version) in FLOWS:
                 return None
             return _emission_look(outlet_name, code, "hour", "avg", outlet)
 

@@ -20,6 +20,7 @@ __all__ = [
     "MeterStates",
     "Rule",
     "Unknown",
+    "by_time",
     "event_time",
 ]
 
@@ -156,3 +157,12 @@ class MeterStates:
 
 def event_time(point: Point) -> datetime:
     return from_ns(point.event_time_ns)
+
+
+def by_time(points: Sequence[Point]) -> list[list[Point]]:
+    """The points grouped by event time, earliest first: a batch (a meter's JSON array of
+    readings) is judged reading by reading, each at its own time."""
+    groups: dict[int, list[Point]] = {}
+    for point in points:
+        groups.setdefault(point.event_time_ns, []).append(point)
+    return [groups[ns] for ns in sorted(groups)]

@@ -1,11 +1,15 @@
 """`emission_during_shutdown`: a shutdown covers every line an outlet serves (an explicit order,
-or the alert level's plan), its ramp-down grace has passed, and the outlet still shows flow
-(`a00000` flue gas, `w00000` wastewater) above its `stopped_flow` with a valid flag (N), for
-the enterprise's persistence time [15 min], in event time.
+the alert level's plan or a calendar control period), the ramp-down grace from the start of
+the continuous obligation has passed, and the outlet still shows flow (flue gas `a00000`,
+wastewater `w00000`, or their 2005 codes `B02` / `B01`) above its `stopped_flow` with a valid
+flag (N), for the enterprise's persistence time [15 min], in event time.
 
-Only outlets with `stopped_flow` and `lines` in the registry are judged. The anomaly starts at
-the first flowing value after the grace and closes at the first value at or below the stopped
-level, or when the shutdown no longer covers the outlet.
+Only outlets with `stopped_flow` and `lines` in the registry are judged, on the finest
+interval the device sends (real-time, else minute, else hourly values; day values never). A
+value flagged F (the device says its source is stopped) counts as stopped; other flags (M, D,
+C, ...) say nothing of the flow and neither open nor close. The anomaly starts at the first
+flowing value after the grace and closes at the first value at or below the stopped level (or
+flagged F), or at the first value, of any flag, once the shutdown no longer covers the outlet.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from gateway.anomalies.model import Anomaly
 from gateway.model import Point
 from gateway.regime import Regime
 from gateway.registry import Enterprise, Outlet, Registry
+from gateway.vocabulary import FLOWS, canonical
 
 from .base import BaseRule, event_time
-from .shutdown import line_shutdown
+from .obligation import Obligation, obligation
 
-FLOW_CODES = frozenset({"a00000", "w00000"})
+FINEST_FIRST = ("rtd", "minute", "hour")
 
 
 class EmissionDuringShutdown(BaseRule):
@@ -33,41 +38,60 @@ class EmissionDuringShutdown(BaseRule):
         self.registry = registry
         self.regime = regime
         self.latest: dict[str, datetime] = {}  # subject -> latest flow reading judged
+        self.finest: dict[str, int] = {}  # subject -> finest interval seen (FINEST_FIRST index)
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
-        flows = [p for p in points if p.tag("pollutant") in FLOW_CODES]
-        for point in sorted(flows, key=lambda p: p.event_time_ns):
-            if point.field("flag") != "N":
-                continue
-            device = self.registry().device(point.tag("mn") or "")
+        registry = self.registry()
+        for point in sorted(points, key=lambda p: p.event_time_ns):
+            device = registry.device(point.tag("mn") or "")
             if device is None or device.outlet.stopped_flow is None or not device.outlet.lines:
                 continue
-            ent = self.registry().enterprise(device.enterprise)
-            value = point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
+            outlet = device.outlet
+            interval = point.tag("interval") or ""
+            if canonical(point.tag("pollutant") or "", outlet.version) not in FLOWS:
+                continue
+            if interval not in FINEST_FIRST:
+                continue
+            ent = registry.enterprise(device.enterprise)
+            value = point.field("rtd") if interval == "rtd" else point.field("avg")
             if ent is None or not isinstance(value, float):
                 continue
-            anomaly = self._judge(ent, device.outlet, value, event_time(point), detected_at)
+            subject = f"outlet:{ent.id}/{outlet.id}"
+            rank = FINEST_FIRST.index(interval)
+            if rank > self.finest.setdefault(subject, rank):
+                continue  # the device sends finer values: those are judged
+            self.finest[subject] = rank
+            flag = point.field("flag")
+            anomaly = self._judge(ent, outlet, value, flag, event_time(point), detected_at)
             if anomaly is not None:
                 out.append(anomaly)
         return out
 
     def _judge(
-        self, ent: Enterprise, outlet: Outlet, flow: float, at: datetime, detected_at: datetime
+        self,
+        ent: Enterprise,
+        outlet: Outlet,
+        flow: float,
+        flag: object,
+        at: datetime,
+        detected_at: datetime,
     ) -> Anomaly | None:
         subject = f"outlet:{ent.id}/{outlet.id}"
         if at < self.latest.get(subject, at):
             return None  # late: the present is judged by the latest reading
         self.latest[subject] = at
-        control = self.regime.in_force(ent.id, ent.region, at)
-        stops = [line_shutdown(ent, line, control) for line in outlet.lines]
-        covered = max(s.since for s in stops if s) if stops and all(stops) else None
-        grace_end = max(s.grace_until for s in stops if s) if covered else None
+        stops = [obligation(self.regime, ent, line, at) for line in outlet.lines]
+        shutdown = _governing(stops)
         stopped_flow = outlet.stopped_flow or 0.0
-        flowing = grace_end is not None and at >= grace_end and flow > stopped_flow
+        if shutdown is not None and flag not in ("N", "F"):
+            return None  # maintenance, fault, calibration...: says nothing of the flow
+        flowing = (
+            shutdown is not None and at >= shutdown.grace_until and flag == "N"
+        ) and flow > stopped_flow
 
         def opened(since: datetime) -> Anomaly:
-            assert covered is not None and grace_end is not None
+            assert shutdown is not None
             return Anomaly(
                 type="emission_during_shutdown",
                 severity="alarm",
@@ -75,7 +99,7 @@ class EmissionDuringShutdown(BaseRule):
                 subject=subject,
                 started_at=since,
                 summary=f"Outlet {outlet.id} is under shutdown since "
-                f"{covered.astimezone(UTC):%Y-%m-%d %H:%M} "
+                f"{shutdown.since.astimezone(UTC):%Y-%m-%d %H:%M} "
                 f"UTC and still emits: flow {flow:g} above its stopped level {stopped_flow:g} "
                 f"since {since:%Y-%m-%d %H:%M} UTC.",
                 evidence={
@@ -84,10 +108,9 @@ class EmissionDuringShutdown(BaseRule):
                     "lines": outlet.lines,
                     "flow": flow,
                     "stopped_flow": stopped_flow,
-                    "shutdown_since": covered.isoformat(),
-                    "grace_until": grace_end.isoformat(),
-                    "level": control.level,
-                    "orders": [o.id for o in control.orders],
+                    "shutdown_since": shutdown.since.isoformat(),
+                    "grace_until": shutdown.grace_until.isoformat(),
+                    "shutdown": shutdown.evidence(),
                 },
                 rule=self.name,
                 detected_at=detected_at,
@@ -95,11 +118,28 @@ class EmissionDuringShutdown(BaseRule):
             )
 
         def closed(current: Anomaly) -> Anomaly:
+            why = (
+                "released" if shutdown is None else "stopped" + (" (flag F)" if flag == "F" else "")
+            )
             return current.closed(
                 at,
                 summary=current.summary.replace("still emits", "emitted")
-                + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
+                + f" Until {at:%Y-%m-%d %H:%M} UTC ({why}).",
                 closing_flow=flow,
+                closing_flag=flag,
+                closed_as=why,
             )
 
         return self._hold(subject, flowing, at, ent.shutdown_persist_s, opened, closed)
+
+
+def _governing(stops: list[Obligation | None]) -> Obligation | None:
+    """The outlet's obligation when every line it serves is under one: the latest started
+    (its grace ends last), with the sources of all of them."""
+    if not stops or any(s is None for s in stops):
+        return None
+    present = [s for s in stops if s is not None]
+    last = max(present, key=lambda s: s.grace_until)
+    sources = {(src.kind, src.ref): src for s in present for src in s.sources}
+    ordered = tuple(sorted(sources.values(), key=lambda s: (s.starts_at, s.ref)))
+    return Obligation(last.since, last.grace_until, last.current, ordered)

@@ -1,10 +1,15 @@
 """`over_limit`: a valid (flag N) hourly value of an outlet's pollutant, converted to the
 outlet's reference O2, exceeds its limit. Consecutive hours merge into one anomaly.
 
+Codes are read through the vocabulary of the device's protocol version (a 2005 logger's `02`
+is SO2, its `S01` O2), and limits match whichever code the registry wrote. The rules see a
+split upload once, whole (or, when its window ran out, with the parts that came, which the
+evidence says).
+
 The converted value is the device's `ZsAvg` when sent, else `Avg x (21 - O2ref) / (21 - O2)`
-with the same hour's O2 (`a19001`); without O2 (or O2 >= 20.5 %, where the correction
-explodes) the measured value is compared and the evidence says so. Water outlets (no
-reference O2) compare the measured mean.
+with the same hour's O2; without O2 (or O2 >= 20.5 %, where the correction explodes) the
+measured value is compared and the evidence says so. Water outlets (no reference O2) compare
+the measured mean.
 
 Runs and lateness: an exceeding hour right after the open run extends it; a later valid
 compliant hour, or an exceeding hour after a gap, ends the run at the end of its last
@@ -24,10 +29,10 @@ from zoneinfo import ZoneInfo
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point, from_ns, to_ns
 from gateway.registry import Registry
+from gateway.vocabulary import O2, canonical
 
 from .base import BaseRule
 
-O2 = "a19001"
 _BEIJING = ZoneInfo("Asia/Shanghai")  # how summaries name hours
 HOUR_NS = 3_600_000_000_000
 _O2_CACHE = 50_000
@@ -52,8 +57,13 @@ class OverLimit(BaseRule):
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         hourly = [p for p in points if p.measurement == "emission" and p.tag("interval") == "hour"]
+        registry = self.registry()
         for point in hourly:
-            if point.tag("pollutant") == O2 and isinstance(point.field("avg"), float):
+            device = registry.device(point.tag("mn") or "")
+            version = device.outlet.version if device is not None else None
+            if canonical(point.tag("pollutant") or "", version) == O2 and isinstance(
+                point.field("avg"), float
+            ):
                 self._remember_o2(point)
         out = []
         for point in sorted(hourly, key=lambda p: p.event_time_ns):
@@ -61,11 +71,12 @@ class OverLimit(BaseRule):
         return out
 
     def _judge(self, point: Point, detected_at: datetime) -> list[Anomaly]:
-        mn, code = point.tag("mn") or "", point.tag("pollutant") or ""
+        mn, sent = point.tag("mn") or "", point.tag("pollutant") or ""
         device = self.registry().device(mn)
-        if device is None or code not in device.outlet.pollutants or point.field("flag") != "N":
+        found = device.outlet.limit_for(sent) if device is not None else None
+        if device is None or found is None or point.field("flag") != "N":
             return []
-        limit = device.outlet.pollutants[code]
+        code, limit = found
         value, basis = self._converted(point, limit.ref_o2)
         if value is None:
             return []
@@ -88,6 +99,9 @@ class OverLimit(BaseRule):
             "o2": self.o2.get((mn, hour)),
             "flag": point.field("flag"),
         }
+        parts = point.field("upload_parts")
+        if parts is not None:
+            record["upload_parts"] = parts  # a split upload judged without all its parts
         if current is not None and hour == current[1] + HOUR_NS:
             hours = [*current[0].evidence["hours"], record]
             anomaly = current[0].updated(
@@ -109,6 +123,7 @@ class OverLimit(BaseRule):
                 "outlet": device.outlet.id,
                 "mn": mn,
                 "pollutant": code,
+                "code_sent": sent,
                 "limit": limit.limit,
                 "unit": limit.unit,
                 "ref_o2": limit.ref_o2,

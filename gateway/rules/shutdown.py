@@ -1,46 +1,28 @@
 """`production_during_shutdown`: a shutdown covers a line (an explicit order, or the plan of
-the alert level in force), its ramp-down grace [2 h] from the order's or alert's start has
-passed, and the line still runs for [15 min] (event time).
+the alert level in force, declared or a calendar control period), its ramp-down grace [2 h]
+from the start of the continuous obligation has passed, and the line still runs for [15 min]
+(event time).
 
-A line runs when one of its production meters reads `running`. The anomaly starts when the
-line was first seen running after the grace, closes at the first reading where it is stopped
-or no shutdown covers it any more. Each meter's latest reading is its state.
+A line runs when one of its production meters reads `running`; each reading is judged at its
+own time (a meter's array of readings too). The anomaly starts when the line was first seen
+running after the grace, closes at the first reading where it is stopped or no shutdown covers
+it any more. An obligation that passes from one source to another (orange plan then red plan,
+a control period then an alert) is one obligation: the grace does not start again and the
+anomaly stays open, its evidence listing every source in force over it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.regime import ControlState, Regime
+from gateway.regime import Regime
 from gateway.registry import Enterprise, Line, Registry
 
-from .base import BaseRule, MeterStates
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    source: str  # "order" or "<level> alert plan"
-    ref: str  # the order's or alert's id
-    since: datetime
-    grace_until: datetime
-
-
-def line_shutdown(ent: Enterprise, line: str, control: ControlState) -> Shutdown | None:
-    """What stops `line` at `control.at` (an order first, else the alert level's plan), and
-    when its ramp-down grace ends; None when nothing does."""
-    grace = timedelta(seconds=ent.shutdown_grace_s)
-    for order in control.orders_for_line(line, "shutdown"):
-        return Shutdown("order", order.id, order.starts_at, order.starts_at + grace)
-    plan = ent.plans.get(control.level) if control.level else None
-    if plan is not None and line in plan.stop_lines:
-        alert = control.alerts[0]
-        source = f"{control.level} alert plan"
-        return Shutdown(source, alert.id, alert.starts_at, alert.starts_at + grace)
-    return None
+from .base import BaseRule, MeterStates, by_time
+from .obligation import Obligation, obligation
 
 
 class ProductionDuringShutdown(BaseRule):
@@ -55,40 +37,27 @@ class ProductionDuringShutdown(BaseRule):
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
-        for enterprise_id, at in self.meters.update(points).items():
-            ent = self.registry().enterprise(enterprise_id)
-            if ent is None:
-                continue
-            control = self.regime.in_force(ent.id, ent.region, at)
-            for line in ent.lines:
-                anomaly = self._judge(ent, line, control, at, detected_at)
-                if anomaly is not None:
-                    out.append(anomaly)
+        for readings in by_time(points):
+            for enterprise_id, at in self.meters.update(readings).items():
+                ent = self.registry().enterprise(enterprise_id)
+                if ent is None:
+                    continue
+                for line in ent.lines:
+                    anomaly = self._judge(ent, line, at, detected_at)
+                    if anomaly is not None:
+                        out.append(anomaly)
         return out
 
     def _judge(
-        self,
-        ent: Enterprise,
-        line: Line,
-        control: ControlState,
-        at: datetime,
-        detected_at: datetime,
+        self, ent: Enterprise, line: Line, at: datetime, detected_at: datetime
     ) -> Anomaly | None:
         subject = f"line:{ent.id}/{line.id}"
-        production = [
-            e
-            for m in ent.meters
-            if m.role == "production"
-            and m.line == line.id
-            and (e := self.meters.evidence(ent.id, m.id)) is not None
-        ]
-        running = any(
-            self.meters.running(ent.id, m.id)
-            for m in ent.meters
-            if m.role == "production" and m.line == line.id
-        )
-        shutdown = line_shutdown(ent, line.id, control)
-        if subject in self.open and not production and shutdown is not None:
+        meters = [m.id for m in ent.meters if m.role == "production" and m.line == line.id]
+        production = [e for m in meters if (e := self.meters.evidence(ent.id, m)) is not None]
+        running = any(self.meters.running(ent.id, m) for m in meters)
+        shutdown = obligation(self.regime, ent, line.id, at)
+        current = self.open.get(subject)
+        if current is not None and not production and shutdown is not None:
             return None  # after a restart: no production reading yet, nothing proves an end
 
         def opened(since: datetime) -> Anomaly:
@@ -99,17 +68,10 @@ class ProductionDuringShutdown(BaseRule):
                 enterprise=ent.id,
                 subject=subject,
                 started_at=since,
-                summary=f"Line {line.id} is under shutdown ({shutdown.source}) since "
-                f"{shutdown.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC and still runs, since "
-                f"{since:%Y-%m-%d %H:%M} UTC.",
+                summary=_summary(line.id, shutdown, since),
                 evidence={
                     "line": line.id,
-                    "shutdown": {
-                        "source": shutdown.source,
-                        "ref": shutdown.ref,
-                        "since": shutdown.since.isoformat(),
-                        "grace_until": shutdown.grace_until.isoformat(),
-                    },
+                    "shutdown": shutdown.evidence(),
                     "production": production,
                     "persist_s": ent.shutdown_persist_s,
                 },
@@ -118,13 +80,35 @@ class ProductionDuringShutdown(BaseRule):
                 as_of=at,
             )
 
-        def closed(current: Anomaly) -> Anomaly:
-            return current.closed(
+        def closed(anomaly: Anomaly) -> Anomaly:
+            return anomaly.closed(
                 at,
-                summary=current.summary.replace(" and still runs", " and ran")
+                summary=anomaly.summary.replace(" and still runs", " and ran")
                 + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
                 closing_production=production,
             )
 
         in_breach = running and shutdown is not None and at >= shutdown.grace_until
+        if in_breach and current is not None and shutdown is not None:
+            return self._more_sources(subject, current, shutdown, at)
         return self._hold(subject, in_breach, at, ent.shutdown_persist_s, opened, closed)
+
+    def _more_sources(
+        self, subject: str, current: Anomaly, shutdown: Obligation, at: datetime
+    ) -> Anomaly | None:
+        """While open: an update when a source joined the obligation."""
+        known = current.evidence["shutdown"].get("sources", [])
+        sources = shutdown.evidence()["sources"]
+        if not isinstance(sources, list) or len(sources) <= len(known):
+            return None
+        anomaly = current.updated(at, shutdown={**current.evidence["shutdown"], "sources": sources})
+        self.open[subject] = anomaly
+        return anomaly
+
+
+def _summary(line: str, shutdown: Obligation, since: datetime) -> str:
+    return (
+        f"Line {line} is under shutdown ({shutdown.current.label}) since "
+        f"{shutdown.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC and still runs, since "
+        f"{since:%Y-%m-%d %H:%M} UTC."
+    )

@@ -52,10 +52,10 @@ def sub_packet(
 
 def test_appendix_c_halves_merge_into_the_whole_hour() -> None:
     whole = expected(SEGMENTS["C-2061-hour"])["cp"]
-    r = Reassembler()
-    assert r.add(*part(PART_1), now=0.0) is None
+    r: Reassembler[None] = Reassembler()
+    assert r.add(*part(PART_1), now=0.0, context=None) is None
     assert len(r) == 1
-    merged = r.add(*part(PART_2), now=1.0)
+    merged = r.add(*part(PART_2), now=1.0, context=None)
     assert merged is not None
     assert merged.params == whole["params"]
     assert merged.items == whole["items"]
@@ -63,31 +63,31 @@ def test_appendix_c_halves_merge_into_the_whole_hour() -> None:
 
 
 def test_order_of_arrival_does_not_matter() -> None:
-    r = Reassembler()
-    assert r.add(*sub_packet(3), now=0) is None
-    assert r.add(*sub_packet(1), now=0) is None
-    merged = r.add(*sub_packet(2), now=0)
+    r: Reassembler[None] = Reassembler()
+    assert r.add(*sub_packet(3), now=0, context=None) is None
+    assert r.add(*sub_packet(1), now=0, context=None) is None
+    merged = r.add(*sub_packet(2), now=0, context=None)
     assert merged is not None
     assert list(merged.items) == ["w00001", "w00002", "w00003"]  # merged in PNO order
     assert merged.items["w00002"] == {"Avg": "2.5", "Flag": "N"}
 
 
 def test_unsplit_and_single_part_uploads_pass_through() -> None:
-    r = Reassembler()
+    r: Reassembler[None] = Reassembler()
     f, cp = part((SEGMENTS["C-2061-hour"] / "segment.txt").read_text("utf-8"))
     assert f.pnum is None
-    assert r.add(f, cp, now=0) is cp
+    assert r.add(f, cp, now=0, context=None) is cp
     single = sub_packet(1, pnum=1)
-    assert r.add(*single, now=0) is single[1]
+    assert r.add(*single, now=0, context=None) is single[1]
     assert len(r) == 0
 
 
 def test_a_repeated_part_does_not_complete_the_upload() -> None:
-    r = Reassembler()
-    assert r.add(*sub_packet(1, pnum=2), now=0) is None
-    assert r.add(*sub_packet(1, pnum=2), now=1) is None  # a resend of part 1
+    r: Reassembler[None] = Reassembler()
+    assert r.add(*sub_packet(1, pnum=2), now=0, context=None) is None
+    assert r.add(*sub_packet(1, pnum=2), now=1, context=None) is None  # a resend of part 1
     assert len(r) == 1
-    assert r.add(*sub_packet(2, pnum=2), now=2) is not None
+    assert r.add(*sub_packet(2, pnum=2), now=2, context=None) is not None
 
 
 @pytest.mark.parametrize(
@@ -99,56 +99,56 @@ def test_a_repeated_part_does_not_complete_the_upload() -> None:
     ],
 )
 def test_parts_of_different_uploads_do_not_mix(other: dict[str, str]) -> None:
-    r = Reassembler()
-    assert r.add(*sub_packet(1, pnum=2), now=0) is None
-    assert r.add(*sub_packet(2, pnum=2, **other), now=0) is None
+    r: Reassembler[None] = Reassembler()
+    assert r.add(*sub_packet(1, pnum=2), now=0, context=None) is None
+    assert r.add(*sub_packet(2, pnum=2, **other), now=0, context=None) is None
     assert len(r) == 2
 
 
 def test_different_pnum_is_a_different_upload() -> None:
-    r = Reassembler()
-    assert r.add(*sub_packet(1, pnum=2), now=0) is None
-    assert r.add(*sub_packet(2, pnum=3), now=0) is None
+    r: Reassembler[None] = Reassembler()
+    assert r.add(*sub_packet(1, pnum=2), now=0, context=None) is None
+    assert r.add(*sub_packet(2, pnum=3), now=0, context=None) is None
     assert len(r) == 2
 
 
 def test_oldest_upload_is_evicted_when_full() -> None:
-    r = Reassembler(max_pending=2)
-    r.add(*sub_packet(1, data_time="20160801080000"), now=0)
-    r.add(*sub_packet(1, data_time="20160801090000"), now=1)
-    r.add(*sub_packet(1, data_time="20160801100000"), now=2)
+    r: Reassembler[None] = Reassembler(max_pending=2)
+    r.add(*sub_packet(1, data_time="20160801080000"), now=0, context=None)
+    r.add(*sub_packet(1, data_time="20160801090000"), now=1, context=None)
+    r.add(*sub_packet(1, data_time="20160801100000"), now=2, context=None)
     assert len(r) == 2
     assert r.expired == 1
     # the evicted (oldest) upload starts again from scratch; the others still complete
-    assert r.add(*sub_packet(2, data_time="20160801090000"), now=3) is None
-    assert r.add(*sub_packet(3, data_time="20160801090000"), now=3) is not None
+    assert r.add(*sub_packet(2, data_time="20160801090000"), now=3, context=None) is None
+    assert r.add(*sub_packet(3, data_time="20160801090000"), now=3, context=None) is not None
 
 
 def test_expire_drops_uploads_older_than_the_ttl() -> None:
-    r = Reassembler(ttl_s=600)
-    r.add(*sub_packet(1, data_time="20160801080000"), now=0)
-    r.add(*sub_packet(1, data_time="20160801090000"), now=500)
-    assert r.expire(now=599) == 0
-    assert r.expire(now=600) == 1
+    r: Reassembler[None] = Reassembler(ttl_s=600)
+    r.add(*sub_packet(1, data_time="20160801080000"), now=0, context=None)
+    r.add(*sub_packet(1, data_time="20160801090000"), now=500, context=None)
+    assert r.expire(now=599) == []
+    assert [u.frame.pno for u in r.expire(now=600)] == [1]
     assert len(r) == 1
     assert r.expired == 1
-    assert r.expire(now=1100) == 1
+    assert len(r.expire(now=1100)) == 1
     assert len(r) == 0
     assert r.expired == 2
 
 
 def test_ttl_counts_from_the_first_part() -> None:
-    r = Reassembler(ttl_s=600)
-    r.add(*sub_packet(1), now=0)
-    r.add(*sub_packet(2), now=590)  # a later part does not refresh the upload
-    assert r.expire(now=600) == 1
-    assert r.add(*sub_packet(3), now=601) is None
+    r: Reassembler[None] = Reassembler(ttl_s=600)
+    r.add(*sub_packet(1), now=0, context=None)
+    r.add(*sub_packet(2), now=590, context=None)  # a later part does not refresh the upload
+    assert len(r.expire(now=600)) == 1
+    assert r.add(*sub_packet(3), now=601, context=None) is None
 
 
 def test_part_numbers_outside_1_to_pnum_do_not_complete_an_upload() -> None:
     """BUG (reassembly.py `add`, ``if len(entry.parts) < frame.pnum``): completion counts the
     distinct PNO values received, not PNO 1..PNUM, so PNO 1 and a stray PNO 5 (or 0) of a
     PNUM=2 upload are returned as the complete upload while part 2 is missing."""
-    r = Reassembler()
-    assert r.add(*sub_packet(1, pnum=2), now=0) is None
-    assert r.add(*sub_packet(5, pnum=2), now=0) is None
+    r: Reassembler[None] = Reassembler()
+    assert r.add(*sub_packet(1, pnum=2), now=0, context=None) is None
+    assert r.add(*sub_packet(5, pnum=2), now=0, context=None) is None

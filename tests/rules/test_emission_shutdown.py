@@ -102,3 +102,80 @@ def test_near_misses(regime: Regime) -> None:
     assert feed(rule, range(200, 260, 5), 1.0) == []  # at the stopped level
     assert feed(rule, range(260, 320, 5), 30.0, flag="M") == []  # maintenance values
     assert len(feed(rule, range(320, 340, 5), 30.0)) == 1
+
+
+def test_a_stack_reporting_itself_stopped_with_flag_f_closes_it(regime: Regime) -> None:
+    order(regime, [])
+    rule = EmissionDuringShutdown(lambda: REGISTRY, regime)
+    (opened,) = feed(rule, range(120, 140, 5), 30.0)
+    assert feed(rule, range(140, 150, 5), 30.0, flag="D") == []  # a fault flag says nothing
+    (closed,) = feed(rule, range(150, 151), 0.4, flag="F")
+    assert closed.id == opened.id and closed.ended_at == T0 + timedelta(minutes=150)
+    assert closed.evidence["closed_as"] == "stopped (flag F)"
+    assert feed(rule, range(155, 200, 5), 0.3, flag="F") == []  # stays stopped: nothing more
+
+
+def test_the_end_of_the_shutdown_closes_it_whatever_the_flag(regime: Regime) -> None:
+    regime.add_order(
+        OrderSpec.model_validate(
+            {
+                "kind": "shutdown",
+                "enterprise": "E1",
+                "starts_at": T0,
+                "ends_at": T0 + timedelta(hours=3),
+            }
+        )
+    )
+    rule = EmissionDuringShutdown(lambda: REGISTRY, regime)
+    (_opened,) = feed(rule, range(120, 140, 5), 30.0)
+    assert feed(rule, range(140, 180, 5), 30.0, flag="M") == []
+    (closed,) = feed(rule, range(180, 181), 30.0, flag="M")  # released at 3 h
+    assert closed.ended_at == T0 + timedelta(hours=3) and closed.evidence["closed_as"] == "released"
+
+
+def test_hourly_means_of_a_device_that_sends_finer_values_are_not_judged(regime: Regime) -> None:
+    order(regime, [])
+    rule = EmissionDuringShutdown(lambda: REGISTRY, regime)
+    (_opened,) = feed(rule, range(120, 140, 5), 30.0)
+    assert feed(rule, range(140, 141), 1.0) != []  # stopped at 140 min
+    hourly = flow(120, 18.0)._replace(
+        tags=(*flow(0, 0).tags[:-1], ("interval", "hour")), fields=(("avg", 18.0), ("flag", "N"))
+    )
+    assert rule.on_points([hourly], T0) == []  # the mean of 02:00-03:00 does not reopen it
+
+
+OLD_MN = "MN0000000000000000002005"
+OLD = Registry(
+    RegistryFile.model_validate(
+        {
+            "enterprises": [
+                {
+                    "id": "E1",
+                    "region": "city-a",
+                    "lines": [{"id": "L1"}],
+                    "outlets": [
+                        {
+                            "id": "DB1",
+                            "mn": OLD_MN,
+                            "password": "x",
+                            "version": "2005",
+                            "stopped_flow": 2.0,
+                            "lines": ["L1"],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+)
+
+
+def test_a_2005_logger_reports_its_flue_gas_flow_as_b02(regime: Regime) -> None:
+    order(regime, [])
+    rule = EmissionDuringShutdown(lambda: OLD, regime)
+    out: list[Anomaly] = []
+    for minute in range(120, 140, 5):
+        point = flow(minute, 30.0)
+        tags = (("enterprise", "E1"), ("outlet", "DB1"), ("mn", OLD_MN), ("pollutant", "B02"))
+        out += rule.on_points([point._replace(tags=(*tags, ("interval", "rtd")))], T0)
+    assert [(a.subject, a.started_at) for a in out] == [("outlet:E1/DB1", T0 + timedelta(hours=2))]
