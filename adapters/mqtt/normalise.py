@@ -12,6 +12,8 @@ import re
 import unicodedata
 from typing import Literal, TypeVar
 
+from gateway.plates import PlateError, compact, valid_plate
+
 from .errors import PayloadError, shown
 from .times import parse_date, parse_time
 
@@ -207,35 +209,26 @@ def plate_color(raw: object) -> PlateColor | None:
 
 # ------------------------------------------------------------------------ identifiers and text
 
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_SEPARATORS = re.compile(r"[\s.\-·•・]+")
-_PLATE = re.compile(r"[A-Z0-9\u4e00-\u9fff]{2,10}")
 _VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 
 
-def _compact(raw: str) -> str:
-    text = unicodedata.normalize("NFKC", raw)
-    return _SEPARATORS.sub("", text).translate(_ASCII_UPPER)
-
-
 def plate(raw: object) -> str:
-    """A plate without spaces, dots or hyphens, latin letters upper-cased: 2..10 characters
-    of A-Z, 0-9 and Chinese characters (the ledger's char(10))."""
+    """A plate in the form every comparison uses (`gateway.plates.valid_plate`): without spaces,
+    dots, hyphens or middle dots, latin letters upper-cased, 2..10 characters of A-Z, 0-9 and
+    Chinese characters (the ledger's char(10))."""
     if not isinstance(raw, str):
         raise PayloadError("schema", f"plate must be a string, got {shown(raw)}")
-    text = _compact(raw)
-    if len(text) > 10:
-        raise PayloadError("value", f"plate has {len(text)} characters, at most 10: {shown(raw)}")
-    if _PLATE.fullmatch(text) is None:
-        raise PayloadError("value", f"plate {shown(raw)} is not 2..10 letters, digits or 汉字")
-    return text
+    try:
+        return valid_plate(raw)
+    except PlateError as exc:
+        raise PayloadError("value", str(exc)) from None
 
 
 def vin(raw: object) -> str | None:
     """A 17-character VIN (A-Z without I, O, Q, and 0-9), upper-cased; None when empty."""
     if not isinstance(raw, str):
         raise PayloadError("schema", f"vin must be a string, got {shown(raw)}")
-    text = _compact(raw)
+    text = compact(raw)
     if not text:
         return None
     if _VIN.fullmatch(text) is None:

@@ -3,9 +3,9 @@
 The level is the highest heavy-pollution alert in force for the enterprise (by id or region)
 at the passage's event time. The enterprise's transport rule for that level (default: orange
 and red ban diesel and gas heavy trucks of 国4 and below) decides; a whitelisted plate valid at
-that time is allowed. Unknown stage, fuel or class never counts as banned (the evidence of a
-ban must be in the record). Each banned entry is its own anomaly, closed at once: an entry is
-an instant.
+that time is allowed (plates compared, and reported, in their `gateway.plates` form). Unknown
+stage, fuel or class never counts as banned (the evidence of a ban must be in the record). Each
+banned entry is its own anomaly, closed at once: an entry is an instant.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
+from gateway.plates import normalise_plate
 from gateway.regime import ControlState, Regime
 from gateway.registry import Registry, TransportRule
 
@@ -82,7 +83,7 @@ class BannedVehicleEntry(BaseRule):
             return None
         if fuel not in rule.banned_fuels or cls not in rule.banned_classes:
             return None
-        plate = str(point.field("plate") or "")
+        plate = normalise_plate(str(point.field("plate") or ""))  # any adapter's spelling
         if any(w.plate == plate and w.valid_from <= at < w.valid_to for w in ent.whitelist):
             return None
         return _Ban(ent.id, at, plate, stage, fuel, cls, control, rule)

@@ -153,3 +153,34 @@ def test_control_period_needs_a_scope_and_sane_windows() -> None:
         ControlPeriod.model_validate(
             {"name": "x", "level": "orange", "regions": ["a"], "windows": [[T0, T0]]}
         )
+
+
+def test_a_permit_matches_the_gate_s_spelling_of_its_plate(regime: Regime) -> None:
+    registry = Registry(
+        RegistryFile.model_validate(
+            {
+                "enterprises": [
+                    {
+                        "id": "E1",
+                        "region": "city-a",
+                        "gates": [{"id": "G1"}],
+                        "whitelist": [
+                            {
+                                "plate": "冀A·12345",  # as the permit is written
+                                "valid_from": "2026-11-01T00:00:00+08:00",
+                                "valid_to": "2027-01-01T00:00:00+08:00",
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    alert(regime, "orange", regions=["city-a"])
+    rule = BannedVehicleEntry(lambda: registry, regime)
+    assert rule.on_points([passage(" 冀a12345", "4")], T0) == []
+    (anomaly,) = rule.on_points([passage(" 冀a12346", "4")], T0)  # another truck: still banned
+    assert anomaly.evidence["plate"] == "冀A12346"
+    assert anomaly.subject == "gate:E1/G1/冀A12346"
+    verdicts = [p.field("allowed") for p in rule.take_verdicts()]
+    assert verdicts == [True, False]
