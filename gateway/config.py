@@ -93,6 +93,9 @@ class RulesSection(_Section):
     enabled: bool = True
     tick_s: float = Field(1.0, gt=0, description="how often wall-clock rules (silence) run")
     status_interval_s: float = Field(60.0, gt=0, description="device_status points every")
+    hourly_due_after_s: float = Field(
+        1200.0, gt=0, description="data_gap: an hourly record this late after its hour ended"
+    )
 
 
 class ApiSection(_Section):

@@ -53,3 +53,4 @@ class DeviceEvent:
     received_at: datetime
     enterprise: str = ""
     detail: str = ""
+    device_time: datetime | None = None  # the device's clock as the frame showed it (QN)

@@ -152,7 +152,11 @@ class Gateway:
         self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
         self.regime.calendar = self._calendar
         self.offline = DeviceOffline(self.registry, datetime.now(UTC))
-        self.gaps = DataGap(self.registry, self._request_backfill)
+        self.gaps = DataGap(
+            self.registry,
+            self._request_backfill,
+            due_after_s=self.loaded.config.rules.hourly_due_after_s,
+        )
         self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
         self.vehicles = BannedVehicleEntry(self.registry, self.regime)
         self.treatment = TreatmentNotRunning(self.registry)

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,7 @@ ADAPTER = "hj212"
 UPLOAD_PREFIXES = ("2", "3")  # data and device-info uploads are answered with 9014
 _RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
 CONTACT_EVERY_S = 5.0
+CLOCK_STEP = timedelta(minutes=5)
 
 
 @dataclass(slots=True)
@@ -95,7 +96,8 @@ class FrameHandler:
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
-        self._contacts: dict[str, float] = {}  # MN -> when its last contact was reported
+        # MN -> (when its last contact was reported, the device clock it showed)
+        self._contacts: dict[str, tuple[float, datetime | None]] = {}
 
     def key_for(self, mn: str) -> bytes | None:
         device = self.registry.device(mn)
@@ -131,7 +133,7 @@ class FrameHandler:
             return None
         self._note_crc(frame)
         link.seen(frame)
-        self._contact(frame.mn, device.enterprise, link.peer)
+        self._contact(frame, device, link.peer)
         cn = frame.cn
         if cn in ("9011", "9012", "9013", "9014"):
             self._answer_received(frame, link)
@@ -149,16 +151,33 @@ class FrameHandler:
             return [Reply(None, builder.data_ack(frame), "9014")]
         return []
 
-    def _contact(self, mn: str, enterprise: str, peer: str) -> None:
-        """Tell the rules a device spoke: at once after a refusal, else at most every 5 s."""
+    def _contact(self, frame: Frame, device: Device, peer: str) -> None:
+        """Tell the rules a device spoke, with its clock (the frame's QN): at once after a
+        refusal, else at most every 5 s, or sooner when its clock moved on by 5 min (a
+        replayed day)."""
         now = time.monotonic()
-        if now - self._contacts.get(mn, -CONTACT_EVERY_S) >= CONTACT_EVERY_S:
-            self._contacts[mn] = now
-            self._event("contact", mn, enterprise, peer)
+        shown = _qn_time(frame.qn, device.timezone or self.default_tz)
+        last = self._contacts.get(frame.mn)
+        clock_moved = shown is not None and (
+            last is None or last[1] is None or shown - last[1] >= CLOCK_STEP
+        )
+        if last is None or now - last[0] >= CONTACT_EVERY_S or clock_moved:
+            self._contacts[frame.mn] = (now, shown or (last[1] if last else None))
+            self._event("contact", frame.mn, device.enterprise, peer, shown)
 
-    def _event(self, kind: DeviceEventKind, mn: str, enterprise: str, peer: str) -> None:
+    def _event(
+        self,
+        kind: DeviceEventKind,
+        mn: str,
+        enterprise: str,
+        peer: str,
+        device_time: datetime | None = None,
+    ) -> None:
         if self.on_event is not None:
-            self.on_event(DeviceEvent(kind, f"mn:{mn}", self.clock(), enterprise, f"from {peer}"))
+            event = DeviceEvent(
+                kind, f"mn:{mn}", self.clock(), enterprise, f"from {peer}", device_time
+            )
+            self.on_event(event)
 
     def reject(self, link: Link, mn: str | None, reason: str, detail: str) -> None:
         """Count a refused frame; log it at most once per device, reason and interval."""
@@ -272,6 +291,16 @@ class FrameHandler:
         ]
         cp = f"SystemTime={local.strftime('%Y%m%d%H%M%S')}"
         return builder.build_frame(builder.build_segment(fields, cp))
+
+
+def _qn_time(qn: str | None, tz: tzinfo) -> datetime | None:
+    """The device's clock from a QN (yyyyMMddHHmmssSSS, local time), in UTC; None if absent."""
+    if not qn:
+        return None
+    try:
+        return parse_hj212_time(qn).replace(tzinfo=tz).astimezone(UTC)
+    except (HJ212Error, OverflowError):
+        return None
 
 
 def _in_backfill(fill: Backfill | None, frame: Frame, cp: CpData, tz: tzinfo) -> bool:

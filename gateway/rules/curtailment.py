@@ -21,7 +21,7 @@ from gateway.model import Point
 from gateway.regime import ControlState, Regime
 from gateway.registry import Enterprise, Line, Registry
 
-from .base import BaseRule, event_time
+from .base import BaseRule, by_time, event_time
 
 HOUR = timedelta(hours=1)
 INTERVAL_END = timedelta(microseconds=1)  # a reading on the hour closes the previous hour
@@ -39,6 +39,12 @@ class CurtailmentExceeded(BaseRule):
         self.energy: dict[tuple[str, str], dict[datetime, float]] = {}  # (ent, line) -> hour -> kWh
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        out: list[Anomaly] = []
+        for readings in by_time(points):  # a meter's array: each reading at its own time
+            out += self._readings(readings, detected_at)
+        return out
+
+    def _readings(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         touched: dict[tuple[str, str], datetime] = {}
         registry = self.registry()
         for point in points:

@@ -5,7 +5,8 @@ A line runs when one of its production meters (`role = production`, `line = <id>
 `running` (power at or above its on-threshold). A facility runs when one of its meters does,
 or when its `SBx-RS` (HJ 212 2021 upload) is 1. Each meter's and facility's latest reading (by
 event time) is its state; a reading older than the latest one of the same source is ignored
-(late data does not rewrite the past). The anomaly starts when the condition began and closes
+(late data does not rewrite the past); a batch of readings (a meter's JSON array) is judged
+reading by reading, each at its own time. The anomaly starts when the condition began and closes
 at the first reading that ends it.
 """
 
@@ -18,7 +19,7 @@ from gateway.anomalies.model import Anomaly
 from gateway.model import Point
 from gateway.registry import Enterprise, Facility, Line, Registry
 
-from .base import BaseRule, MeterStates, event_time
+from .base import BaseRule, MeterStates, by_time, event_time
 
 
 class TreatmentNotRunning(BaseRule):
@@ -32,6 +33,12 @@ class TreatmentNotRunning(BaseRule):
         self.states: dict[tuple[str, str], tuple[datetime, int]] = {}  # (mn, SBx) -> rs
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        out: list[Anomaly] = []
+        for readings in by_time(points):  # a meter's array: each reading at its own time
+            out += self._readings(readings, detected_at)
+        return out
+
+    def _readings(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         touched = self.meters.update(points)
         for point in points:
             rs = point.field("rs")

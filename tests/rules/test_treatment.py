@@ -144,3 +144,31 @@ def test_restart_does_not_close_on_a_treatment_reading_alone() -> None:
     assert restarted.on_points([power("T1", 30, False, 0.5)], T0) == []  # production unknown
     closed = restarted.on_points([power("P1", 31, False, 3.0)], T0)  # production stopped
     assert [(a.id, a.state) for a in closed] == [(opened.id, "closed")]
+
+
+def test_a_treatment_meter_publishing_arrays_stops_at_its_reading_not_the_array_end() -> None:
+    """T1 and T2 publish a JSON array of six 5-minute readings every 30 min; production runs
+    throughout. The treatment stop at minute 10, inside an array, must start the anomaly then."""
+    rule = TreatmentNotRunning(lambda: REGISTRY)
+    out: list[Anomaly] = []
+    for start in range(-60, 60, 30):
+        batch: list[Point] = []
+        for minute in range(start + 5, start + 35, 5):
+            on = minute < 10  # treatment stops at minute 10
+            batch += [power("T1", minute, on, 40.0 if on else 0.5), power("T2", minute, False, 0.0)]
+            batch.append(power("P1", minute, True, 300.0))
+        batch.append(rs(start + 30, 0))
+        out += rule.on_points(batch, T0)
+    opened = [a for a in out if a.state == "open"]
+    # not at the end of its array (00:30)
+    assert [a.started_at for a in opened] == [T0 + timedelta(minutes=10)]
+    assert opened[0].as_of == T0 + timedelta(minutes=25)  # the grace ran out 15 min later
+
+
+def test_an_array_that_stops_and_restarts_within_the_grace_opens_nothing() -> None:
+    rule = TreatmentNotRunning(lambda: REGISTRY)
+    batch: list[Point] = []
+    for minute in range(0, 60, 5):
+        on = not 10 <= minute < 20  # 10 minutes off: under the 15-minute grace
+        batch += [power("T1", minute, on, 40.0 if on else 0.5), power("P1", minute, True, 300.0)]
+    assert rule.on_points(batch, T0) == []
