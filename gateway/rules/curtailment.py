@@ -6,7 +6,9 @@ by clock hour; a reading's interval ends at its time, so a reading at 16:00:00 c
 15:00 hour. The window is the last complete clock hours (hour H is complete once a reading at
 or after H + 1 h arrives), so a partly-filled hour never makes the energy look low. The baseline
 is the mean energy of the same clock hours on the recent days [7] before the curtailment began
-that have data for them. The window must lie wholly inside the curtailment. No baseline day, no
+that have data for them; a curtailment that passes from source to source without a break (an
+orange plan's cut, then a red plan's) began when the first did, and the cut in force is that
+of the current source. The window must lie wholly inside the curtailment. No baseline day, no
 judgement (the evidence would not hold). The anomaly closes at the first reading whose window is
 back within the allowance or no longer curtailed.
 """
@@ -18,10 +20,11 @@ from datetime import datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.regime import ControlState, Regime
+from gateway.regime import Regime
 from gateway.registry import Enterprise, Line, Registry
 
 from .base import BaseRule, by_time, event_time
+from .obligation import Obligation, curtailment_sources, obligation
 
 HOUR = timedelta(hours=1)
 INTERVAL_END = timedelta(microseconds=1)  # a reading on the hour closes the previous hour
@@ -73,17 +76,24 @@ class CurtailmentExceeded(BaseRule):
         return out
 
     def _curtailment(
-        self, ent: Enterprise, line: Line, control: ControlState
-    ) -> tuple[float, datetime, str] | None:
-        """(percent, since, source) of the curtailment covering the line, or None."""
-        for order in control.orders_for_line(line.id, "curtailment"):
-            if order.percent is not None:
-                return order.percent, order.starts_at, f"order {order.id}"
-        plan = ent.plans.get(control.level) if control.level else None
-        if plan is not None and line.id in plan.curtail:
-            alert = control.alerts[0]
-            return plan.curtail[line.id], alert.starts_at, f"{control.level} alert plan"
-        return None
+        self, ent: Enterprise, line: Line, at: datetime
+    ) -> tuple[float, datetime, str, Obligation] | None:
+        """(percent, since, source, obligation) of the curtailment covering the line at `at`:
+        the percent of the source in force now, since the start of the continuous curtailment
+        (an orange plan's cut followed by a red one's is one curtailment)."""
+        found = obligation(self.regime, ent, line.id, at, curtailment_sources, grace_s=0)
+        percent = found.current.percent if found is not None else None
+        if found is None or percent is None:
+            return None
+        current = found.current
+        source = f"order {current.ref}" if current.kind == "order" else current.label
+        return percent, found.since, source, found
+
+    def _percent_at(self, ent: Enterprise, line: Line, at: datetime, default: float) -> float:
+        control = self.regime.in_force(ent.id, ent.region, at)
+        sources = curtailment_sources(ent, line.id, control)
+        percent = sources[0].percent if sources else None
+        return default if percent is None else percent
 
     def _window(
         self, buckets: dict[datetime, float], end_hour: datetime, hours: int
@@ -98,24 +108,30 @@ class CurtailmentExceeded(BaseRule):
     ) -> Anomaly | None:
         subject = f"line:{ent.id}/{line.id}"
         current = self.open.get(subject)
-        control = self.regime.in_force(ent.id, ent.region, at)
-        curtail = self._curtailment(ent, line, control)
+        curtail = self._curtailment(ent, line, at)
         buckets = self.energy.get((ent.id, line.id), {})
         hours = max(1, round(ent.curtail_window_s / 3600))
         end_hour = _hour(at) - HOUR  # the last complete hour
         verdict = None
         if curtail is not None and end_hour - HOUR * (hours - 1) >= curtail[1]:
+            window = [end_hour - HOUR * k for k in range(hours)]
             energy = self._window(buckets, end_hour, hours)
-            days = []
-            for day in range(1, ent.baseline_days + 1):
-                past_end = end_hour - timedelta(days=day)
-                if past_end < curtail[1]:
-                    value = self._window(buckets, past_end, hours)
-                    if value is not None:
-                        days.append(value)
+            days = [
+                day
+                for day in range(1, ent.baseline_days + 1)
+                if end_hour - timedelta(days=day) < curtail[1]
+                and self._window(buckets, end_hour - timedelta(days=day), hours) is not None
+            ]
             if energy is not None and days:
-                baseline = sum(days) / len(days)
-                allowed = (1 - curtail[0] / 100) * baseline * ent.curtail_tolerance
+                # each hour with the cut in force then (orange 30 %, then red 50 %...)
+                usual = {
+                    h: sum(buckets[h - timedelta(days=d)] for d in days) / len(days) for h in window
+                }
+                cuts = {h: self._percent_at(ent, line, h + HOUR / 2, curtail[0]) for h in window}
+                baseline = sum(usual.values())
+                allowed = (
+                    sum((1 - cuts[h] / 100) * usual[h] for h in window) * ent.curtail_tolerance
+                )
                 verdict = (energy > allowed, energy, baseline, allowed, len(days))
         if verdict is None or not verdict[0]:
             if current is None or (verdict is None and curtail is not None):
@@ -144,6 +160,7 @@ class CurtailmentExceeded(BaseRule):
                 "percent": curtail[0],
                 "source": curtail[2],
                 "curtailed_since": curtail[1].isoformat(),
+                "sources": [src.evidence() for src in curtail[3].sources],
                 "window_hours": hours,
                 "energy_kwh": round(energy, 3),
                 "baseline_kwh": round(baseline, 3),
