@@ -73,7 +73,7 @@ class Obligation:
 SourcesOf = Callable[[Enterprise, str, ControlState], list[Source]]
 
 
-def _alert_source(alert: Alert, percent: float | None = None) -> Source:
+def alert_source(alert: Alert, percent: float | None = None) -> Source:
     if alert.id.startswith(PERIOD_PREFIX):
         name = alert.id.removeprefix(PERIOD_PREFIX).rpartition(":")[0]
         kind, ref = "control period", name
@@ -91,7 +91,7 @@ def shutdown_sources(ent: Enterprise, line: str, control: ControlState) -> list[
     ]
     plan = ent.plans.get(control.level) if control.level else None
     if plan is not None and line in plan.stop_lines:
-        out += [_alert_source(a) for a in control.alerts if a.level == control.level]
+        out += [alert_source(a) for a in control.alerts if a.level == control.level]
     return out
 
 
@@ -105,7 +105,7 @@ def curtailment_sources(ent: Enterprise, line: str, control: ControlState) -> li
     plan = ent.plans.get(control.level) if control.level else None
     if plan is not None and line in plan.curtail:
         percent = plan.curtail[line]
-        out += [_alert_source(a, percent) for a in control.alerts if a.level == control.level]
+        out += [alert_source(a, percent) for a in control.alerts if a.level == control.level]
     return out
 
 

@@ -21,6 +21,7 @@ from gateway.regime import ControlState, Regime
 from gateway.registry import Registry, TransportRule
 
 from .base import BaseRule, event_time
+from .obligation import alert_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class BannedVehicleEntry(BaseRule):
                 "level": ban.control.level,
                 "alert_id": alert.id,
                 "alert_window": [alert.starts_at.isoformat(), alert.ends_at.isoformat()],
+                "source": alert_source(alert).evidence(),  # an alert plan or a control period
                 "rule": ban.rule.model_dump(),
             },
             rule=self.name,

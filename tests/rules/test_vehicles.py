@@ -138,6 +138,10 @@ def test_calendar_control_period_bans_like_an_alert(regime: Regime) -> None:
     ]
     (anomaly,) = BannedVehicleEntry(lambda: REGISTRY, regime).on_points([passage("冀A3", "3")], T0)
     assert anomaly.evidence["level"] == "red" and anomaly.evidence["alert_id"] == "period:games:0"
+    assert (anomaly.evidence["source"]["kind"], anomaly.evidence["source"]["ref"]) == (
+        "control period",
+        "games",
+    )
 
 
 def test_control_period_needs_a_scope_and_sane_windows() -> None:
