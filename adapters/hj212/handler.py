@@ -156,7 +156,10 @@ class FrameHandler:
         refusal, else at most every 5 s, or sooner when its clock moved on by 5 min (a
         replayed day)."""
         now = time.monotonic()
-        shown = _qn_time(frame.qn, device.timezone or self.default_tz)
+        own = frame.cn.startswith(UPLOAD_PREFIXES) or frame.cn in ("9015", "9021")
+        # only the device's own frames show its clock: a 9011/9012/9014 carries the QN of the
+        # gateway's request, and a 1013 asks for the time because its clock may be wrong
+        shown = _qn_time(frame.qn, device.timezone or self.default_tz) if own else None
         last = self._contacts.get(frame.mn)
         clock_moved = shown is not None and (
             last is None or last[1] is None or shown - last[1] >= CLOCK_STEP

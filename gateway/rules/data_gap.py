@@ -71,8 +71,9 @@ class DataGap(BaseRule):
         hours: dict[str, set[datetime]] = {}
         for point in points:
             mn, interval = point.tag("mn") or "", point.tag("interval")
-            shown = event_time(point) + (HOUR if interval == "hour" else timedelta(0))
-            self._saw(mn, shown, detected_at)  # the device's clock is at least past its record
+            if interval in ("hour", "minute"):  # its clock is at least past the record's time
+                shown = event_time(point) + (HOUR if interval == "hour" else timedelta(0))
+                self._saw(mn, shown, detected_at)
             if interval == "hour":
                 hours.setdefault(mn, set()).add(event_time(point))
         out: list[Anomaly] = []
