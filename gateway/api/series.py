@@ -2,7 +2,8 @@
 and one outlet's or meter's values (`/api/v1/series`), read from InfluxDB.
 
 What explains an anomaly, by type:
-- `over_limit`, `suspicious_data`: the outlet's values of the pollutant, with its limit;
+- `over_limit`: the outlet's values of the pollutant, with its limit; `suspicious_data`: each
+  affected series of the outlet (up to six);
 - `emission_during_shutdown`: the outlet's flow (`a00000` / `w00000`), with the stopped level;
 - `data_gap` and `device_offline` of a data logger: its hourly means (the pollutants with a
   limit in the registry, else the others but flow);
@@ -169,6 +170,9 @@ class _Explainer:
 
     def _pollutant(self) -> list[Wanted]:
         evidence = self.anomaly.evidence
+        series = evidence.get("series")
+        if isinstance(series, list):  # suspicious_data: every affected series of the outlet
+            return self._series(str(evidence.get("outlet", "")), series)
         outlet_id = str(evidence.get("outlet") or self._subject_part(1))
         # InfluxDB keeps the code as the device sent it (a 2005 logger's `02` for SO2)
         code = str(evidence.get("code_sent") or evidence.get("pollutant") or self._subject_part(2))
@@ -208,6 +212,25 @@ class _Explainer:
             _one(self.query("emission", "zs_avg", tags), converted),
             _one(self.query("emission", "avg", tags), measured),
         ]
+
+    def _series(self, outlet_id: str, series: list[Any]) -> list[Wanted]:
+        outlet = self._outlet(outlet_id)
+        out: list[Wanted] = []
+        for entry in series[:MAX_SERIES]:
+            if not isinstance(entry, dict) or not outlet_id:
+                continue
+            code = str(entry.get("code_sent") or entry.get("pollutant") or "")
+            interval = str(entry.get("interval") or "hour")
+            tags: dict[str, TagValue] = {
+                "enterprise": self.anomaly.enterprise,
+                "outlet": outlet_id,
+                "pollutant": code,
+                "interval": interval,
+            }
+            main = "rtd" if interval == "rtd" else "avg"
+            look = _emission_look(outlet_id, code, interval, main, outlet)
+            out.append(_one(self.query("emission", main, tags), look))
+        return out
 
     def _flow(self) -> list[Wanted]:
         evidence = self.anomaly.evidence

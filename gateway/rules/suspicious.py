@@ -1,34 +1,85 @@
-"""`suspicious_data`: values an inspector would doubt, while the outlet's production runs.
+"""`suspicious_data`: values an inspector would doubt, while the outlet's source runs.
 
-Patterns (each per outlet and pollutant, judged on valid-looking data in event time):
-- `constant`: the same value for [6 h] (outlet `constant_after_s`);
+Patterns, each tracked per series (a pollutant at one interval) on its records in event time:
+- `constant`: the same non-zero value for [6 h] (outlet `constant_after_s`);
 - `zeros`: 0 for [15 min] (outlet `zeros_after_s`);
 - `flag_f`: flag F ("stopped") for [15 min] (outlet `zeros_after_s`).
+O2 (`a19001`, 2005 `S01`) is not judged: it can legitimately sit still (air at 20.9 %).
 
-"Production runs" means one of the outlet's `lines` has a production meter reading `running`;
-outlets without `lines` are not judged. An anomaly closes at the first reading that breaks the
-pattern, or when production stops.
+One anomaly per outlet and pattern (subject `outlet:{enterprise}/{outlet}:{pattern}`): it opens
+when a first series has held the pattern long enough, starts at the earliest start of the series
+in it, and lists them all in `evidence["series"]` (codes in their 2017 form, with the code as
+sent). Another series that holds long enough joins it; a series that breaks its pattern gets
+its `until`; the anomaly closes when the last one breaks, or when the source stops.
 
-Emission records and meter readings come by different feeds with different lags, so a record is
-judged against production at its own event time: it waits (bounded, [20000] records; past that
-the oldest are judged with the meters' latest verdicts) until the production meters have
-reported up to its time.
+"The source runs" means, for an outlet whose `lines` have production meters, that one of them
+reads `running` at the record's time; for any other outlet, that its flow (`a00000` flue gas,
+`w00000` wastewater) is above its `stopped_flow` (0 when not set): the flow of the same upload
+(same time and interval), else the latest flow at or before the record's time. Records whose
+production is unknown are not judged.
+
+Emission records and meter readings come by different feeds with different lags, so a record of
+an outlet with meters waits (bounded, [20000] records; past that the oldest are judged with the
+meters' latest verdicts) until the production meters have reported up to its time.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point
+from gateway.model import Point, from_ns
 from gateway.registry import Enterprise, Outlet, Registry
+from gateway.vocabulary import FLOWS, O2, canonical, describe
 
 from .base import UNKNOWN, WAIT, BaseRule, MeterStates, Unknown, event_time
 
 METER_HISTORY = 2000  # verdicts kept per meter: about a week of 5-minute readings
-SKIPPED = frozenset({"a19001"})  # O2 can legitimately sit still (air at 20.9 %)
+FLOW_HISTORY = 256  # flow readings kept per outlet without meters
+PATTERNS = ("constant", "zeros", "flag_f")
+WHAT = {
+    "constant": "held the same value",
+    "zeros": "reported 0",
+    "flag_f": "reported flag F (stopped)",
+}
+
+Series = tuple[str, str]  # (2017 code, interval)
+Run = tuple[datetime, object]  # (since, the value that holds)
+
+
+class Flow(NamedTuple):
+    """A flow reading of an outlet judged by its flow."""
+
+    ns: int  # event time
+    interval: str
+    value: float
+    code: str  # 2017 code
+
+
+@dataclass(frozen=True, slots=True)
+class Production:
+    """Whether the source ran at a record's time; for outlets judged by flow, the flow used."""
+
+    running: bool
+    flow: Flow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One emission record under judgement, with what the judgement needs."""
+
+    ent: Enterprise
+    outlet: Outlet
+    series: Series
+    code_sent: str
+    at: datetime
+    production: Production
+    detected_at: datetime
 
 
 class SuspiciousData(BaseRule):
@@ -48,44 +99,71 @@ class SuspiciousData(BaseRule):
         self.constant_s = constant_s
         self.persist_s = persist_s
         self.meters = MeterStates(keep=METER_HISTORY)
-        self.runs: dict[str, tuple[datetime, object]] = {}  # subject -> (since, value)
+        self.runs: dict[str, dict[Series, Run]] = {}  # subject -> each series' current run
+        self.flows: dict[str, list[Flow]] = {}  # MN -> its flows by time, outlets without meters
         self.pending: dict[str, deque[tuple[str, Point]]] = {}  # MN -> (enterprise, record)
         self.waiting = 0
         self.max_waiting = max_waiting
+        self.legacy: dict[tuple[str, Series], Anomaly] = {}  # open one-series anomalies
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         """Each record is judged against production at its own time: a record the production
         meters have not reported up to yet waits (with the later ones of its device) until
-        they have, so the order in which the two feeds arrive does not matter."""
+        they have, so the order in which the two feeds arrive does not matter. Each anomaly
+        changed by these points is returned once, as it stands after them."""
         touched = self.meters.update(points)
-        out: list[Anomaly] = []
+        out: dict[str, Anomaly] = {}
         registry = self.registry()
         if touched:
             for mn in [m for m, queue in self.pending.items() if queue[0][0] in touched]:
-                out += self._release(registry, mn, detected_at)
+                self._release(registry, mn, detected_at, out)
+        records = []
         for point in sorted(points, key=lambda p: p.event_time_ns):
-            if point.measurement != "emission" or point.tag("pollutant") in SKIPPED:
+            if point.measurement != "emission":
                 continue
-            mn = point.tag("mn") or ""
-            device = registry.device(mn)
+            device = registry.device(point.tag("mn") or "")
             ent = registry.enterprise(device.enterprise) if device is not None else None
-            if device is None or ent is None or not _production_meters(ent, device.outlet):
+            if device is None or ent is None:
                 continue
-            self.pending.setdefault(mn, deque()).append((ent.id, point))
+            by_meters = bool(_production_meters(ent, device.outlet))
+            code = canonical(point.tag("pollutant") or "", device.outlet.version)
+            if not by_meters and code in FLOWS:
+                self._keep_flow(device.outlet, point)
+            if code != O2:
+                records.append((ent, device.outlet, point, by_meters))
+            elif self.legacy:  # O2 is no longer judged: its former anomalies end
+                series = (code, point.tag("interval") or "")
+                for pattern in PATTERNS:
+                    subject = f"outlet:{ent.id}/{device.outlet.id}:{pattern}"
+                    old = self.legacy.pop((subject, series), None)
+                    if old is not None:
+                        out[old.id] = _retired(old, event_time(point), carried=False)
+        for ent, outlet, point, by_meters in records:
+            if not by_meters:
+                running = self._flowing(outlet, point)
+                if running is not None:
+                    self._judge(ent, outlet, point, running, detected_at, out)
+                continue
+            self.pending.setdefault(outlet.mn, deque()).append((ent.id, point))
             self.waiting += 1
-            out += self._release(registry, mn, detected_at)
+            self._release(registry, outlet.mn, detected_at, out)
         while self.waiting > self.max_waiting:  # meters silent for long: judge by what is known
             mn = min(self.pending, key=lambda m: self.pending[m][0][1].event_time_ns)
-            out += self._release(registry, mn, detected_at, force=True)
-        return out
+            self._release(registry, mn, detected_at, out, force=True)
+        return list(out.values())
 
     def _release(
-        self, registry: Registry, mn: str, detected_at: datetime, *, force: bool = False
-    ) -> list[Anomaly]:
+        self,
+        registry: Registry,
+        mn: str,
+        detected_at: datetime,
+        out: dict[str, Anomaly],
+        *,
+        force: bool = False,
+    ) -> None:
         """Judge the device's waiting records, oldest first, while production at their time is
         known; with `force`, the first one by the meters' latest verdicts. A record whose time
         is older than every verdict kept is dropped unjudged."""
-        out: list[Anomaly] = []
         queue = self.pending[mn]
         device = registry.device(mn)
         ent = registry.enterprise(device.enterprise) if device is not None else None
@@ -100,42 +178,9 @@ class SuspiciousData(BaseRule):
             self.waiting -= 1
             force = False
             if isinstance(producing, bool) and device is not None and ent is not None:
-                out += self._judge(ent, device.outlet, point, producing, detected_at)
+                self._judge(ent, device.outlet, point, Production(producing), detected_at, out)
         if not queue:
             del self.pending[mn]
-        return out
-
-    def _judge(
-        self, ent: Enterprise, outlet: Outlet, point: Point, producing: bool, detected_at: datetime
-    ) -> list[Anomaly]:
-        value = point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
-        flag = point.field("flag")
-        code = point.tag("pollutant") or ""
-        interval = point.tag("interval") or ""
-        constant_s = outlet.constant_after_s or self.constant_s
-        persist_s = outlet.zeros_after_s or self.persist_s
-        checks = (
-            ("constant", value if isinstance(value, float) else None, constant_s),
-            ("zeros", 0.0 if value == 0.0 else None, persist_s),
-            ("flag_f", "F" if flag == "F" else None, persist_s),
-        )
-        out = []
-        for pattern, key, needed_s in checks:
-            anomaly = self._track(
-                ent,
-                outlet,
-                code,
-                interval,
-                pattern,
-                key,
-                needed_s,
-                producing,
-                event_time(point),
-                detected_at,
-            )
-            if anomaly is not None:
-                out.append(anomaly)
-        return out
 
     def _producing(
         self, ent: Enterprise, outlet: Outlet, at: datetime, latest: bool
@@ -151,58 +196,178 @@ class SuspiciousData(BaseRule):
             return WAIT
         return UNKNOWN if UNKNOWN in states else False
 
-    def _track(
+    def _keep_flow(self, outlet: Outlet, point: Point) -> None:
+        """Keep a flow reading of an outlet without meters (the latest of each time and
+        interval), up to `FLOW_HISTORY` of them."""
+        value = _value(point)
+        if not isinstance(value, float):
+            return
+        past = self.flows.setdefault(outlet.mn, [])
+        code = canonical(point.tag("pollutant") or "", outlet.version)
+        reading = Flow(point.event_time_ns, point.tag("interval") or "", value, code)
+        index = bisect_left(past, reading[:2], key=lambda f: f[:2])
+        if index < len(past) and past[index][:2] == reading[:2]:
+            past[index] = reading
+        elif index or len(past) < FLOW_HISTORY:
+            past.insert(index, reading)
+            if len(past) > FLOW_HISTORY:
+                del past[0]
+
+    def _flowing(self, outlet: Outlet, point: Point) -> Production | None:
+        """Production by flow at the record's time: the flow of the same upload (same time and
+        interval), else the latest one at or before it; None when no flow is known."""
+        past = self.flows.get(outlet.mn, [])
+        ns, interval = point.event_time_ns, point.tag("interval") or ""
+        index = bisect_right(past, ns, key=lambda f: f.ns)
+        if not index:
+            return None
+        same = bisect_left(past, (ns, interval), key=lambda f: f[:2])
+        flow = past[same] if same < index and past[same][:2] == (ns, interval) else past[index - 1]
+        return Production(flow.value > (outlet.stopped_flow or 0.0), flow)
+
+    def _judge(
         self,
         ent: Enterprise,
         outlet: Outlet,
-        code: str,
-        interval: str,
-        pattern: str,
-        key: object,
-        needed_s: float,
-        producing: bool,
-        at: datetime,
+        point: Point,
+        production: Production,
         detected_at: datetime,
-    ) -> Anomaly | None:
-        subject = f"outlet:{ent.id}/{outlet.id}/{code}/{interval}:{pattern}"
-        run = self.runs.get(subject)
+        out: dict[str, Anomaly],
+    ) -> None:
+        at = event_time(point)
+        if not production.running:
+            self._stop(ent, outlet, at, out)
+            return
+        value, flag = _value(point), point.field("flag")
+        code_sent = point.tag("pollutant") or ""
+        series = (canonical(code_sent, outlet.version), point.tag("interval") or "")
+        record = Record(ent, outlet, series, code_sent, at, production, detected_at)
+        constant_s = outlet.constant_after_s or self.constant_s
+        persist_s = outlet.zeros_after_s or self.persist_s
+        checks = (
+            ("constant", value if isinstance(value, float) and value != 0.0 else None, constant_s),
+            ("zeros", 0.0 if value == 0.0 else None, persist_s),
+            ("flag_f", "F" if flag == "F" else None, persist_s),
+        )
+        for pattern, key, needed_s in checks:
+            subject = f"outlet:{ent.id}/{outlet.id}:{pattern}"
+            old = self.legacy.pop((subject, series), None) if self.legacy else None
+            if old is not None:
+                out[old.id] = old  # closed below, once this record is judged
+            runs = self.runs.setdefault(subject, {})
+            run = runs.get(series)
+            if key is None or (run is not None and run[1] != key):
+                if key is None:
+                    runs.pop(series, None)
+                else:
+                    runs[series] = (at, key)  # a new value starts a new run
+                self._leave(subject, series, at, out)
+            elif run is None:
+                runs[series] = (at, key)
+            elif (at - run[0]).total_seconds() >= needed_s:
+                self._join(record, subject, run, needed_s, out)
+            if old is not None:
+                carried = series in _holding(self.open.get(subject))
+                out[old.id] = _retired(old, at, carried=carried)
+
+    def _join(
+        self, record: Record, subject: str, run: Run, needed_s: float, out: dict[str, Anomaly]
+    ) -> None:
+        """A series that has held its pattern long enough: open the outlet's anomaly with it,
+        or add it to the open one."""
         current = self.open.get(subject)
-        if key is None or not producing or (run is not None and run[1] != key):
-            if key is not None and producing:
-                self.runs[subject] = (at, key)  # a new value starts a new run
-            else:
-                self.runs.pop(subject, None)
-            if current is None:
-                return None
-            del self.open[subject]
-            return current.closed(at, summary=current.summary + f" Ended {at:%Y-%m-%d %H:%M} UTC.")
-        if run is None:
-            self.runs[subject] = (at, key)
-            return None
-        since = run[0]
-        if current is not None or (at - since).total_seconds() < needed_s:
-            return None
-        what = {"constant": f"the same value {key}", "zeros": "0", "flag_f": "flag F (stopped)"}[
-            pattern
+        series, outlet, at = record.series, record.outlet, record.at
+        if series in _holding(current):
+            return
+        since, key = run
+        entry = {
+            "pollutant": series[0],
+            "code_sent": record.code_sent,
+            "interval": series[1],
+            "value": key,
+            "since": since.isoformat(),
+            "until": None,
+        }
+        before = [s for s in current.evidence["series"] if _series(s) != series] if current else []
+        entries = [*before, entry]
+        started = min(since, current.started_at) if current else since
+        pattern = subject.rpartition(":")[2]
+        evidence = {
+            "pattern": pattern,
+            "outlet": outlet.id,
+            "mn": outlet.mn,
+            "pollutants": sorted({s["pollutant"] for s in entries}),
+            "series": entries,
+            "threshold_s": needed_s,
+            "lines": outlet.lines,
+            **self._production_evidence(record.ent, outlet, record.production, at),
+        }
+        summary = _summary(outlet, pattern, entries, started, record.production.flow is None)
+        if current is None:
+            anomaly = Anomaly(
+                type="suspicious_data",
+                severity="warning",
+                enterprise=record.ent.id,
+                subject=subject,
+                started_at=started,
+                summary=summary,
+                evidence=evidence,
+                rule=self.name,
+                detected_at=record.detected_at,
+                as_of=at,
+            )
+        else:
+            later = current.updated(max(at, current.judged_until), summary, **evidence)
+            anomaly = replace(later, started_at=started)
+        self.open[subject] = out[anomaly.id] = anomaly
+
+    def _leave(self, subject: str, series: Series, at: datetime, out: dict[str, Anomaly]) -> None:
+        """A series breaks its pattern: its `until` is set; the anomaly closes with the last."""
+        current = self.open.get(subject)
+        if series not in _holding(current):
+            return
+        assert current is not None
+        entries = [
+            {**s, "until": at.isoformat()} if _series(s) == series and s["until"] is None else s
+            for s in current.evidence["series"]
         ]
-        anomaly = Anomaly(
-            type="suspicious_data",
-            severity="warning",
-            enterprise=ent.id,
-            subject=subject,
-            started_at=since,
-            summary=f"{code} ({interval}) at outlet {outlet.id} has reported {what} since "
-            f"{since:%Y-%m-%d %H:%M} UTC while production runs.",
-            evidence={
-                "pattern": pattern,
-                "outlet": outlet.id,
-                "mn": outlet.mn,
-                "pollutant": code,
-                "interval": interval,
-                "value": key,
-                "since": since.isoformat(),
-                "threshold_s": needed_s,
-                "lines": outlet.lines,
+        if any(s["until"] is None for s in entries):
+            anomaly = current.updated(max(at, current.judged_until), series=entries)
+            self.open[subject] = out[anomaly.id] = anomaly
+            return
+        ended = max(datetime.fromisoformat(s["until"]) for s in entries)
+        del self.open[subject]
+        out[current.id] = current.closed(
+            ended, summary=f"{current.summary} Ended {ended:%Y-%m-%d %H:%M} UTC.", series=entries
+        )
+
+    def _stop(self, ent: Enterprise, outlet: Outlet, at: datetime, out: dict[str, Anomaly]) -> None:
+        """The source stopped: every run at the outlet ends, its anomalies close at `at`."""
+        for pattern in PATTERNS:
+            subject = f"outlet:{ent.id}/{outlet.id}:{pattern}"
+            for key in [k for k in self.legacy if k[0] == subject]:
+                old = self.legacy.pop(key)
+                out[old.id] = _retired(old, at, carried=False)
+            self.runs.pop(subject, None)
+            current = self.open.pop(subject, None)
+            if current is None:
+                continue
+            entries = [
+                {**s, "until": at.isoformat()} if s["until"] is None else s
+                for s in current.evidence["series"]
+            ]
+            out[current.id] = current.closed(
+                at,
+                summary=f"{current.summary} The source stopped at {at:%Y-%m-%d %H:%M} UTC.",
+                series=entries,
+            )
+
+    def _production_evidence(
+        self, ent: Enterprise, outlet: Outlet, production: Production, at: datetime
+    ) -> dict[str, Any]:
+        if production.flow is None:
+            return {
+                "running_by": "meters",
                 "production": [  # each meter's verdict at the record's time, and its latest
                     {
                         "meter": m,
@@ -212,20 +377,77 @@ class SuspiciousData(BaseRule):
                     for m in _production_meters(ent, outlet)
                     for state in [self.meters.running_at(ent.id, m, at)]
                 ],
-            },
-            rule=self.name,
-            detected_at=detected_at,
-            as_of=at,
-        )
-        self.open[subject] = anomaly
-        return anomaly
+            }
+        flow = production.flow
+        return {
+            "running_by": "flow",
+            "flow": flow.value,
+            "stopped_flow": outlet.stopped_flow or 0.0,
+            "production": [
+                {
+                    "pollutant": flow.code,
+                    "interval": flow.interval,
+                    "value": flow.value,
+                    "at": from_ns(flow.ns).isoformat(),
+                }
+            ],
+        }
 
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
-        super().restore(open_anomalies)
+        """Rebuild the open anomalies and the runs of their series that still hold; an open
+        anomaly of the former one-series form is closed at its series' next record."""
         for anomaly in open_anomalies:
-            since = datetime.fromisoformat(anomaly.evidence["since"])
-            self.runs[anomaly.subject] = (since, anomaly.evidence["value"])
+            evidence = anomaly.evidence
+            if "series" in evidence:
+                self.open[anomaly.subject] = anomaly
+                runs = self.runs.setdefault(anomaly.subject, {})
+                for s in evidence["series"]:
+                    if s["until"] is None:
+                        runs[_series(s)] = (datetime.fromisoformat(s["since"]), s["value"])
+                continue
+            if not {"pattern", "pollutant", "interval", "since", "value"} <= evidence.keys():
+                continue
+            ent_outlet = anomaly.subject.partition(":")[2].split("/")[:2]
+            subject = f"outlet:{'/'.join(ent_outlet)}:{evidence['pattern']}"
+            series = (canonical(evidence["pollutant"]), evidence["interval"])
+            self.legacy[(subject, series)] = anomaly
+            since = datetime.fromisoformat(evidence["since"])
+            self.runs.setdefault(subject, {})[series] = (since, evidence["value"])
 
 
 def _production_meters(ent: Enterprise, outlet: Outlet) -> list[str]:
     return [m.id for m in ent.meters if m.role == "production" and m.line in outlet.lines]
+
+
+def _value(point: Point) -> object:
+    return point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
+
+
+def _series(entry: dict[str, Any]) -> Series:
+    return (entry["pollutant"], entry["interval"])
+
+
+def _holding(anomaly: Anomaly | None) -> set[Series]:
+    if anomaly is None:
+        return set()
+    return {_series(s) for s in anomaly.evidence["series"] if s["until"] is None}
+
+
+def _retired(old: Anomaly, at: datetime, *, carried: bool) -> Anomaly:
+    """A former one-series anomaly closed at `at`: ended, or carried on by its outlet's."""
+    note = "Carried on in the outlet's anomaly from" if carried else "Ended"
+    return old.closed(at, summary=f"{old.summary} {note} {at:%Y-%m-%d %H:%M} UTC.")
+
+
+def _summary(
+    outlet: Outlet, pattern: str, entries: list[dict[str, Any]], since: datetime, meters: bool
+) -> str:
+    codes = sorted({s["pollutant"] for s in entries})
+    names = [f"{c.name_en} ({c.code})" if (c := describe(code, "2017")) else code for code in codes]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    verb = "has" if len(names) == 1 else "have each"
+    runs = "production runs" if meters else "its flow shows the source running"
+    return (
+        f"At outlet {outlet.id}, {listed} {verb} {WHAT[pattern]} since "
+        f"{since:%Y-%m-%d %H:%M} UTC while {runs}."
+    )

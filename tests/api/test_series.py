@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,30 @@ async def test_over_limit_series_is_the_outlet_hourly_means_with_the_limit(plant
     assert series["bucket_s"] is None
     hours = [utc(f"{FIRST_HOUR + timedelta(hours=i):%Y-%m-%dT%H:%M}+08:00") for i in range(6)]
     assert series["points"] == [[t, v] for t, v in zip(hours, HOURLY, strict=True)]
+
+
+async def test_suspicious_data_series_are_each_affected_series_of_the_outlet(
+    plant: Plant,
+) -> None:
+    """One anomaly per outlet and pattern: its chart has a line per series in its evidence."""
+    store = plant.gateway.anomalies
+    assert store is not None
+    start = datetime(2026, 4, 8, 6, tzinfo=UTC) - timedelta(hours=8)
+    base = make_anomaly(type_="suspicious_data", subject="outlet:E1/DW001:constant")
+    series = [
+        {"pollutant": "w01018", "code_sent": "w01018", "interval": "hour", "value": 40.0},
+        {"pollutant": "w21003", "code_sent": "w21003", "interval": "hour", "value": 1.0},
+    ]
+    anomaly = replace(base, started_at=start, evidence={"outlet": "DW001", "series": series})
+    store.record(replace(anomaly, id=""))
+    anomaly_id = store.query(type_="suspicious_data")[0][0].id
+    body = (await get(plant, f"/api/v1/anomalies/{anomaly_id}/series")).json()
+    cod, ammonia = body["series"]
+    assert (cod["tags"]["pollutant"], ammonia["tags"]["pollutant"]) == ("w01018", "w21003")
+    assert cod["label"] == "DW001 w01018 hourly mean" and cod["limit"] == 50.0
+    # the window: 2 h before the start (06:00 Beijing) to 1 h after it
+    assert [v for _, v in cod["points"]] == HOURLY[:2]
+    assert ammonia["points"] == []  # nothing stored for it
 
 
 async def test_treatment_not_running_series_is_the_power_of_the_line_meters(plant: Plant) -> None:
