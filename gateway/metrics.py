@@ -25,6 +25,10 @@ CONNECTIONS_OPEN = Gauge("hj212_connections_open", "Open HJ 212 device connectio
 CONNECTIONS_CLOSED = Counter(
     "hj212_connections_closed_total", "Closed HJ 212 connections, by reason", ["reason"]
 )
+CODES_UNRECOGNISED = Counter(
+    "hj212_codes_unrecognised_total",
+    "Values under factor codes kept out of the tag space (stored in emission_unrecognised)",
+)
 SPLIT_UPLOADS_INCOMPLETE = Counter(
     "hj212_split_uploads_incomplete_total",
     "Split uploads judged without all their parts (window ran out or evicted)",

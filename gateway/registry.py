@@ -60,6 +60,10 @@ class Outlet(BaseModel):
     pollutants: dict[str, PollutantLimit] = Field(
         default_factory=dict, description="pollutant code -> limit (for over_limit)"
     )
+    codes: list[str] = Field(
+        default_factory=list,
+        description="factor codes the device sends beyond the standard's (vendor codes)",
+    )
     offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
     stopped_flow: float | None = Field(
         None, ge=0, description="flow (a00000 / w00000) at or below which the outlet is stopped"

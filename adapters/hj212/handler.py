@@ -25,6 +25,7 @@ from gateway.ratelimit import LogLimiter
 from gateway.registry import Device, Registry
 
 from . import builder
+from .codes import CodeGate
 from .config import Hj212Config
 from .cp import CpData, parse_cp, parse_hj212_time
 from .crc import accepts
@@ -95,6 +96,7 @@ class FrameHandler:
         )
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
+        self.codes = CodeGate()
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
         # MN -> (when its last contact was reported, the device clock it showed)
         self._contacts: dict[str, tuple[float, datetime | None]] = {}
@@ -217,6 +219,7 @@ class FrameHandler:
         if device.outlet.power_codes and self.power is not None:
             cp, power = self._power_points(cp, device, event_time(cp, source, now)[0])
         result = normalize(frame, cp, source, now, backfill=backfill)
+        stored = self.codes.admit(device, result.points)  # invented codes make no series
         if result.skipped_values:
             self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
         judged: list[Point] | None = None  # the rules judge whole records only
@@ -224,10 +227,9 @@ class FrameHandler:
             whole = self.reassembler.add(frame, cp, time.monotonic(), (source, backfill))
             judged = power
             if whole is not None:
-                judged = normalize(frame, whole, source, now, backfill=backfill).points + power
-        fut = self.pipeline.submit(
-            result.points + power, judged
-        )  # SpoolFull: the transport decides
+                whole_points = normalize(frame, whole, source, now, backfill=backfill).points
+                judged = self.codes.admit(device, whole_points) + power
+        fut = self.pipeline.submit(stored + power, judged)  # SpoolFull: the transport decides
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []
@@ -238,9 +240,13 @@ class FrameHandler:
         expired = self.reassembler.expire(now)
         for upload in expired:
             source, backfill = upload.context
+            device = self.registry.device(upload.frame.mn)
+            if device is None:  # unregistered meanwhile (a reload)
+                continue
             result = normalize(upload.frame, upload.cp, source, self.clock(), backfill=backfill)
             parts = ("upload_parts", f"{len(upload.parts)}/{upload.pnum}")
-            self.pipeline.judge([p._replace(fields=(*p.fields, parts)) for p in result.points])
+            points = self.codes.admit(device, result.points)
+            self.pipeline.judge([p._replace(fields=(*p.fields, parts)) for p in points])
         if expired:
             metrics.SPLIT_UPLOADS_INCOMPLETE.inc(len(expired))
         return len(expired)
