@@ -2,9 +2,9 @@
 with the anomaly stream printed as it happens and the page left open.
 
 The simulated devices replay the day before yesterday (the baseline), then yesterday with its
-scripted faults, both in Beijing time; an operator's shutdown order and orange alert for
-yesterday are declared through the API first. Then the replay catches up with today and goes
-on live, so the page keeps showing devices online and today's completeness.
+scripted faults, both in Beijing time; an operator's shutdown order and the orange alert, then
+red, for yesterday are declared through the API first. Then the replay catches up with today
+and goes on live, so the page keeps showing devices online and today's completeness.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from . import localstack
 from .anomalies.model import AnomalyEvent
 from .config import load_config
 from .simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
+from .simulator.plant import ORANGE, RED, SHUTDOWN_FROM
 from .supervisor import Gateway
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -63,7 +64,8 @@ enabled = false
 
 def regime_for(day: datetime, enterprises: int) -> list[tuple[str, dict[str, object]]]:
     """The operator's decisions for the scripted day: a shutdown of line L1 from 10:00 at
-    every enterprise, and an orange alert over the region from 12:00 to 20:00."""
+    every enterprise, an orange alert over the region from 12:00 to 20:00 and a red one from
+    20:00 to 22:00 (the hours are the simulator's `SHUTDOWN_FROM`, `ORANGE` and `RED`)."""
 
     def at(hour: int) -> str:
         return (day + timedelta(hours=hour)).replace(tzinfo=BEIJING).isoformat()
@@ -75,25 +77,22 @@ def regime_for(day: datetime, enterprises: int) -> list[tuple[str, dict[str, obj
                 "kind": "shutdown",
                 "enterprise": f"SIM{k}",
                 "lines": ["L1"],
-                "starts_at": at(10),
+                "starts_at": at(SHUTDOWN_FROM),
                 "ends_at": at(24),
                 "note": "shutdown order (demo)",
             },
         )
         for k in range(enterprises)
     ]
-    out.append(
-        (
-            "alerts",
-            {
-                "level": "orange",
-                "regions": ["sim-city"],
-                "starts_at": at(12),
-                "ends_at": at(20),
-                "note": "orange heavy-pollution alert (demo)",
-            },
-        )
-    )
+    for level, (start, end) in (("orange", ORANGE), ("red", RED)):
+        alert: dict[str, object] = {
+            "level": level,
+            "regions": ["sim-city"],
+            "starts_at": at(start),
+            "ends_at": at(end),
+            "note": f"{level} heavy-pollution alert (demo)",
+        }
+        out.append(("alerts", alert))
     return out
 
 
@@ -169,7 +168,8 @@ async def _demo(args: argparse.Namespace) -> int:
         await _declare(base, token, day, args.enterprises)
         print(
             f"declared through the API: shutdown of line L1 at every plant from {day:%Y-%m-%d} "
-            "10:00, orange alert over sim-city 12:00-20:00 (Beijing time)"
+            f"{SHUTDOWN_FROM:02d}:00, orange alert over sim-city {ORANGE[0]:02d}:00-"
+            f"{ORANGE[1]:02d}:00, then red until {RED[1]:02d}:00 (Beijing time)"
         )
         page = f"{base}/#token={token}"
         print(f"page: {page}", flush=True)

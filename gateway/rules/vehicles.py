@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point
+from gateway.model import Point, from_ns
 from gateway.plates import normalise_plate
 from gateway.regime import ControlState, Regime
 from gateway.registry import Registry, TransportRule
 
-from .base import BaseRule, event_time
+from .base import BaseRule
 from .obligation import alert_source
 
 
@@ -74,7 +74,7 @@ class BannedVehicleEntry(BaseRule):
         ent = self.registry().enterprise(point.tag("enterprise") or "")
         if ent is None:
             return None
-        at = event_time(point)
+        at = passage_time(point)
         control = self.regime.in_force(ent.id, ent.region, at)
         if control.level is None or control.level not in ent.transport:
             return None
@@ -118,3 +118,9 @@ class BannedVehicleEntry(BaseRule):
             detected_at=detected_at,
         )
         return anomaly.closed(ban.at)
+
+
+def passage_time(point: Point) -> datetime:
+    """The time the gate recorded: stored passage times carry a sub-millisecond offset (from
+    plate and direction, so that two vehicles at one instant stay two points), dropped here."""
+    return from_ns(point.event_time_ns - point.event_time_ns % 1_000_000)

@@ -1,5 +1,5 @@
 """Simulated HJ 212 data loggers: frames as each version writes them, replies awaited, the
-platform's history requests answered from what the logger recorded."""
+platform's history requests answered from what the logger recorded, on the logger's clock."""
 
 from __future__ import annotations
 
@@ -19,32 +19,34 @@ from adapters.hj212.cp import parse_cp, parse_hj212_time
 from adapters.hj212.device import DeviceClient
 from adapters.hj212.frame import Frame
 
-from .plant import HOUR, TEN_MIN, LoggerSpec, Upload
+from .plant import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload
 
 REPLY_TIMEOUT_S = 10.0
+LAST_PART = (O2, FLOW)  # what a splitting logger sends in the last packet
+
+
+def split_cp(cp: str) -> list[str]:
+    """An hourly data area in two packets: the pollutants first, O2 and flow last (each with
+    the DataTime)."""
+    head, _, body = cp.partition(";")
+    groups = body.split(";")
+    last = [g for g in groups if g.partition("-")[0] in LAST_PART]
+    first = [g for g in groups if g not in last]
+    return [f"{head};{';'.join(first)}", f"{head};{';'.join(last)}"]
 
 
 def encode(spec: LoggerSpec, upload: Upload, qn: str, *, backfill: bool = False) -> list[bytes]:
     """The frames of one upload: split in two packets when the logger splits hourly data,
-    SM4-encrypted for 2025 loggers with a key, with the checksum the upload names."""
-    cp = upload.cp
-    parts = [cp]
-    if spec.split_hourly and upload.cn == "2061":
-        head, _, body = cp.partition(";")
-        groups = body.split(";")
-        half = (len(groups) + 1) // 2
-        parts = [f"{head};{';'.join(groups[:half])}", f"{head};{';'.join(groups[half:])}"]
+    SM4-encrypted for 2025 loggers with a key, with the checksum the upload names; without QN
+    and Flag when the upload is `bare`."""
+    parts = split_cp(upload.cp) if spec.split_hourly and upload.cn == "2061" else [upload.cp]
     flag = spec.flag_version << 2 | 1 | (2 if len(parts) > 1 else 0)
     frames = []
     for pno, part in enumerate(parts, 1):
-        fields: list[tuple[str, str | int]] = [
-            ("QN", qn),
-            ("ST", spec.st),
-            ("CN", upload.cn),
-            ("PW", spec.password),
-            ("MN", spec.mn),
-            ("Flag", flag),
-        ]
+        fields: list[tuple[str, str | int]] = [] if upload.bare else [("QN", qn)]
+        fields += [("ST", spec.st), ("CN", upload.cn), ("PW", spec.password), ("MN", spec.mn)]
+        if not upload.bare:
+            fields.append(("Flag", flag))
         if len(parts) > 1:
             fields += [("PNUM", len(parts)), ("PNO", pno)]
         if backfill:
@@ -71,13 +73,16 @@ class Logger:
         self.client: DeviceClient | None = None
         self.sent = 0
         self.backfilled: list[datetime] = []
+        self.requested: list[tuple[str, datetime, datetime]] = []  # history requests: CN, period
+        self.clock: datetime | None = None  # the device's time: that of its latest upload
 
     async def upload(self, upload: Upload, *, backfill: bool = False) -> None:
         """Send an upload; wait for each packet's reply if it asks for one."""
         self.sent += 1
+        self.clock = max(upload.at, self.clock or upload.at)
         qn = f"{upload.at:%Y%m%d%H%M%S}{self.sent % 1000:03d}"
         for raw in encode(self.spec, upload, qn, backfill=backfill):
-            await self._exchange(raw, qn if upload.expect_reply else None)
+            await self._exchange(raw, qn if upload.expect_reply and not upload.bare else None)
 
     async def _exchange(self, raw: bytes, qn: str | None) -> None:
         for attempt in (1, 2):
@@ -110,13 +115,15 @@ class Logger:
         params = parse_cp(request.cp).params
         begin = parse_hj212_time(params["BeginTime"])
         end = parse_hj212_time(params["EndTime"])
+        self.requested.append((request.cn, begin, end))
         step = HOUR if request.cn == "2061" else TEN_MIN
+        now = self.clock or begin
         moment = begin
         while moment <= end:
             recorded = self.history.get((self.spec.mn, request.cn, moment))
             if recorded is not None:
                 await self.upload(
-                    Upload(datetime.now(), self.spec, request.cn, recorded, moment), backfill=True
+                    Upload(now, self.spec, request.cn, recorded, moment), backfill=True
                 )
                 self.backfilled.append(moment)
             moment += step

@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -55,6 +56,7 @@ class Simulator:
         self._in_flight = asyncio.Semaphore(MQTT_IN_FLIGHT)
         self.errors: list[BaseException] = []
         self._mqtt: aiomqtt.Client | None = None
+        self._clock: tuple[datetime, float] | None = None  # (device time, monotonic then)
 
     async def __aenter__(self) -> Simulator:
         self._mqtt = aiomqtt.Client(
@@ -117,6 +119,7 @@ class Simulator:
             if delay > 0:
                 await self._drain()  # what is due goes out before the pause
                 await asyncio.sleep(delay)
+            self._clock = (at, time.monotonic())
             for action in group:
                 await self._release(action)
             if self.on_progress is not None and at - shown >= PROGRESS_EVERY:
@@ -172,19 +175,29 @@ class Simulator:
             first, self.errors = self.errors[0], []
             raise first
 
+    def device_now(self) -> datetime:
+        """The devices' clock: the time of the latest actions released, advanced by the wall
+        time since (the local time before any were)."""
+        if self._clock is None:
+            return datetime.now()
+        at, then = self._clock
+        return at + timedelta(seconds=time.monotonic() - then)
+
     def live_loggers(self) -> list[LoggerSpec]:
         """The registered loggers still working (a dead one stays silent)."""
         out = []
         for plant in self.plants:
             specs = loggers_of(plant.k)
-            out += [specs["DA1"], specs["DW1"]] + ([] if plant.dv1_dead else [specs["DV1"]])
+            out += [specs[name] for name in ("DA1", "DB1", "DW1")]
+            out += [] if plant.dv1_dead else [specs["DV1"]]
         return out
 
     async def keep_alive(self, stop: asyncio.Event, every_s: float) -> None:
-        """Heartbeats from the live loggers every `every_s` seconds until `stop` is set, queued
-        behind whatever each logger is sending (errors go where the workers put theirs)."""
+        """Heartbeats from the live loggers every `every_s` seconds until `stop` is set, on the
+        devices' clock, queued behind whatever each logger is sending (errors go where the
+        workers put theirs)."""
         while not stop.is_set():
-            now = datetime.now()
+            now = self.device_now()
             for spec in self.live_loggers():
                 await self._release(Upload(now, spec, "9015"))
             with contextlib.suppress(TimeoutError):
