@@ -91,6 +91,7 @@ class MqttAdapter:
         self.power = power
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.connected = asyncio.Event()
+        self._was_up = False  # the current session got as far as subscribing
         self.connections = 0
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -111,12 +112,16 @@ class MqttAdapter:
                 await self._session()
                 attempt = 0
             except aiomqtt.MqttError as exc:
+                # a session that was up ends an outage: the next one starts from the first
+                # delay, and is logged
+                attempt = 1 if self._was_up else attempt + 1
+                self._was_up = False
                 self.connected.clear()
                 if self._stopping:
                     break
-                attempt += 1
-                delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2**attempt)
-                delay *= random.uniform(0.5, 1.0)
+                delay = reconnect_delay(
+                    attempt, self.config.reconnect_min_s, self.config.reconnect_max_s
+                )
                 metrics.ERRORS_TOTAL.labels(stage="mqtt_connection").inc()
                 if attempt == 1 or attempt % 10 == 0:
                     log.warning(
@@ -181,6 +186,7 @@ class MqttAdapter:
                 )
                 await client.subscribe(name, qos=1)
             self.connected.set()
+            self._was_up = True
             log.info(
                 "MQTT subscribed", host=self.config.host, port=self.config.port, topics=self.filters
             )
@@ -339,3 +345,9 @@ def _dead_letter_body(topic: str, payload: bytes, exc: PayloadError, now: dateti
         },
         ensure_ascii=False,
     ).encode()
+
+
+def reconnect_delay(attempt: int, min_s: float, max_s: float) -> float:
+    """The wait before reconnect attempt `attempt` (1 after a session that was up): doubling
+    from `min_s`, capped at `max_s`, jittered down to half."""
+    return min(max_s, min_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)

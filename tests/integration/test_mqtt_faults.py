@@ -15,6 +15,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from adapters.mqtt.adapter import reconnect_delay
 from gateway import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
@@ -151,6 +152,7 @@ async def test_gateway_sigkill_broker_redelivers_and_points_are_exactly_once(
 
 
 async def test_broker_restart_adapter_reconnects_and_resumes(
+    capfd: pytest.CaptureFixture[str],
     own_mosquitto: localstack.ManagedProcess,
     gateway_config: Callable[..., LoadedConfig],
     influx: localstack.ManagedProcess,
@@ -172,5 +174,23 @@ async def test_broker_restart_adapter_reconnects_and_resumes(
         await publish_many(own_mosquitto.port, "f3/power/E1/M1", 10, start=10)
         values = await wait_values(influx.url, database, 20, 15)
         assert values == [float(i) for i in range(20)]
+        # a second outage after a good session: logged again, retried from the first delay
+        await asyncio.to_thread(own_mosquitto.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(own_mosquitto.start)
+        await asyncio.wait_for(gw.mqtt.connected.wait(), 15)
+        assert gw.mqtt.connections >= 3
+        logged = capfd.readouterr()
+        lines = [
+            ln for ln in (logged.out + logged.err).splitlines() if "MQTT connection lost" in ln
+        ]
+        assert len([ln for ln in lines if "attempt=1" in ln]) == 2, lines  # one per outage
     finally:
         await gw.shutdown()
+
+
+def test_reconnect_delay_doubles_from_the_first_and_is_capped() -> None:
+    for _ in range(50):
+        assert 0.05 <= reconnect_delay(1, 0.1, 0.5) <= 0.1
+        assert 0.1 <= reconnect_delay(2, 0.1, 0.5) <= 0.2
+        assert 0.25 <= reconnect_delay(9, 0.1, 0.5) <= 0.5
