@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from prometheus_client import make_asgi_app
@@ -110,6 +111,7 @@ class Gateway:
         self._ready = False
         self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
+        self._create_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     def registry(self) -> Registry:
@@ -132,6 +134,12 @@ class Gateway:
         except ConfigError as exc:
             log.error("registry reload refused; the registry in force stays", problems=exc.problems)
             return exc.problems
+        if not registry.data.enterprises and self.loaded.registry.data.enterprises:
+            problem = (
+                f"{path}: no enterprises (an empty or truncated file?); the registry in force stays"
+            )
+            log.error("registry reload refused; the registry in force stays", problems=[problem])
+            return [problem]
         self.loaded.registry = registry
         self.hj212.registry = registry
         self.power.registry = registry
@@ -210,10 +218,9 @@ class Gateway:
         self._start_rules()
         await self.sink.start()
         if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
-            try:
-                await self.sink.ensure_database()
-            except WriteError as exc:
-                log.warning("could not create the database now; data is spooled", error=str(exc))
+            # in the background: a hanging InfluxDB must not delay the listeners (the sink
+            # creates the database on its first write too)
+            self._create_task = asyncio.create_task(self._create_database(), name="create-db")
         self._forward_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
         if self.loaded.config.hj212.enabled:
             await self.hj212.start()
@@ -221,6 +228,13 @@ class Gateway:
             self.mqtt.start()
         await self._start_api()
         self._ready = True
+
+    async def _create_database(self) -> None:
+        assert isinstance(self.sink, InfluxV1Sink)
+        try:
+            await self.sink.ensure_database()
+        except WriteError as exc:
+            log.warning("could not create the database now; data is spooled", error=str(exc))
 
     async def _start_api(self) -> None:
         cfg = self.loaded.config
@@ -248,29 +262,47 @@ class Gateway:
         await self._stop.wait()
 
     async def shutdown(self) -> None:
+        """Stop within `shutdown_timeout_s` at most: each step gets its share of what is left,
+        and a tenth stays for fsyncing the spool and closing."""
         timeout = self.loaded.config.gateway.shutdown_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout * 0.9
         log.info("shutting down", timeout_s=timeout)
         self._ready = False
+
+        def left(share: float) -> float:
+            return max(0.0, min(share, deadline - loop.time()))
+
         if self.api is not None:
-            await self.api.close(timeout / 4)
+            await _within(self.api.close(left(timeout / 8)), left(timeout / 8) + 0.1)
         if self.mqtt is not None:
-            await self.mqtt.close(timeout / 4)
-        await self.hj212.close(timeout / 4)
+            await _within(self.mqtt.close(left(timeout / 8)), left(timeout / 8) + 0.1)
+        await _within(self.hj212.close(left(timeout / 4)), left(timeout / 4) + 0.1)
         if self._forward_task is not None:
-            await self.forwarder.drain(timeout / 2, self._forward_task)
+            await _within(self.forwarder.drain(left(timeout), self._forward_task), left(timeout))
+            self._forward_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._forward_task
+        for task in (self._status_task, self._create_task):
+            if task is not None:
+                task.cancel()
         if self.rules is not None:
             await self.rules.close()
-        if self._status_task is not None:
-            self._status_task.cancel()
         await self.spool.close()
-        await self.sink.close()
+        await _within(self.sink.close(), max(0.1, timeout * 0.05))
         if self.anomalies is not None:
             self.anomalies.close()
         if self.regime is not None:
             self.regime.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
+
+
+async def _within(step: Coroutine[Any, Any, None], seconds: float) -> None:
+    """Run a shutdown step for at most `seconds`; past that it is cancelled."""
+    try:
+        await asyncio.wait_for(step, max(seconds, 0.01))
+    except TimeoutError:
+        log.warning("shutdown step cut short", step=getattr(step, "__qualname__", "?"))
 
 
 async def run(loaded: LoadedConfig) -> None:

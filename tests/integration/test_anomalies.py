@@ -188,6 +188,12 @@ async def test_registry_reload_through_the_api(gateway_config: object, monkeypat
                 "/api/v1/registry/reload", headers={"Authorization": "Bearer root"}
             )
             assert broken.status_code == 422 and "appears twice" in broken.text
+            registry_file.write_text("")  # emptied (a truncated copy): it would drop everyone
+            empty = await client.post(
+                "/api/v1/registry/reload", headers={"Authorization": "Bearer root"}
+            )
+            assert empty.status_code == 422 and "no enterprises" in empty.text
+            assert gw.registry().enterprise("E1") is not None
             registry_file.write_text(
                 REGISTRY
                 + """
