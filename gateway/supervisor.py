@@ -7,7 +7,6 @@ and be acknowledged, deliver what InfluxDB will take within the timeout, fsync, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
@@ -281,8 +280,12 @@ class Gateway:
         if self._forward_task is not None:
             await _within(self.forwarder.drain(left(timeout), self._forward_task), left(timeout))
             self._forward_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._forward_task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # its failure must not skip the spool's fsync below
+                log.exception("forwarder failed")
         for task in (self._status_task, self._create_task):
             if task is not None:
                 task.cancel()
