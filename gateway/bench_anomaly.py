@@ -18,8 +18,8 @@ import aiomqtt
 from adapters.hj212.device import DeviceClient
 
 from . import bench, localstack
+from .simulator.devices import LoggerSpec, Upload
 from .simulator.loggers import encode
-from .simulator.plant import LoggerSpec, Upload
 
 OFFLINE_AFTER_S = 5.0
 REGISTRY = f"""

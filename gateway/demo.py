@@ -27,7 +27,7 @@ from . import localstack
 from .anomalies.model import AnomalyEvent
 from .config import load_config
 from .simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
-from .simulator.plant import ORANGE, RED, SHUTDOWN_FROM
+from .simulator.script import ORANGE, RED, SHUTDOWN_FROM
 from .supervisor import Gateway
 
 BEIJING = ZoneInfo("Asia/Shanghai")

@@ -17,27 +17,23 @@ from adapters.hj212.sm4 import parse_key
 from adapters.mqtt.payloads import parse_payload
 from gateway.plates import normalise_plate
 from gateway.registry import RegistryFile
-from gateway.simulator.loggers import encode
-from gateway.simulator.plant import (
+from gateway.simulator.devices import (
     BEIJING,
     COD,
     DUST,
-    HEARTBEAT_AFTER,
     O2,
-    SCRIPTED_TYPES,
     SO2,
     SO2_2005,
-    WALL_CLOCK,
-    Expected,
-    Plant,
     Publish,
     Upload,
-    expected_anomalies,
     loggers_of,
     permit_plate,
     permit_spelling,
-    registry_toml,
 )
+from gateway.simulator.expected import SCRIPTED_TYPES, WALL_CLOCK, Expected, expected_anomalies
+from gateway.simulator.loggers import encode
+from gateway.simulator.plant import HEARTBEAT_AFTER, Plant
+from gateway.simulator.registry import registry_toml
 from gateway.vocabulary import canonical
 
 DAY = datetime(2026, 5, 20)

@@ -19,7 +19,7 @@ from adapters.hj212.cp import parse_cp, parse_hj212_time
 from adapters.hj212.device import DeviceClient
 from adapters.hj212.frame import Frame
 
-from .plant import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload
+from .devices import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload
 
 REPLY_TIMEOUT_S = 10.0
 LAST_PART = (O2, FLOW)  # what a splitting logger sends in the last packet

@@ -1,5 +1,5 @@
-"""The simulated enterprises and their days, as a timeline of device actions (no I/O; the same
-plant state and day give the same actions), and the anomalies the scripted day must give.
+"""The simulated enterprises' days as a timeline of device actions (no I/O; the same plant
+state and day give the same actions).
 
 Each enterprise `SIM{k}` (region `sim-city`) has:
 
@@ -17,428 +17,69 @@ Each enterprise `SIM{k}` (region `sim-city`) has:
   energy every 5 minutes, and `T1` (treatment facility F1, which serves L1) publishing its
   5-minute readings as a JSON array every 30 minutes;
 - gate `G1` with heavy trucks and delivery vans through the day, and a permit (whitelist) for
-  one 国四 truck, typed into the registry in another spelling than the gate reads it;
-- alert plans: under orange, line L2 is curtailed by 30 % and L3 stops; under red, L3 stops.
+  one 国四 truck (`registry`).
 
 Loggers send a heartbeat (9015) after 15 minutes without other traffic. A normal day: L1 runs
-06:00-22:00 with treatment from 05:50 to 22:10, L2 runs 08:00-20:00, L3 all day. The caller
-declares the regime of the scripted day (`SHUTDOWN_FROM`, `ORANGE`, `RED`: a shutdown order for
-L1 from 10:00, an orange alert 12:00-20:00, then red 20:00-22:00). The scripted day (times in
-Beijing time, the devices' clock) adds the faults:
-
-- 03:00 COD over its limit at DW1 (`over_limit`);
-- the 05:00 hour of DW1 is not sent; DW1 back-fills it when the gateway asks (`data_gap`);
-- 06:00 SO2 at odd enterprises' DA1 over its limit as measured but not at 9 % O2 (no anomaly);
-  08:00 under it as measured but over at 9 % O2 (`over_limit`);
-- 07:00 SO2 at DB1 under its limit as measured, over it at 9 % O2 (`over_limit`);
-- 08:00-08:40 treatment off while L1 runs (`treatment_not_running`; T1's array of 08:00-08:25
-  arrives at 08:25);
-- 09:00-09:40 DA1 reports zero dust while L1 runs (`suspicious_data`);
-- L1 stops at 10:30 under the order but runs again 12:00-12:40, after its 2 h grace
-  (`production_during_shutdown`), with flue gas flowing at DA1 until its first flag-F value at
-  12:40 (`emission_during_shutdown`);
-- DV1 falls silent at 11:00 for good (`device_offline`, judged on the wall clock);
-- L2 keeps full power under the orange plan's 30 % cut (`curtailment_exceeded` against the
-  previous day);
-- L3 runs through the orange plan's stop and the red one that follows it
-  (`production_during_shutdown` from 14:00, the orange start + 2 h, until red ends at 22:00);
-- a 国四 diesel heavy truck enters at 14:30 (`banned_vehicle_entry`); a 国五 one at 14:40 and the
-  permitted 国四 one at 14:50 are allowed;
-- 16:00 a frame under DW1's MN with a wrong password (`auth_failure`);
-- 16:10 a logger whose MN is not registered uploads (`unregistered_device`);
-- DW1 sends no hourly data from 18:00 on, only heartbeats, and has none to back-fill
-  (`data_gap`, open).
-
-`expected_anomalies` derives the list of these anomalies from the same constants.
+06:00-22:00 with treatment from 05:50 to 22:10, L2 runs 08:00-20:00, L3 all day. The scripted
+day adds the faults of `script`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple
-from zoneinfo import ZoneInfo
 
-BEIJING = ZoneInfo("Asia/Shanghai")
-TEN_MIN = timedelta(minutes=10)
-HOUR = timedelta(hours=1)
+from .devices import (
+    COD,
+    DUST,
+    DUST_2005,
+    FLOW,
+    FLOW_2005,
+    HOUR,
+    NH3N,
+    NMHC,
+    NOX,
+    NOX_2005,
+    O2,
+    O2_2005,
+    SO2,
+    SO2_2005,
+    TEN_MIN,
+    WFLOW,
+    Action,
+    LoggerSpec,
+    Publish,
+    Upload,
+    banned_plate,
+    loggers_of,
+    permit_plate,
+)
+from .registry import REF_O2
+from .script import (
+    ALLOWED_IN,
+    BANNED_IN,
+    BOILER_FAULT,
+    COD_FAULT_HOUR,
+    DUST_ZEROS,
+    DV1_SILENT,
+    HOURLY_UNTIL,
+    IMPOSTOR_AT,
+    L1_RESTART,
+    L1_STOP,
+    PERMIT_IN,
+    SPLIT_FAULTS,
+    TREATMENT_OFF,
+    UNKNOWN_AT,
+    UNSENT_HOUR,
+)
+
 HEARTBEAT_AFTER = timedelta(minutes=15)
 METER_EVERY = timedelta(minutes=5)
 ARRAY_READINGS = 6  # T1 publishes 6 readings (30 minutes) per message
 KEEP_RECORDS = timedelta(days=7)
-SHUTDOWN_GRACE = timedelta(hours=2)  # the registry's default `shutdown_grace_s`
-
-SCRIPTED_TYPES = (
-    "over_limit",
-    "data_gap",
-    "treatment_not_running",
-    "suspicious_data",
-    "production_during_shutdown",
-    "emission_during_shutdown",
-    "device_offline",
-    "curtailment_exceeded",
-    "banned_vehicle_entry",
-    "auth_failure",
-    "unregistered_device",
-)
-
-PASSWORD = "sim212"
-SO2, NOX, DUST, O2, FLOW = "a21026", "a21002", "a34013", "a19001", "a00000"
-COD, NH3N, WFLOW, NMHC = "w01018", "w21003", "w00000", "a24088"
-# HJ/T 212-2005 codes of the boiler stack: O2, flue-gas flow, SO2, NOx, particulates
-O2_2005, FLOW_2005, SO2_2005, NOX_2005, DUST_2005 = "S01", "B02", "02", "03", "01"
-REF_O2 = 9.0
-SO2_LIMIT = 100.0
-
-# The regime the caller declares for the scripted day (`gateway.demo.regime_for`), in hours:
-SHUTDOWN_FROM = 10  # a shutdown order for line L1, until the day's end
-ORANGE = (12, 20)  # an orange alert over the region
-RED = (20, 22)  # then red, without a gap
-
-# The scripted faults, hours or (hour, minute) in Beijing time:
-COD_FAULT_HOUR = 3
-UNSENT_HOUR = 5  # DW1's hour kept for the back-fill
-SPLIT_FAULTS = {6: (115.0, 6.0), 8: (80.0, 13.0)}  # odd DA1: hour -> (SO2, O2) measured
-BOILER_FAULT = (7, 70.0, 15.0)  # DB1: hour, SO2, O2 measured
-TREATMENT_OFF = ((8, 0), (8, 40))
-DUST_ZEROS = ((9, 0), (9, 40))
-L1_STOP = (10, 30)
-L1_RESTART = ((12, 0), (12, 40))
-DV1_SILENT = 11
-BANNED_IN, ALLOWED_IN, PERMIT_IN = (14, 30), (14, 40), (14, 50)
-IMPOSTOR_AT, UNKNOWN_AT = (16, 0), (16, 10)
-HOURLY_UNTIL = 18  # DW1 sends only heartbeats from this hour on
-
-WALL_CLOCK: Literal["wall clock"] = "wall clock"
-WALL_CLOCK_TYPES = frozenset({"device_offline", "auth_failure", "unregistered_device"})
-
-
-@dataclass(frozen=True, slots=True)
-class LoggerSpec:
-    """One HJ 212 data logger (or an impostor using a logger's MN) of enterprise `SIM{k}`."""
-
-    k: int
-    name: str
-    mn: str
-    st: str
-    version: Literal["2005", "2017", "2025"]
-    password: str = PASSWORD
-    sm4_key: str | None = None
-    split_hourly: bool = False
-    modbus_every: int = 0  # every n-th hourly upload carries a CRC-16/MODBUS checksum
-
-    @property
-    def key(self) -> str:
-        return f"SIM{self.k}/{self.name}"
-
-    @property
-    def flag_version(self) -> int:
-        return {"2005": 0, "2017": 1, "2025": 2}[self.version]
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """An HJ 212 data upload (or heartbeat, CN 9015) sent at `at` (device clock); `bare`
-    uploads go without QN and Flag, as some 2005 loggers send them (never answered)."""
-
-    at: datetime
-    logger: LoggerSpec
-    cn: str
-    cp: str = ""
-    data_time: datetime | None = None
-    crc: str = "hj212"
-    expect_reply: bool = True
-    bare: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """An MQTT message (topic below the feed prefix) published at `at`."""
-
-    at: datetime
-    topic: str
-    payload: dict[str, object] | list[dict[str, object]]
-
-
-Action = Upload | Publish
-
-
-class Expected(NamedTuple):
-    """An anomaly as the replay compares it: times in Beijing time, or `WALL_CLOCK` for the
-    types judged on the wall clock (a replay cannot fix those); `ended_at` None while open."""
-
-    enterprise: str
-    type: str
-    subject: str
-    started_at: datetime | Literal["wall clock"]
-    ended_at: datetime | Literal["wall clock"] | None
-
-    @classmethod
-    def of(
-        cls,
-        enterprise: str,
-        type_: str,
-        subject: str,
-        started_at: datetime,
-        ended_at: datetime | None,
-    ) -> Expected:
-        """An anomaly the gateway reports, in the same form."""
-        if type_ in WALL_CLOCK_TYPES:
-            return cls(
-                enterprise, type_, subject, WALL_CLOCK, None if ended_at is None else WALL_CLOCK
-            )
-        end = ended_at.astimezone(BEIJING) if ended_at is not None else None
-        return cls(enterprise, type_, subject, started_at.astimezone(BEIJING), end)
-
-    def key(self) -> tuple[str, str, str, str]:
-        """Sort order: enterprise, then start, type and subject."""
-        return (self.enterprise, _shown(self.started_at), self.type, self.subject)
-
-    def __str__(self) -> str:
-        return (
-            f"{self.enterprise:<12} {self.type:<27} {self.subject:<44} "
-            f"{_shown(self.started_at):<16} -> {_shown(self.ended_at)}"
-        )
-
-
-def _shown(moment: datetime | str | None) -> str:
-    """Beijing time to the minute, or to the microsecond when it is not on a minute."""
-    if isinstance(moment, datetime):
-        local = moment.astimezone(BEIJING)
-        exact = f":{local:%S.%f}" if local.second or local.microsecond else ""
-        return f"{local:%Y-%m-%d %H:%M}{exact}"
-    return "open" if moment is None else moment
-
-
-def mn_of(k: int, suffix: str) -> str:
-    return f"SIM{k:04d}{suffix}".ljust(24, "0")
-
-
-def owner_of(enterprise: str, subject: str) -> str:
-    """The simulated enterprise an anomaly is about: an unregistered MN belongs to no enterprise
-    in the registry, but its subject names the simulated one."""
-    found = re.match(r"mn:SIM(\d{4})", subject)
-    return enterprise if found is None else f"SIM{int(found.group(1))}"
-
-
-def sm4_key_of(k: int) -> str:
-    return f"{k:04d}".rjust(32, "5")
-
-
-def banned_plate(k: int) -> str:
-    return f"冀A4{k:04d}"
-
-
-def permit_plate(k: int) -> str:
-    """The permitted 国四 truck's plate as the gate reads it."""
-    return f"冀C7{k:04d}"
-
-
-_FULL_WIDTH = {ord(c): ord(c) + 0xFEE0 for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-
-
-def permit_spelling(k: int) -> str:
-    """The same plate as the permit was typed into the registry: `冀c·70000` (lower case and
-    a middle dot) at even enterprises, full-width `冀Ｃ７０００１` at odd ones."""
-    plate = permit_plate(k)
-    if k % 2 == 0:
-        return f"{plate[0]}{plate[1].lower()}·{plate[2:]}"
-    return plate[0] + plate[1:].translate(_FULL_WIDTH)
-
-
-def loggers_of(k: int) -> dict[str, LoggerSpec]:
-    """The enterprise's loggers, and the two devices that are not what they claim."""
-    return {
-        "DA1": LoggerSpec(
-            k, "DA1", mn_of(k, "A"), "31", "2025", sm4_key=sm4_key_of(k), split_hourly=k % 2 == 1
-        ),
-        "DB1": LoggerSpec(k, "DB1", mn_of(k, "B"), "31", "2005"),
-        "DW1": LoggerSpec(k, "DW1", mn_of(k, "W"), "32", "2017", modbus_every=6 * (k % 2 == 0)),
-        "DV1": LoggerSpec(k, "DV1", mn_of(k, "V"), "27", "2017"),
-        "impostor": LoggerSpec(k, "DW1-impostor", mn_of(k, "W"), "32", "2017", password="x"),
-        "unknown": LoggerSpec(k, "unregistered", mn_of(k, "X"), "32", "2017"),
-    }
-
-
-def registry_toml(enterprises: int, *, logger_offline_after_s: float | None = None) -> str:
-    """The registry of the simulated enterprises (all in region `sim-city`)."""
-    offline = f"\n  offline_after_s = {logger_offline_after_s}" if logger_offline_after_s else ""
-    out = []
-    for k in range(enterprises):
-        lg = loggers_of(k)
-        out.append(f"""
-[[enterprises]]
-id = "SIM{k}"
-name = "Simulated plant {k}"
-region = "sim-city"
-industry = "coking"
-  [[enterprises.outlets]]
-  id = "DA1"
-  mn = "{lg["DA1"].mn}"
-  password = "{PASSWORD}"
-  version = "2025"
-  sm4_key = "{lg["DA1"].sm4_key}"
-  kind = "gas"
-  lines = ["L1"]
-  stopped_flow = 3.0{offline}
-  [enterprises.outlets.pollutants]
-  {SO2} = {{ limit = {SO2_LIMIT:g}, ref_o2 = {REF_O2}, unit = "mg/m3" }}
-  {NOX} = {{ limit = 150, ref_o2 = {REF_O2}, unit = "mg/m3" }}
-  {DUST} = {{ limit = 20, ref_o2 = {REF_O2}, unit = "mg/m3" }}
-  [[enterprises.outlets]]
-  id = "DB1"
-  mn = "{lg["DB1"].mn}"
-  password = "{PASSWORD}"
-  version = "2005"
-  kind = "gas"{offline}
-  [enterprises.outlets.pollutants]
-  "{SO2_2005}" = {{ limit = {SO2_LIMIT:g}, ref_o2 = {REF_O2}, unit = "mg/m3" }}
-  {NOX} = {{ limit = 150, ref_o2 = {REF_O2}, unit = "mg/m3" }}
-  [[enterprises.outlets]]
-  id = "DW1"
-  mn = "{lg["DW1"].mn}"
-  password = "{PASSWORD}"
-  version = "2017"
-  kind = "water"{offline}
-  [enterprises.outlets.pollutants]
-  {COD} = {{ limit = 50, unit = "mg/L" }}
-  {NH3N} = {{ limit = 5, unit = "mg/L" }}
-  [[enterprises.outlets]]
-  id = "DV1"
-  mn = "{lg["DV1"].mn}"
-  password = "{PASSWORD}"
-  version = "2017"
-  kind = "vocs"{offline}
-  [enterprises.outlets.pollutants]
-  {NMHC} = {{ limit = 60, unit = "mg/m3" }}
-  [[enterprises.meters]]
-  id = "P1"
-  role = "production"
-  line = "L1"
-  on_threshold_kw = 50
-  [[enterprises.meters]]
-  id = "P2"
-  role = "production"
-  line = "L2"
-  on_threshold_kw = 30
-  [[enterprises.meters]]
-  id = "P3"
-  role = "production"
-  line = "L3"
-  on_threshold_kw = 20
-  [[enterprises.meters]]
-  id = "T1"
-  role = "treatment"
-  line = "F1"
-  on_threshold_kw = 5
-  offline_after_s = 3600
-  [[enterprises.facilities]]
-  id = "F1"
-  name = "desulphurisation and dust removal"
-  meters = ["T1"]
-  [[enterprises.lines]]
-  id = "L1"
-  name = "coke oven"
-  treatment = [{{ facility = "F1" }}]
-  [[enterprises.lines]]
-  id = "L2"
-  name = "coal preparation"
-  [[enterprises.lines]]
-  id = "L3"
-  name = "coke dry quenching"
-  [[enterprises.gates]]
-  id = "G1"
-  name = "main gate"
-  [[enterprises.whitelist]]
-  plate = "{permit_spelling(k)}"
-  valid_from = 2020-01-01T00:00:00+08:00
-  valid_to = 2100-01-01T00:00:00+08:00
-  reason = "coke deliveries to the municipal heating plant"
-  [enterprises.plans.orange]
-  curtail = {{ L2 = 30 }}
-  stop_lines = ["L3"]
-  [enterprises.plans.red]
-  stop_lines = ["L3"]
-""")
-    return "".join(out)
-
-
-def expected_anomalies(day: datetime, k: int) -> list[Expected]:
-    """Every anomaly of enterprise `SIM{k}` once a normal day and then the scripted `day`
-    (local midnight) have been played under the declared regime, sorted by `Expected.key`."""
-
-    def at(hour: int, minute: int = 0) -> datetime:
-        return (day + timedelta(hours=hour, minutes=minute)).replace(tzinfo=BEIJING)
-
-    ent = f"SIM{k}"
-    lg = loggers_of(k)
-    water = f"mn:{lg['DW1'].mn}"
-    order_grace = at(SHUTDOWN_FROM) + SHUTDOWN_GRACE
-    alert_grace = at(ORANGE[0]) + SHUTDOWN_GRACE  # red follows orange: one obligation
-    out = [
-        Expected(
-            ent, "over_limit", f"outlet:{ent}/DW1/{COD}", at(COD_FAULT_HOUR), at(COD_FAULT_HOUR + 1)
-        ),
-        Expected(ent, "data_gap", water, at(UNSENT_HOUR), at(UNSENT_HOUR + 1)),
-        Expected(
-            ent,
-            "treatment_not_running",
-            f"line:{ent}/L1",
-            at(*TREATMENT_OFF[0]),
-            at(*TREATMENT_OFF[1]),
-        ),
-        Expected(
-            ent,
-            "suspicious_data",
-            f"outlet:{ent}/DA1:zeros",
-            at(*DUST_ZEROS[0]),
-            at(*DUST_ZEROS[1]),
-        ),
-        Expected(
-            ent,
-            "production_during_shutdown",
-            f"line:{ent}/L1",
-            max(order_grace, at(*L1_RESTART[0])),
-            at(*L1_RESTART[1]),
-        ),
-        # 10-minute records start on the stop: the one at the stop is the first flag F
-        Expected(
-            ent,
-            "emission_during_shutdown",
-            f"outlet:{ent}/DA1",
-            max(order_grace, at(*L1_RESTART[0])),
-            at(*L1_RESTART[1]),
-        ),
-        Expected(ent, "curtailment_exceeded", f"line:{ent}/L2", at(ORANGE[0]), at(ORANGE[1])),
-        Expected(ent, "production_during_shutdown", f"line:{ent}/L3", alert_grace, at(RED[1])),
-        Expected(
-            ent,
-            "banned_vehicle_entry",
-            f"gate:{ent}/G1/{banned_plate(k)}",
-            at(*BANNED_IN),
-            at(*BANNED_IN),
-        ),
-        Expected(ent, "data_gap", water, at(HOURLY_UNTIL), None),
-        Expected(ent, "device_offline", f"mn:{lg['DV1'].mn}", WALL_CLOCK, None),
-        Expected(ent, "auth_failure", water, WALL_CLOCK, WALL_CLOCK),
-        Expected("unregistered", "unregistered_device", f"mn:{lg['unknown'].mn}", WALL_CLOCK, None),
-    ]
-    over = [("DB1", BOILER_FAULT[0])] if _over(*BOILER_FAULT[1:]) else []
-    if lg["DA1"].split_hourly:  # the hours over the limit at the reference O2 only
-        over += [("DA1", hour) for hour, fault in SPLIT_FAULTS.items() if _over(*fault)]
-    for outlet, hour in over:
-        subject = f"outlet:{ent}/{outlet}/{SO2}"
-        out.append(Expected(ent, "over_limit", subject, at(hour), at(hour + 1)))
-    return sorted(out, key=Expected.key)
-
-
-def _over(so2: float, o2: float) -> bool:
-    """Whether a measured SO2 mean is over its limit once converted to the reference O2."""
-    return so2 * (21 - REF_O2) / (21 - o2) > SO2_LIMIT
 
 
 def _on(t: datetime, start: tuple[int, int], end: tuple[int, int]) -> bool:

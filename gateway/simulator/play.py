@@ -16,8 +16,9 @@ from types import TracebackType
 
 import aiomqtt
 
+from .devices import Action, LoggerSpec, Publish, Upload, loggers_of
 from .loggers import Logger
-from .plant import Action, LoggerSpec, Plant, Publish, Upload, loggers_of
+from .plant import Plant
 
 PROGRESS_EVERY = timedelta(minutes=10)
 SYNC_EVERY = timedelta(minutes=10)

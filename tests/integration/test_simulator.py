@@ -17,13 +17,8 @@ from gateway.config import load_config
 from gateway.demo import regime_for
 from gateway.regime import AlertSpec, OrderSpec
 from gateway.simulator import Simulator, registry_toml
-from gateway.simulator.plant import (
-    COD,
-    SO2,
-    SO2_2005,
-    Expected,
-    expected_anomalies,
-)
+from gateway.simulator.devices import COD, SO2, SO2_2005
+from gateway.simulator.expected import Expected, expected_anomalies
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, write_config
 

@@ -1,0 +1,125 @@
+"""The registry of the simulated enterprises: their outlets and limits, meters, lines, gate,
+a permit typed in another spelling than the gate reads it, and alert plans (under orange, line
+L2 is curtailed by 30 % and L3 stops; under red, L3 stops)."""
+
+from __future__ import annotations
+
+from .devices import (
+    COD,
+    DUST,
+    NH3N,
+    NMHC,
+    NOX,
+    PASSWORD,
+    SO2,
+    SO2_2005,
+    loggers_of,
+    permit_spelling,
+)
+
+# The gas outlets' reference O2 (%) and SO2 limit (mg/m3), which ZsAvg and the faults follow:
+REF_O2 = 9.0
+SO2_LIMIT = 100.0
+
+
+def registry_toml(enterprises: int, *, logger_offline_after_s: float | None = None) -> str:
+    """The registry of the simulated enterprises (all in region `sim-city`)."""
+    offline = f"\n  offline_after_s = {logger_offline_after_s}" if logger_offline_after_s else ""
+    out = []
+    for k in range(enterprises):
+        lg = loggers_of(k)
+        out.append(f"""
+[[enterprises]]
+id = "SIM{k}"
+name = "Simulated plant {k}"
+region = "sim-city"
+industry = "coking"
+  [[enterprises.outlets]]
+  id = "DA1"
+  mn = "{lg["DA1"].mn}"
+  password = "{PASSWORD}"
+  version = "2025"
+  sm4_key = "{lg["DA1"].sm4_key}"
+  kind = "gas"
+  lines = ["L1"]
+  stopped_flow = 3.0{offline}
+  [enterprises.outlets.pollutants]
+  {SO2} = {{ limit = {SO2_LIMIT:g}, ref_o2 = {REF_O2}, unit = "mg/m3" }}
+  {NOX} = {{ limit = 150, ref_o2 = {REF_O2}, unit = "mg/m3" }}
+  {DUST} = {{ limit = 20, ref_o2 = {REF_O2}, unit = "mg/m3" }}
+  [[enterprises.outlets]]
+  id = "DB1"
+  mn = "{lg["DB1"].mn}"
+  password = "{PASSWORD}"
+  version = "2005"
+  kind = "gas"{offline}
+  [enterprises.outlets.pollutants]
+  "{SO2_2005}" = {{ limit = {SO2_LIMIT:g}, ref_o2 = {REF_O2}, unit = "mg/m3" }}
+  {NOX} = {{ limit = 150, ref_o2 = {REF_O2}, unit = "mg/m3" }}
+  [[enterprises.outlets]]
+  id = "DW1"
+  mn = "{lg["DW1"].mn}"
+  password = "{PASSWORD}"
+  version = "2017"
+  kind = "water"{offline}
+  [enterprises.outlets.pollutants]
+  {COD} = {{ limit = 50, unit = "mg/L" }}
+  {NH3N} = {{ limit = 5, unit = "mg/L" }}
+  [[enterprises.outlets]]
+  id = "DV1"
+  mn = "{lg["DV1"].mn}"
+  password = "{PASSWORD}"
+  version = "2017"
+  kind = "vocs"{offline}
+  [enterprises.outlets.pollutants]
+  {NMHC} = {{ limit = 60, unit = "mg/m3" }}
+  [[enterprises.meters]]
+  id = "P1"
+  role = "production"
+  line = "L1"
+  on_threshold_kw = 50
+  [[enterprises.meters]]
+  id = "P2"
+  role = "production"
+  line = "L2"
+  on_threshold_kw = 30
+  [[enterprises.meters]]
+  id = "P3"
+  role = "production"
+  line = "L3"
+  on_threshold_kw = 20
+  [[enterprises.meters]]
+  id = "T1"
+  role = "treatment"
+  line = "F1"
+  on_threshold_kw = 5
+  offline_after_s = 3600
+  [[enterprises.facilities]]
+  id = "F1"
+  name = "desulphurisation and dust removal"
+  meters = ["T1"]
+  [[enterprises.lines]]
+  id = "L1"
+  name = "coke oven"
+  treatment = [{{ facility = "F1" }}]
+  [[enterprises.lines]]
+  id = "L2"
+  name = "coal preparation"
+  [[enterprises.lines]]
+  id = "L3"
+  name = "coke dry quenching"
+  [[enterprises.gates]]
+  id = "G1"
+  name = "main gate"
+  [[enterprises.whitelist]]
+  plate = "{permit_spelling(k)}"
+  valid_from = 2020-01-01T00:00:00+08:00
+  valid_to = 2100-01-01T00:00:00+08:00
+  reason = "coke deliveries to the municipal heating plant"
+  [enterprises.plans.orange]
+  curtail = {{ L2 = 30 }}
+  stop_lines = ["L3"]
+  [enterprises.plans.red]
+  stop_lines = ["L3"]
+""")
+    return "".join(out)
