@@ -1,5 +1,9 @@
 """Moves spooled records to InfluxDB in order: batches by size or time, retries with backoff
-(honouring Retry-After), splits on 413, and sets aside lines InfluxDB refuses (poison)."""
+(honouring Retry-After), splits on 413, and sets aside lines InfluxDB refuses (poison).
+
+The poison file is bounded (`poison_max_bytes`): past it, refused lines are only counted
+(`influx_poison_lines_dropped_total`). Refusals are logged once a minute at most, with the
+number suppressed since the last line."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from . import metrics
+from .ratelimit import LogLimiter
 from .sinks import Sink, WriteError
 from .spool import Position, ReadBatch, Spool
 
@@ -29,6 +34,7 @@ class Forwarder:
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
         poison_path: Path,
+        poison_max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.spool = spool
         self.sink = sink
@@ -37,6 +43,8 @@ class Forwarder:
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.poison_path = poison_path
+        self.poison_max_bytes = poison_max_bytes
+        self._poison_log = LogLimiter(60.0)
         self.healthy = True
         self.points_written = 0
         self._draining = False
@@ -151,14 +159,25 @@ class Forwarder:
 
     def _set_aside(self, line: bytes, exc: WriteError) -> None:
         metrics.POISON_LINES.inc()
-        log.error(
-            "InfluxDB refused a line; set aside",
-            reason=str(exc)[:200],
-            poison_file=str(self.poison_path),
-        )
+        reason = b"# " + str(exc).encode("utf-8", "replace").replace(b"\n", b" ") + b"\n"
+        entry = reason + (line if line.endswith(b"\n") else line + b"\n")
+        size = self.poison_path.stat().st_size if self.poison_path.exists() else 0
+        kept = size + len(entry) <= self.poison_max_bytes
+        suppressed = self._poison_log.allow("poison", time.monotonic())
+        if suppressed >= 0:
+            log.error(
+                "InfluxDB refused a line; set aside"
+                if kept
+                else "InfluxDB refused a line; the poison file is full, the line is only counted",
+                reason=str(exc)[:200],
+                poison_file=str(self.poison_path),
+                suppressed_since_last=suppressed,
+            )
+        if not kept:
+            metrics.POISON_DROPPED.inc()
+            return
         with self.poison_path.open("ab") as out:
-            out.write(b"# " + str(exc).encode("utf-8", "replace").replace(b"\n", b" ") + b"\n")
-            out.write(line if line.endswith(b"\n") else line + b"\n")
+            out.write(entry)
 
     async def _sleep(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -29,6 +29,10 @@ CODES_UNRECOGNISED = Counter(
     "hj212_codes_unrecognised_total",
     "Values under factor codes kept out of the tag space (stored in emission_unrecognised)",
 )
+PLAINTEXT_UPLOADS = Counter(
+    "hj212_plaintext_uploads_total",
+    "Data uploads taken in clear from devices with an SM4 key (allow_plaintext)",
+)
 SPLIT_UPLOADS_INCOMPLETE = Counter(
     "hj212_split_uploads_incomplete_total",
     "Split uploads judged without all their parts (window ran out or evicted)",
@@ -44,6 +48,10 @@ WRITE_RETRIES = Counter(
 )
 POISON_LINES = Counter(
     "influx_poison_lines_total", "Lines InfluxDB refused, set aside in the poison file"
+)
+POISON_DROPPED = Counter(
+    "influx_poison_lines_dropped_total",
+    "Lines InfluxDB refused that the full poison file could not keep",
 )
 ACK_LATENCY = Histogram(
     "ack_latency_seconds",

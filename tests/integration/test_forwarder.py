@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway import localstack
+from gateway import localstack, metrics
 from gateway.forwarder import Forwarder
 from gateway.sinks.influx_v1 import InfluxV1Sink
 from gateway.spool import Spool
@@ -49,6 +49,36 @@ async def test_poison_line_is_set_aside_and_the_rest_written(
     assert rows[0]["count"] == 50
     text = poison.read_bytes()
     assert bad in text and text.count(b"\n") == 2  # reason comment + the line
+
+
+async def test_the_poison_file_is_bounded_and_the_rest_is_still_written(
+    tmp_path: Path, influx: localstack.ManagedProcess, database: str
+) -> None:
+    localstack.create_database(influx.url, database)
+    spool = Spool(tmp_path / "spool")
+    await spool.open()
+    for i in range(40):  # 20 lines InfluxDB refuses among 20 it takes
+        await spool.append(f"m,k=a v={i}.0 {1_700_000_000_000_000_000 + i}\n".encode())
+        await spool.append(f'm,k=a v="t{i}" {1_700_000_000_000_001_000 + i}\n'.encode())
+    sink = InfluxV1Sink(influx.url, database)
+    await sink.start()
+    poison = tmp_path / "poison.lp"
+    fwd = Forwarder(
+        spool,
+        sink,
+        batch_lines=1000,
+        flush_interval_s=0.05,
+        poison_path=poison,
+        poison_max_bytes=2000,
+    )
+    dropped = metrics.POISON_DROPPED._value.get()
+    await run_until_drained(fwd, spool)
+    await sink.close()
+    await spool.close()
+    assert influx_rows(influx.url, database, "SELECT count(v) FROM m")[0]["count"] == 40
+    kept = poison.read_bytes().count(b"\nm,k=a")
+    assert poison.stat().st_size <= 2000 and 0 < kept < 40
+    assert metrics.POISON_DROPPED._value.get() - dropped == 40 - kept
 
 
 class FlakyInflux:
