@@ -19,12 +19,8 @@ import contextlib
 import os
 import resource
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ import aiohttp
 from adapters.hj212.builder import build_frame, build_segment
 
 from . import localstack
+from .devkit.process import metric, rss_mb, start_gateway, stop, wait_port
 
 POLLUTANTS = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")
 
@@ -239,50 +236,6 @@ def _count_measurement(url: str, measurement: str, field: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def _metric(port: int, name: str) -> float:
-    """One unlabelled sample from the gateway's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return float("nan")
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-async def _wait_port(port: int) -> None:
-    for _ in range(200):
-        try:
-            _, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise RuntimeError("gateway did not start")
-
-
 async def _idle(port: int, count: int) -> list[Any]:
     """Open `count` connections from several loopback source addresses; each says one heartbeat."""
     hb = build_frame(
@@ -319,8 +272,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         conns = args.connections
         port, mport = localstack.free_port(), localstack.free_port()
         config = _write_config(work, port, influx.url, conns, mport)
-        gw = _start_gateway(config, work / "gateway.log")
-        await _wait_port(port)
+        gw = start_gateway(config, work / "gateway.log")
+        await wait_port(port)
         base = datetime(2025, 1, 1)
         per_conn_frames = int(args.frames / conns)
         frames = [[_frame(_mn(k), i, base) for i in range(per_conn_frames)] for k in range(conns)]
@@ -342,33 +295,33 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         results["ack_latency_samples"] = len(latencies)
         results["ack_latency_p50_ms"] = statistics.median(latencies) * 1000
         results["ack_latency_p99_ms"] = latencies[int(len(latencies) * 0.99) - 1] * 1000
-        _stop(gw)
+        stop(gw)
 
         # the gateway alone: InfluxDB unreachable, everything goes to the spool
         dead = f"http://127.0.0.1:{localstack.free_port()}"
         port2, mport2 = localstack.free_port(), localstack.free_port()
         shutil.rmtree(work / "gw", ignore_errors=True)
         config2 = _write_config(work, port2, dead, conns, mport2)
-        gw2 = _start_gateway(config2, work / "gateway-alone.log")
-        await _wait_port(port2)
+        gw2 = start_gateway(config2, work / "gateway-alone.log")
+        await wait_port(port2)
         acked2, elapsed2 = await _drive(port2, frames, 256, args.seconds * 6)
         results["alone_frames_per_s"] = acked2 / elapsed2
         results["alone_points_per_s"] = acked2 * len(POLLUTANTS) / elapsed2
-        _stop(gw2)
+        stop(gw2)
 
         # memory: a fresh gateway process, so that freed memory from the runs above is not reused
         port3, mport3 = localstack.free_port(), localstack.free_port()
         shutil.rmtree(work / "gw", ignore_errors=True)
-        gw3 = _start_gateway(
+        gw3 = start_gateway(
             _write_config(work, port3, influx.url, conns, mport3), work / "gateway-idle.log"
         )
-        await _wait_port(port3)
+        await wait_port(port3)
         await asyncio.sleep(1.0)
-        rss_before = _rss_mb(gw3.pid)
+        rss_before = rss_mb(gw3.pid)
         writers = await _idle(port3, args.idle)
-        rss_after = _rss_mb(gw3.pid)
+        rss_after = rss_mb(gw3.pid)
         results["idle_connections"] = args.idle
-        results["idle_connections_open_in_gateway"] = _metric(mport3, "hj212_connections_open")
+        results["idle_connections_open_in_gateway"] = metric(mport3, "hj212_connections_open")
         results["rss_mb_before_idle"] = rss_before
         results["rss_mb_with_idle"] = rss_after
         per_conn_kb = (rss_after - rss_before) * 1024 / max(1, args.idle)
@@ -376,7 +329,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         results["rss_mb_extrapolated_50k_idle"] = rss_before + per_conn_kb * 50_000 / 1024
         for w in writers:
             w.close()
-        _stop(gw3)
+        stop(gw3)
         if not args.skip_mqtt:
             from .bench_mqtt import mqtt_runs
 

@@ -18,6 +18,7 @@ import aiomqtt
 from adapters.hj212.device import DeviceClient
 
 from . import bench, localstack
+from .devkit.process import start_gateway, stop, wait_port
 from .simulator.devices import LoggerSpec, Upload
 from .simulator.loggers import encode
 
@@ -62,10 +63,10 @@ async def anomaly_runs(
     config = bench._write_config(work, port, influx_url, 1, mport, mqtt_port=broker_port)
     (work / "registry.toml").write_text(REGISTRY)
     config.write_text(config.read_text().replace('topic_prefix = "bench"', 'topic_prefix = "lat"'))
-    gateway = bench._start_gateway(config, work / "gateway-anomaly.log")
+    gateway = start_gateway(config, work / "gateway-anomaly.log")
     results: dict[str, float] = {}
     try:
-        await bench._wait_port(port)
+        await wait_port(port)
         async with aiomqtt.Client("127.0.0.1", broker_port) as watcher:
             await watcher.subscribe("lat/anomalies/#", qos=1)
             await asyncio.sleep(1.0)
@@ -107,5 +108,5 @@ async def anomaly_runs(
         if offline_after is not None:
             results["offline_reported_after_threshold_s"] = offline_after
     finally:
-        bench._stop(gateway)
+        stop(gateway)
     return results

@@ -20,6 +20,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from . import bench, localstack
+from .devkit.process import start_gateway, stop, wait_port
 
 BASE = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -94,21 +95,21 @@ async def mqtt_runs(work: Path, influx_url: str, count: int) -> dict[str, float]
         port, mport = localstack.free_port(), localstack.free_port()
         config = bench._write_config(work, port, influx_url, 1, mport, mqtt_port=broker.port)
         log = work / "gateway-mqtt.log"
-        gateway = bench._start_gateway(config, log)  # creates the persistent session
-        await bench._wait_port(port)
+        gateway = start_gateway(config, log)  # creates the persistent session
+        await wait_port(port)
         await asyncio.sleep(2.0)
-        bench._stop(gateway)
+        stop(gateway)
         await asyncio.to_thread(_publish, broker.port, "bench/power/BENCH/M1", count)
         before = bench._count_measurement(influx_url, "power", "p_kw")
-        gateway = bench._start_gateway(config, log)
-        await bench._wait_port(port)  # up: the MQTT session starts now, not before
+        gateway = start_gateway(config, log)
+        await wait_port(port)  # up: the MQTT session starts now, not before
         started = time.perf_counter()
         stored = before
         while stored - before < count and time.perf_counter() - started < 600:
             await asyncio.sleep(0.2)
             stored = bench._count_measurement(influx_url, "power", "p_kw")
         elapsed = time.perf_counter() - started
-        bench._stop(gateway)
+        stop(gateway)
         results["mqtt_messages"] = count
         results["mqtt_points_verified"] = stored - before
         results["mqtt_gateway_msgs_per_s"] = (stored - before) / elapsed

@@ -90,6 +90,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from .devkit.fuzz import main as fuzz_main
+
+    return fuzz_main(args)
+
+
 def _raise_open_files_limit() -> None:
     """One descriptor per device connection: use the hard limit, not the soft one."""
     import resource
@@ -139,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_p.add_argument("--mqtt-messages", type=int, default=50000, help="MQTT run size")
     bench_p.add_argument("--skip-mqtt", action="store_true", help="HJ 212 runs only")
     bench_p.set_defaults(func=cmd_bench)
+    fuzz_p = sub.add_parser("fuzz", help="hostile devices beside good ones: what it cost")
+    fuzz_p.add_argument("--frames", type=int, default=1_000_000, help="hostile frames")
+    fuzz_p.add_argument("--seed", type=int, default=1)
+    fuzz_p.add_argument("--workdir", default="var/fuzz")
+    fuzz_p.set_defaults(func=cmd_fuzz)
     demo_p = sub.add_parser("demo", help="local stack + gateway + simulator, anomalies live")
     demo_p.add_argument("--enterprises", type=int, default=3)
     demo_p.add_argument("--speedup", type=float, default=600.0, help="x wall clock; 0: no pause")
