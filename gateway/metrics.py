@@ -71,6 +71,11 @@ SPOOL_FULL_TOTAL = Counter(
 ANOMALY_EVENTS = Counter(
     "anomaly_events_total", "Anomalies opened, updated, closed", ["type", "event"]
 )
+REFUSED_SOURCES_DROPPED = Counter(
+    "refused_sources_dropped_total",
+    "Frames with unregistered MNs from addresses beyond the bound of open unregistered_device "
+    "anomalies, counted in the address:* overflow anomaly instead",
+)
 ERRORS_TOTAL = Counter("errors_total", "Internal errors by stage", ["stage"])
 
 

@@ -41,7 +41,9 @@ def to_ns(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
-DeviceEventKind = Literal["contact", "unknown_mn", "bad_password"]
+# refused frames: an unregistered MN, a wrong PW, an encrypted CP area the registered SM4 key
+# does not decrypt (`bad_key`), or one from a device the registry has no key for (`no_key`)
+DeviceEventKind = Literal["contact", "unknown_mn", "bad_password", "bad_key", "no_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +56,4 @@ class DeviceEvent:
     enterprise: str = ""
     detail: str = ""
     device_time: datetime | None = None  # the device's clock as the frame showed it (QN)
+    address: str = ""  # where a refused frame came from: the peer's IP (TCP) or topic (MQTT)

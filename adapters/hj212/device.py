@@ -19,8 +19,11 @@ class DeviceClient:
         self._frames: list[Frame] = []
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> DeviceClient:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def connect(cls, host: str, port: int, *, source: str | None = None) -> DeviceClient:
+        """Connect, from the local address `source` when given (one of 127.0.0.0/8 on a
+        loopback test: a plant behind its own address)."""
+        local = (source, 0) if source is not None else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:

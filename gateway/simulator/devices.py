@@ -75,11 +75,19 @@ def mn_of(k: int, suffix: str) -> str:
     return f"SIM{k:04d}{suffix}".ljust(24, "0")
 
 
+def source_of(k: int) -> str:
+    """The loopback address enterprise `SIM{k}`'s loggers connect from (each plant behind its
+    own address) when the gateway is on this machine."""
+    return f"127.0.{10 + k // 250}.{1 + k % 250}"
+
+
 def owner_of(enterprise: str, subject: str) -> str:
-    """The simulated enterprise an anomaly is about: an unregistered MN belongs to no enterprise
-    in the registry, but its subject names the simulated one."""
-    found = re.match(r"mn:SIM(\d{4})", subject)
-    return enterprise if found is None else f"SIM{int(found.group(1))}"
+    """The simulated enterprise an anomaly is about: refused frames from an unregistered MN
+    belong to no enterprise in the registry, but their source address is the plant's."""
+    found = re.fullmatch(r"address:127\.0\.(\d+)\.(\d+)", subject)
+    if found is None or int(found.group(1)) < 10:
+        return enterprise
+    return f"SIM{(int(found.group(1)) - 10) * 250 + int(found.group(2)) - 1}"
 
 
 def sm4_key_of(k: int) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from .devices import BEIJING, COD, SO2, banned_plate, loggers_of
+from .devices import BEIJING, COD, SO2, banned_plate, loggers_of, source_of
 from .registry import REF_O2, SO2_LIMIT
 from .script import (
     BANNED_IN,
@@ -147,8 +147,10 @@ def expected_anomalies(day: datetime, k: int) -> list[Expected]:
         ),
         Expected(ent, "data_gap", water, at(HOURLY_UNTIL), None),
         Expected(ent, "device_offline", f"mn:{lg['DV1'].mn}", WALL_CLOCK, None),
-        Expected(ent, "auth_failure", water, WALL_CLOCK, WALL_CLOCK),
-        Expected("unregistered", "unregistered_device", f"mn:{lg['unknown'].mn}", WALL_CLOCK, None),
+        Expected(ent, "auth_failure", water, WALL_CLOCK, None),  # closes after 15 quiet min
+        Expected(
+            "unregistered", "unregistered_device", f"address:{source_of(k)}", WALL_CLOCK, None
+        ),
     ]
     over = [("DB1", BOILER_FAULT[0])] if _over(*BOILER_FAULT[1:]) else []
     if lg["DA1"].split_hourly:  # the hours over the limit at the reference O2 only

@@ -19,7 +19,7 @@ from adapters.hj212.cp import parse_cp, parse_hj212_time
 from adapters.hj212.device import DeviceClient
 from adapters.hj212.frame import Frame
 
-from .devices import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload
+from .devices import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload, source_of
 
 REPLY_TIMEOUT_S = 10.0
 LAST_PART = (O2, FLOW)  # what a splitting logger sends in the last packet
@@ -88,7 +88,9 @@ class Logger:
         for attempt in (1, 2):
             try:
                 if self.client is None:
-                    self.client = await DeviceClient.connect(*self.address)
+                    host, port = self.address
+                    source = source_of(self.spec.k) if host.startswith("127.") else None
+                    self.client = await DeviceClient.connect(host, port, source=source)
                 await self.client.send(raw)
                 if qn is not None:
                     await self._until_reply(qn)

@@ -64,7 +64,9 @@ async def test_wrong_password_opens_auth_failure_once(gateway: Gateway) -> None:
     assert (await dev.read_frame()).qn == qn_for(200)
     assert gateway.anomalies is not None
     items, total = gateway.anomalies.query(type_="auth_failure")
-    assert total == 1 and items[0].state == "closed" and items[0].evidence["frames"] == 5
+    # one anomaly for the five frames (its count is updated at most every 5 min); a good frame
+    # does not close it (an impostor may be interleaving): 15 quiet minutes do
+    assert total == 1 and items[0].state == "open" and items[0].evidence["frames"] == 1
     await dev.close()
 
 

@@ -11,7 +11,6 @@ from gateway.anomalies.model import Anomaly
 from gateway.anomalies.store import AnomalyStore
 from gateway.model import DeviceEvent, Point, to_ns
 from gateway.registry import Registry, RegistryFile
-from gateway.rules.auth import RefusedDevices
 from gateway.rules.engine import RuleEngine
 from gateway.rules.offline import DeviceOffline
 from gateway.rules.over_limit import OverLimit
@@ -153,29 +152,6 @@ def test_device_offline_contact_comes_from_events_for_loggers_and_data_for_meter
 
 
 # -- unregistered_device / auth_failure --------------------------------------------------
-
-
-def test_refused_frames_make_one_anomaly_per_device_and_close_on_acceptance() -> None:
-    rule = RefusedDevices(update_every_s=60)
-    first = rule.on_device_event(DeviceEvent("bad_password", f"mn:{MN}", T0, "E1", "from x"))
-    assert [(a.type, a.enterprise, a.state) for a in first] == [("auth_failure", "E1", "open")]
-    quiet = [
-        rule.on_device_event(
-            DeviceEvent("bad_password", f"mn:{MN}", T0 + timedelta(seconds=s), "E1")
-        )
-        for s in range(1, 30)
-    ]
-    assert all(q == [] for q in quiet)  # counted, not one event per frame
-    update = rule.on_device_event(
-        DeviceEvent("bad_password", f"mn:{MN}", T0 + timedelta(minutes=2), "E1")
-    )
-    assert update[0].evidence["frames"] == 31 and update[0].id == first[0].id
-    closed = rule.on_device_event(
-        DeviceEvent("contact", f"mn:{MN}", T0 + timedelta(minutes=3), "E1")
-    )
-    assert closed[0].state == "closed"
-    unknown = rule.on_device_event(DeviceEvent("unknown_mn", "mn:NOPE", T0))
-    assert [(a.type, a.enterprise) for a in unknown] == [("unregistered_device", "unregistered")]
 
 
 # -- engine + store: replay gives no duplicates ------------------------------------------------
