@@ -52,6 +52,9 @@ class Outlet(BaseModel):
     version: Literal["2005", "2017", "2025"] | None = None
     crc_policy: CrcPolicy | None = None
     sm4_key: str | None = None
+    allow_plaintext: bool = Field(
+        False, description="with sm4_key: take data uploads in clear too (migration)"
+    )
     timezone: str | None = None
     kind: Literal["gas", "water", "vocs", "dust", "power", "other"] = "gas"
     power_codes: dict[str, PowerCode] = Field(

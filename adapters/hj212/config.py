@@ -29,18 +29,49 @@ class Hj212Config(BaseModel):
     timezone: str = Field(
         "Asia/Shanghai", description="zone of DataTime unless a device says otherwise"
     )
-    idle_timeout_s: float = Field(600.0, gt=0)
+    idle_timeout_s: float = Field(
+        600.0, gt=0, description="close a connection without a complete frame this long"
+    )
     partial_frame_timeout_s: float = Field(30.0, gt=0)
+    frame_timeout_s: float = Field(
+        30.0, gt=0, description="close a connection whose frame begun is not complete this soon"
+    )
+    first_frame_timeout_s: float = Field(
+        60.0, gt=0, description="close a connection without an accepted frame this long"
+    )
     max_buffer_bytes: int = Field(16384, ge=1100, description="bytes held without a whole frame")
     max_connections: int = Field(60000, ge=1)
-    max_connections_per_address: int = Field(256, ge=1)
+    max_connections_per_address: int = Field(
+        4096, ge=1, description="connections from one address, with or without a frame"
+    )
+    max_unproven_per_address: int = Field(
+        64, ge=1, description="connections from one address without an accepted frame yet"
+    )
     max_inflight_per_connection: int = Field(256, ge=1, description="unacknowledged frames")
+    write_buffer_high_bytes: int = Field(
+        65536, ge=1024, description="unsent bytes past which reading from the device pauses"
+    )
+    write_buffer_max_bytes: int = Field(
+        262144, ge=1024, description="unsent bytes past which the connection is closed"
+    )
+    write_blocked_timeout_s: float = Field(
+        60.0, gt=0, description="close a connection that does not take its replies this long"
+    )
     answer_time_requests: bool = Field(True, description="send 1012 with the time after 9013")
     split_window_s: float = Field(
         600.0, gt=0, description="how long the parts of a split upload wait for the others"
     )
     backfill_timeout_s: float = Field(900.0, gt=0, description="how long a history request is open")
     error_log_interval_s: float = Field(60.0, ge=0, description="per device and reason")
+    max_past_days: float = Field(
+        3660.0, gt=0, le=36500, description="oldest DataTime taken, in days before receipt"
+    )
+    max_future_s: float = Field(
+        86400.0, ge=0, le=366 * 86400, description="latest DataTime taken, after receipt"
+    )
+    qn_window_s: float = Field(
+        600.0, ge=0, description="how long a device's QN may not come back with other content"
+    )
 
     _tz = field_validator("timezone")(check_timezone)
 

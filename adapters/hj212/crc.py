@@ -90,8 +90,14 @@ def format_crc(value: int) -> str:
 
 
 def crc_variant(data: bytes, sent: str) -> CrcVariant:
-    """Which CRC variant, if any, produced the 4 hex digits `sent` for `data`."""
+    """Which CRC variant, if any, produced the 4 hex digits `sent` for `data`.
+
+    The digits must be written in one case (``1DC0`` or ``1dc0``): a device prints its CRC
+    with one format, so ``1dC0`` is a corrupted field, however its value compares.
+    """
     if len(sent) != 4 or not all(c in _HEX_DIGITS for c in sent):
+        return "none"
+    if sent != sent.upper() and sent != sent.lower():
         return "none"
     received = int(sent, 16)
     if received == crc_hj212(data):

@@ -1,14 +1,19 @@
 """What the platform does with one raw HJ 212 frame, whatever carried it (TCP or MQTT).
 
-`FrameHandler.process` parses, checks (MN, PW, CRC policy), makes the data durable through the
-pipeline and returns the replies to send, each with the future that must complete first. The
-transport sends them in order; it never sends a data answer before its future is done.
+`FrameHandler.process` parses, checks (CRC policy, length, MN, PW; for data uploads the use of
+SM4, the data area, its values and time, the QN, what InfluxDB takes), makes the data durable
+through the pipeline and returns the replies to send, each with the future that must complete
+first. The transport sends them in order; it never sends a data answer before its future is
+done. A frame is stored and answered whole, or refused (counted, logged in one line at most per
+interval) and neither; whatever its bytes, no exception but SpoolFull / SpoolClosed leaves
+`process`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -18,6 +23,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from gateway import metrics
+from gateway.lineproto import unstorable
 from gateway.model import DeviceEvent, DeviceEventKind, Point
 from gateway.pipeline import Pipeline
 from gateway.power import PowerConverter, PowerSample
@@ -31,7 +37,7 @@ from .cp import CpData, parse_cp, parse_hj212_time
 from .crc import accepts
 from .errors import HJ212Error
 from .frame import Frame, parse_frame
-from .normalize import DATA_COMMANDS, Source, event_time, normalize
+from .normalize import DATA_COMMANDS, Source, TimeWindow, check_upload, normalize, number
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")
@@ -40,6 +46,7 @@ UPLOAD_PREFIXES = ("2", "3")  # data and device-info uploads are answered with 9
 _RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
 CONTACT_EVERY_S = 5.0
 CLOCK_STEP = timedelta(minutes=5)
+QN_MEMORY = 200_000  # (MN, QN, ...) entries kept for `qn_window_s` at most
 
 
 @dataclass(slots=True)
@@ -66,6 +73,12 @@ class Link(Protocol):
 
     @property
     def peer(self) -> str: ...
+
+    @property
+    def address(self) -> str:
+        """Where frames come from, as limits and refused-device anomalies group them (the IP
+        of a TCP peer, not ip:port)."""
+        ...
 
     @property
     def backfills(self) -> dict[str, Backfill]: ...
@@ -97,6 +110,11 @@ class FrameHandler:
         self.limiter = LogLimiter(config.error_log_interval_s)
         self.crc_seen: dict[str, str] = {}  # MN -> CRC variant it uses
         self.codes = CodeGate()
+        self.window = TimeWindow(
+            timedelta(days=config.max_past_days), timedelta(seconds=config.max_future_s)
+        )
+        # (MN, QN, CN, PNO, DataTime) of accepted uploads -> (when, hash of the frame's bytes)
+        self._qns: OrderedDict[tuple[str, str, str, int, str], tuple[float, int]] = OrderedDict()
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
         # MN -> (when its last contact was reported, the device clock it showed)
         self._contacts: dict[str, tuple[float, datetime | None]] = {}
@@ -113,7 +131,18 @@ class FrameHandler:
         try:
             frame = parse_frame(raw, self.key_for)
         except HJ212Error as exc:
-            self.reject(link, None, exc.reason, str(exc))
+            mn = exc.mn  # None when the header could not be read
+            self.reject(link, mn, exc.reason, str(exc))
+            # not decrypted, so not CRC-checked either (the CRC covers the plaintext)
+            if mn is not None and exc.reason in ("decrypt", "no_key"):
+                known = self.registry.device(mn)
+                address = link.address
+                if known is None:
+                    self._event("unknown_mn", mn, "", link.peer, address=address)
+                else:
+                    kind: DeviceEventKind = "bad_key" if exc.reason == "decrypt" else "no_key"
+                    self._event(kind, mn, known.enterprise, link.peer, address=address)
+                self._contacts.pop(mn, None)
             return None
         if expected_mn is not None and frame.mn != expected_mn:
             self.reject(link, frame.mn, "mn_mismatch", f"frame MN is not {expected_mn!r}")
@@ -123,14 +152,25 @@ class FrameHandler:
         if not accepts(policy, frame.crc):  # first: line noise must not pass for a bad MN or PW
             self.reject(link, frame.mn, "crc", f"CRC {frame.crc_sent} matches no variant")
             return None
+        if not frame.length_ok:  # a byte lost or added, which the 8-bit CRC may not see
+            self.reject(
+                link,
+                frame.mn,
+                "length_mismatch",
+                f"length field {frame.declared_length} counts neither the "
+                f"{frame.segment_length} bytes nor the {frame.char_length} characters",
+            )
+            return None
         if device is None:
             self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
-            self._event("unknown_mn", frame.mn, "", link.peer)
+            address = link.address
+            self._event("unknown_mn", frame.mn, "", link.peer, address=address)
             self._contacts.pop(frame.mn, None)
             return None
         if not device.outlet.open and frame.pw != device.outlet.password:
             self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
-            self._event("bad_password", frame.mn, device.enterprise, link.peer)
+            address = link.address
+            self._event("bad_password", frame.mn, device.enterprise, link.peer, address=address)
             self._contacts.pop(frame.mn, None)
             return None
         self._note_crc(frame)
@@ -148,7 +188,7 @@ class FrameHandler:
         if cn in ("9015", "9021"):
             return [Reply(None, builder.notice_ack(frame), "9013")] if frame.wants_reply else []
         if cn in DATA_COMMANDS:
-            return self._store(frame, device, link)
+            return self._store(frame, device, link, raw)
         if cn.startswith(UPLOAD_PREFIXES) and frame.wants_reply:
             return [Reply(None, builder.data_ack(frame), "9014")]
         return []
@@ -177,22 +217,25 @@ class FrameHandler:
         enterprise: str,
         peer: str,
         device_time: datetime | None = None,
+        address: str = "",
     ) -> None:
         if self.on_event is not None:
             event = DeviceEvent(
-                kind, f"mn:{mn}", self.clock(), enterprise, f"from {peer}", device_time
+                kind, f"mn:{mn}", self.clock(), enterprise, f"from {peer}", device_time, address
             )
             self.on_event(event)
 
     def reject(self, link: Link, mn: str | None, reason: str, detail: str) -> None:
-        """Count a refused frame; log it at most once per device, reason and interval."""
+        """Count a refused frame; log it at most once per sender address, reason and interval
+        (not per MN: a sender can make up a new one for every frame)."""
         metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=reason).inc()
-        suppressed = self.limiter.allow((mn or link.peer, reason), time.monotonic())
+        address = link.address
+        suppressed = self.limiter.allow((address, reason), time.monotonic())
         if suppressed >= 0:
             log.warning(
                 "frame rejected",
                 peer=link.peer,
-                mn=mn,
+                mn=mn if mn is None or len(mn) <= 40 else mn[:40] + "…",
                 reason=reason,
                 detail=detail,
                 suppressed_since_last=suppressed,
@@ -205,23 +248,54 @@ class FrameHandler:
                 log.info("device uses a non-standard CRC", mn=frame.mn, variant=frame.crc)
         metrics.crc_variant(frame.crc).inc()
 
-    def _store(self, frame: Frame, device: Device, link: Link) -> list[Reply] | None:
+    def _store(self, frame: Frame, device: Device, link: Link, raw: bytes) -> list[Reply] | None:
+        """Store a data upload whole and answer it, or refuse it whole (nothing stored)."""
+        if device.sm4_key is not None and not frame.encrypted:
+            if not device.outlet.allow_plaintext:
+                self.reject(link, frame.mn, "plaintext", "data upload in clear; the MN has a key")
+                return None
+            metrics.PLAINTEXT_UPLOADS.inc()
+            suppressed = self.limiter.allow((frame.mn, "plaintext_taken"), time.monotonic())
+            if suppressed >= 0:
+                log.warning(
+                    "data upload taken in clear (allow_plaintext)",
+                    peer=link.peer,
+                    mn=frame.mn,
+                    suppressed_since_last=suppressed,
+                )
+        tz = device.timezone or self.default_tz
+        source = Source(device.enterprise, device.outlet.id, tz)
+        now = self.clock()
         try:
-            cp = parse_cp(frame.cp)
+            cp = parse_cp(frame.cp, strict=True)
+            moment = check_upload(cp, source, now, self.window)
         except HJ212Error as exc:
             self.reject(link, frame.mn, exc.reason, str(exc))
             return None
-        tz = device.timezone or self.default_tz
-        source = Source(device.enterprise, device.outlet.id, tz)
+        seen_at = time.monotonic()
+        qn_key = self._qn_key(frame, cp)
+        if qn_key is not None and self._qn_reused(qn_key, hash(raw), seen_at):
+            self.reject(
+                link,
+                frame.mn,
+                "qn_reused",
+                f"QN {frame.qn} of CN {frame.cn} came back with other content",
+            )
+            return None
         backfill = frame.backfill or _in_backfill(link.backfills.get(frame.mn), frame, cp, tz)
-        now = self.clock()
         power: list[Point] = []
         if device.outlet.power_codes and self.power is not None:
-            cp, power = self._power_points(cp, device, event_time(cp, source, now)[0])
+            cp, power = self._power_points(cp, device, moment)
         result = normalize(frame, cp, source, now, backfill=backfill)
         stored = self.codes.admit(device, result.points)  # invented codes make no series
-        if result.skipped_values:
+        if result.skipped_values:  # check_upload passed every value: a bug, not the device
             self.reject(link, frame.mn, "bad_value", f"{result.skipped_values} non-numeric values")
+            return None
+        points = stored + power
+        problem = next(filter(None, map(unstorable, points)), None)
+        if problem is not None:  # what InfluxDB would refuse is refused before the answer
+            self.reject(link, frame.mn, "unstorable", problem)
+            return None
         judged: list[Point] | None = None  # the rules judge whole records only
         if frame.is_split:
             whole = self.reassembler.add(frame, cp, time.monotonic(), (source, backfill))
@@ -229,10 +303,30 @@ class FrameHandler:
             if whole is not None:
                 whole_points = normalize(frame, whole, source, now, backfill=backfill).points
                 judged = self.codes.admit(device, whole_points) + power
-        fut = self.pipeline.submit(stored + power, judged)  # SpoolFull: the transport decides
+        fut = self.pipeline.submit(points, judged)  # SpoolFull: the transport decides
+        if qn_key is not None:
+            self._remember_qn(qn_key, hash(raw), seen_at)
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []
+
+    def _qn_key(self, frame: Frame, cp: CpData) -> tuple[str, str, str, int, str] | None:
+        """What makes one record of a device: a resend has the same, with the same bytes."""
+        if frame.qn is None or self.config.qn_window_s <= 0:
+            return None
+        return (frame.mn, frame.qn, frame.cn, frame.pno or 0, cp.data_time or "")
+
+    def _qn_reused(self, key: tuple[str, str, str, int, str], digest: int, now: float) -> bool:
+        entry = self._qns.get(key)
+        return entry is not None and now - entry[0] < self.config.qn_window_s and entry[1] != digest
+
+    def _remember_qn(self, key: tuple[str, str, str, int, str], digest: int, now: float) -> None:
+        qns = self._qns
+        qns[key] = (now, digest)
+        qns.move_to_end(key)
+        horizon = now - self.config.qn_window_s
+        while qns and (len(qns) > QN_MEMORY or next(iter(qns.values()))[0] <= horizon):
+            qns.popitem(last=False)
 
     def expire_uploads(self, now: float) -> int:
         """Hand the rules the split uploads whose window ran out, as they are (their parts
@@ -264,12 +358,9 @@ class FrameHandler:
                 rest.items[code] = values
                 continue
             raw = values.get("Rtd", values.get("Avg"))
-            try:
-                number = float(raw) if raw is not None else None
-            except ValueError:
-                number = None
-            if number is not None:
-                value = int(number) if target.quantity == "switch" else number
+            reading = number(raw) if raw is not None else None
+            if reading is not None:
+                value = int(reading) if target.quantity == "switch" else reading
                 readings.setdefault(target.meter, {})[target.quantity] = value
         points = [
             self.power.point(device.enterprise, meter, PowerSample(moment, **quantities))  # type: ignore[arg-type]
@@ -281,12 +372,16 @@ class FrameHandler:
         fill = link.backfills.get(frame.mn)
         if fill is None or frame.qn != fill.qn:
             return
+        try:
+            answer = parse_cp(frame.cp).params
+        except HJ212Error:
+            answer = {}
         if frame.cn == "9012":
             del link.backfills[frame.mn]
-            log.info("back-fill finished", mn=frame.mn, cn=fill.cn, cp=frame.cp)
-        elif frame.cn == "9011" and "QnRtn=1" not in frame.cp:
+            log.info("back-fill finished", mn=frame.mn, cn=fill.cn, exe_rtn=_code(answer, "ExeRtn"))
+        elif frame.cn == "9011" and answer.get("QnRtn") != "1":
             del link.backfills[frame.mn]
-            log.warning("back-fill request refused", mn=frame.mn, cp=frame.cp)
+            log.warning("back-fill request refused", mn=frame.mn, qn_rtn=_code(answer, "QnRtn"))
 
     def _time_setting(self, frame: Frame, device: Device) -> bytes:
         local = self.clock().astimezone(device.timezone or self.default_tz)
@@ -300,6 +395,13 @@ class FrameHandler:
         ]
         cp = f"SystemTime={local.strftime('%Y%m%d%H%M%S')}"
         return builder.build_frame(builder.build_segment(fields, cp))
+
+
+def _code(params: dict[str, str], key: str) -> str | None:
+    """A device's short answer code (QnRtn, ExeRtn) for a log line; None if it is not one."""
+    value = params.get(key)
+    ok = value is not None and len(value) <= 4 and value.isascii() and value.isdigit()
+    return value if ok else None
 
 
 def _qn_time(qn: str | None, tz: tzinfo) -> datetime | None:

@@ -1,14 +1,22 @@
-"""HJ 212 frames to the stored schema (`emission`, `facility_state`). Pure, no I/O."""
+"""HJ 212 frames to the stored schema (`emission`, `facility_state`). Pure, no I/O.
+
+`check_upload` is what a data upload must pass before anything of it is stored: a DataTime
+within the plausible window, numbers of the standard's ``N`` shape (optional minus, digits,
+optional decimal part: no ``nan``, ``inf``, ``1e5``, ``1_000``, blanks, nor empty values),
+flags of one capital letter. A frame is refused whole rather than stored in part: with
+corruption in mind, one value that does not parse makes the others suspect too.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from gateway.model import FieldValue, Point, to_ns
 
 from .cp import CpData, parse_hj212_time
-from .errors import CpError
+from .errors import CpError, ValueShapeError
 from .frame import Frame
 
 INTERVAL_BY_CN = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
@@ -27,6 +35,14 @@ _EMISSION_FIELDS = {
     "Flag": ("flag", False),
     "EFlag": ("eflag", False),
 }
+NUMERIC_SUFFIXES = frozenset(
+    {s for s, (_, numeric) in _EMISSION_FIELDS.items() if numeric} | {"RS", "RT"}
+)
+# HJ 212 N type; at most 15 digits on each side, so that every value is a finite float
+_NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
+# data flags: 2017 N F M S D C T B, 2005's P; other capitals are regional (e.g. J)
+_FLAG = re.compile(r"[A-Z]")
+_EFLAG = re.compile(r"[A-Za-z0-9]{1,8}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +61,22 @@ class Normalized:
     event_time: datetime | None  # UTC
 
 
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """How far from the receive time a DataTime may lie."""
+
+    max_past: timedelta
+    max_future: timedelta
+
+
+def number(value: str) -> float | None:
+    """The value of an HJ 212 ``N`` number (``-12.5``, ``007``), None for anything else."""
+    return float(value) if _NUMBER.fullmatch(value) is not None else None
+
+
 def event_time(cp: CpData, source: Source, received_at: datetime) -> tuple[datetime, bool]:
-    """(UTC event time, whether DataTime was usable). DataTime is the device's local time."""
+    """(UTC event time, whether DataTime was usable). DataTime is the device's local time;
+    without a usable one the receive time stands in (`check_upload` refuses such uploads)."""
     raw = cp.data_time
     if raw is None:
         return received_at, False
@@ -57,10 +87,41 @@ def event_time(cp: CpData, source: Source, received_at: datetime) -> tuple[datet
         return received_at, False
 
 
+def check_upload(cp: CpData, source: Source, received_at: datetime, window: TimeWindow) -> datetime:
+    """The UTC event time of a data upload that may be stored whole; raises ValueShapeError
+    (`bad_time`, `implausible_time`, `bad_value`, `bad_flag`) otherwise."""
+    moment, usable = event_time(cp, source, received_at)
+    if not usable:
+        raise ValueShapeError("no valid DataTime (yyyyMMddHHmmss[zzz])", reason="bad_time")
+    if not received_at - window.max_past <= moment <= received_at + window.max_future:
+        raise ValueShapeError(
+            f"DataTime {moment:%Y-%m-%dT%H:%M:%SZ} is outside the plausible window of the "
+            "receive time",
+            reason="implausible_time",
+        )
+    is_number = _NUMBER.fullmatch
+    for code, values in cp.items.items():
+        for suffix, value in values.items():
+            if suffix in NUMERIC_SUFFIXES:
+                if is_number(value) is None:
+                    raise ValueShapeError(f"{code}-{suffix} is not a number", reason="bad_value")
+                if suffix == "RS" and not float(value).is_integer():
+                    raise ValueShapeError(f"{code}-RS is not an integer", reason="bad_value")
+            elif suffix == "Flag":
+                if _FLAG.fullmatch(value) is None:
+                    raise ValueShapeError(f"{code}-Flag is not a flag letter", reason="bad_flag")
+            elif suffix == "EFlag" and _EFLAG.fullmatch(value) is None:
+                raise ValueShapeError(f"{code}-EFlag is not 1-8 letters, digits", reason="bad_flag")
+    return moment
+
+
 def normalize(
     frame: Frame, cp: CpData, source: Source, received_at: datetime, *, backfill: bool
 ) -> Normalized:
-    """Points for a data upload; an empty list for commands that carry no stored data."""
+    """Points for a data upload; an empty list for commands that carry no stored data.
+
+    Values that are not ``N`` numbers are skipped and counted (`check_upload` refuses such
+    uploads before they get here)."""
     if frame.cn not in DATA_COMMANDS:
         return Normalized([], 0, None)
     moment, _ = event_time(cp, source, received_at)
@@ -88,14 +149,6 @@ def normalize(
     return Normalized(points, skipped, moment)
 
 
-def _number(value: str) -> float | None:
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number
-
-
 def _emission_fields(values: dict[str, str]) -> tuple[list[tuple[str, FieldValue]], int]:
     fields: list[tuple[str, FieldValue]] = []
     bad = 0
@@ -105,10 +158,11 @@ def _emission_fields(values: dict[str, str]) -> tuple[list[tuple[str, FieldValue
             continue
         name, numeric = spec
         if numeric:
-            try:
-                fields.append((name, float(value)))
-            except ValueError:
+            parsed = number(value)
+            if parsed is None:
                 bad += 1
+            else:
+                fields.append((name, parsed))
         elif value:
             fields.append((name, value))
     return fields, bad
@@ -118,15 +172,15 @@ def _facility_fields(values: dict[str, str]) -> tuple[list[tuple[str, FieldValue
     fields: list[tuple[str, FieldValue]] = []
     bad = 0
     if "RS" in values:
-        number = _number(values["RS"])
-        if number is None or not number.is_integer():
+        parsed = number(values["RS"])
+        if parsed is None or not parsed.is_integer():
             bad += 1
         else:
-            fields.append(("rs", int(number)))
+            fields.append(("rs", int(parsed)))
     if "RT" in values:
-        number = _number(values["RT"])
-        if number is None:
+        parsed = number(values["RT"])
+        if parsed is None:
             bad += 1
         else:
-            fields.append(("rt_hours", number))
+            fields.append(("rt_hours", parsed))
     return fields, bad

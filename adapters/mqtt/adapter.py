@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import ssl
 import time
 from collections import deque
@@ -66,6 +67,7 @@ class _TopicLink:
 
     def __init__(self, topic: str) -> None:
         self.peer = f"mqtt:{topic}"
+        self.address = self.peer
         self.backfills: dict[str, Backfill] = {}
 
     def seen(self, frame: Frame) -> None:
@@ -334,7 +336,12 @@ class MqttAdapter:
             log.warning("message dead-lettered", topic=topic, reason=exc.reason, detail=exc.message)
 
 
+_PASSWORD = re.compile(rb"PW=[^;&]*")
+
+
 def _dead_letter_body(topic: str, payload: bytes, exc: PayloadError, now: datetime) -> bytes:
+    """The dead-letter message: the payload as received, but an HJ 212 frame's PW masked."""
+    payload = _PASSWORD.sub(b"PW=***", payload)
     return json.dumps(
         {
             "topic": topic,
@@ -350,4 +357,4 @@ def _dead_letter_body(topic: str, payload: bytes, exc: PayloadError, now: dateti
 def reconnect_delay(attempt: int, min_s: float, max_s: float) -> float:
     """The wait before reconnect attempt `attempt` (1 after a session that was up): doubling
     from `min_s`, capped at `max_s`, jittered down to half."""
-    return min(max_s, min_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    return float(min(max_s, min_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))

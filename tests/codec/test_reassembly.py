@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from adapters.hj212.builder import build_frame, build_segment
@@ -45,9 +47,10 @@ def sub_packet(
         ("MN", mn),
         ("Flag", 7),
         ("PNUM", pnum),
-        ("PNO", pno),
+        ("PNO", min(max(pno, 1), pnum)),  # parse_frame refuses a PNO outside 1..PNUM
     ]
-    return part(build_segment(fields, f"DataTime={data_time};{code}-Avg={pno}.5,{code}-Flag=N"))
+    f, cp = part(build_segment(fields, f"DataTime={data_time};{code}-Avg={pno}.5,{code}-Flag=N"))
+    return dataclasses.replace(f, pno=pno), cp
 
 
 def test_appendix_c_halves_merge_into_the_whole_hour() -> None:

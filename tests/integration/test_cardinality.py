@@ -10,6 +10,7 @@ from adapters.hj212.device import DeviceClient
 from gateway import localstack
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, wait_rows
+from tests.frames import KEY_2025 as KEY
 from tests.frames import MN_2025, MN_WATER, qn_for, upload
 
 
@@ -24,7 +25,8 @@ async def test_invented_codes_are_kept_out_of_the_tag_space(
         codes = {f"a9{i:02d}{k:02d}": float(k) for k in range(30)}
         codes |= {f"zz{i}x{k}": 1.0 for k in range(10)}
         hour = first + timedelta(hours=i)
-        await hostile.send(upload(mn=MN_2025, st="31", qn=qn_for(i), data_time=hour, values=codes))
+        frame = upload(mn=MN_2025, st="31", qn=qn_for(i), data_time=hour, values=codes, key=KEY)
+        await hostile.send(frame)  # encrypted: MN_2025 has a key
         assert (await hostile.read_frame()).cn == "9014"
         values = {"w01018": 40.0 + i % 5, "w21011": 0.3}  # w21011: a code InfluxDB has not seen
         await good.send(upload(qn=qn_for(1000 + i), data_time=hour, values=values))

@@ -17,7 +17,7 @@ from gateway import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, vector_frames, wait_rows
-from tests.frames import MN_2025, MN_WATER, qn_for, upload
+from tests.frames import KEY_2025, MN_2025, MN_WATER, qn_for, upload
 
 
 async def connect(gw: Gateway) -> DeviceClient:
@@ -291,6 +291,7 @@ async def test_rf1_frame_is_stored_as_backfill(
             extra_header=[("RF", 1)],
             values={"a21026": 12.5},
             st="31",
+            key=KEY_2025,
         )
     )
     ack = await dev.read_frame()
