@@ -19,7 +19,7 @@ from gateway import localstack
 from gateway.config import LoadedConfig, load_config
 from gateway.supervisor import Gateway
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "hj212"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "hj212"  # published frames
 MN_2025 = "010000A8900016F000169DC0"
 MN_WATER = "23040281003022"
 MN_POWER = "0100000000000000000000A1"

@@ -62,7 +62,7 @@ class Hj212Config(BaseModel):
         600.0, gt=0, description="how long the parts of a split upload wait for the others"
     )
     backfill_timeout_s: float = Field(900.0, gt=0, description="how long a history request is open")
-    error_log_interval_s: float = Field(60.0, ge=0, description="per device and reason")
+    error_log_interval_s: float = Field(60.0, ge=0, description="per source address and reason")
     max_past_days: float = Field(
         3660.0, gt=0, le=36500, description="oldest DataTime taken, in days before receipt"
     )

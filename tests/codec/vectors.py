@@ -34,7 +34,7 @@ def expected(folder: Path) -> dict[str, Any]:
 
 @cache
 def frame(vector_id: int | str) -> bytes:
-    """A real frame (no CR LF trailer) by its id in the shared vectors (1, 25, "A.2-2", ...)."""
+    """A real frame (no CR LF trailer) by its id among the published ones (1, 25, "A.2-2", ...)."""
     for folder in frame_cases().values():
         if expected(folder)["vector"]["id"] == vector_id:
             return (folder / "input.txt").read_bytes()

@@ -46,7 +46,10 @@ async def test_over_limit_hours_become_one_anomaly_in_store_and_influx(
     assert kinds == ["opened", "updated", "closed"]
     deadline = time.monotonic() + 10
     rows: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not (rows and rows[0]["state"] == "closed"):
+    # InfluxDB 1.x may show a point's fields one by one: wait for those asserted
+    while time.monotonic() < deadline and not (
+        rows and rows[0]["state"] == "closed" and rows[0]["id"] and rows[0]["evidence"]
+    ):
         rows = await asyncio.to_thread(
             influx_rows, influx.url, database, "SELECT * FROM anomaly WHERE \"type\" = 'over_limit'"
         )
