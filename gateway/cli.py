@@ -6,11 +6,16 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from . import localstack, logs
+from gateway import logs
+
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from devkit.localstack import ManagedProcess
 
 
 def _load(path: str) -> LoadedConfig:
@@ -31,9 +36,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_local_stack(loaded: LoadedConfig) -> list[localstack.ManagedProcess]:
+def start_local_stack(loaded: LoadedConfig) -> list[ManagedProcess]:
     """Start InfluxDB 1.x (on the configured URL's port) and Mosquitto (1883) on loopback,
     with their data beside the gateway's data folder. A server already answering is reused."""
+    from devkit import localstack  # tooling: loaded only for --local-stack
+
     url = urlsplit(loaded.config.influx.url)
     if url.hostname not in ("127.0.0.1", "localhost") or loaded.config.influx.version != 1:
         raise SystemExit("--local-stack runs InfluxDB 1.x: influx.url must be on 127.0.0.1")
@@ -71,27 +78,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulator.command import main as simulate_main
+    from devkit.simulator.command import main as simulate_main
 
     logs.configure("console", "warning")
     return simulate_main(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo_main
+    from devkit.demo import main as demo_main
 
     logs.configure("console", "error")  # the anomaly stream is the demo's output
     return demo_main(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from devkit.bench import main as bench_main
 
     return bench_main(args)
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from .devkit.fuzz import main as fuzz_main
+    from devkit.fuzz import main as fuzz_main
 
     return fuzz_main(args)
 

@@ -7,16 +7,40 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from adapters.hj212.config import CrcPolicy, check_timezone
-from adapters.hj212.sm4 import parse_key
 
 from .errors import ConfigError, format_validation_error, load_toml
 from .plates import valid_plate
 from .vocabulary import canonical
+
+CrcPolicy = Literal["strict", "tolerant"]  # HJ 212 checksums: the standard's only, or MODBUS too
+SM4_KEY_BYTES = 16
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+        ) from None
+    return value
+
+
+def parse_key(text: str) -> bytes:
+    """A device's SM4 key from the registry: 16 characters used as bytes, or 32 hex digits."""
+    if len(text) == 2 * SM4_KEY_BYTES:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    raw = text.encode("ascii", errors="strict") if text.isascii() else b""
+    if len(raw) != SM4_KEY_BYTES:
+        raise ValueError("an SM4 key is 16 ASCII characters or 32 hex digits")
+    return raw
+
 
 PowerQuantity = Literal["p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch"]
 

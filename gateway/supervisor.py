@@ -17,6 +17,15 @@ from prometheus_client import make_asgi_app
 
 from adapters.hj212.server import Hj212Server
 from adapters.mqtt.adapter import MqttAdapter
+from gateway.influx.sink import Sink, WriteError
+from gateway.influx.v1 import InfluxV1Sink
+from gateway.influx.v2 import InfluxV2Sink
+from gateway.ingest.forwarder import Forwarder
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.power import PowerConverter
+from gateway.ingest.spool import Spool, SpoolClosed, SpoolFull
+from gateway.status.completeness import DeviceStatusPoints
+from gateway.status.enterprises import RuleStatus
 
 from .anomalies.publish import InfluxPublisher, MqttPublisher
 from .anomalies.store import AnomalyStore
@@ -24,14 +33,10 @@ from .api import create_app
 from .api.server import ApiServer
 from .config import LoadedConfig
 from .errors import ConfigError
-from .forwarder import Forwarder
 from .model import Point
-from .pipeline import Pipeline
-from .power import PowerConverter
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
 from .rules.auth import RefusedDevices
-from .rules.completeness import DeviceStatusPoints
 from .rules.curtailment import CurtailmentExceeded
 from .rules.data_gap import DataGap
 from .rules.emission_shutdown import EmissionDuringShutdown
@@ -39,14 +44,9 @@ from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.over_limit import OverLimit
 from .rules.shutdown import ProductionDuringShutdown
-from .rules.status import RuleStatus
 from .rules.suspicious import SuspiciousData
 from .rules.treatment import TreatmentNotRunning
 from .rules.vehicles import BannedVehicleEntry
-from .sinks import Sink, WriteError
-from .sinks.influx_v1 import InfluxV1Sink
-from .sinks.influx_v2 import InfluxV2Sink
-from .spool import Spool, SpoolClosed, SpoolFull
 
 log = structlog.get_logger("gateway")
 

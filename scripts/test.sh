@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/python -m pytest "$@"
-.venv/bin/ruff check gateway adapters tests
-.venv/bin/ruff format --check gateway adapters tests
+.venv/bin/ruff check gateway adapters devkit tests
+.venv/bin/ruff format --check gateway adapters devkit tests
 .venv/bin/mypy

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway import localstack
+from devkit import localstack
 from gateway.config import LoadedConfig, load_config
 from gateway.supervisor import Gateway
 

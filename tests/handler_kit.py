@@ -14,8 +14,8 @@ from adapters.hj212.builder import build_encrypted_frame, build_frame, build_seg
 from adapters.hj212.config import Hj212Config
 from adapters.hj212.frame import Frame
 from adapters.hj212.handler import Backfill, FrameHandler, Reply
+from gateway.ingest.pipeline import Pipeline
 from gateway.model import Point
-from gateway.pipeline import Pipeline
 from gateway.registry import Registry, RegistryFile
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

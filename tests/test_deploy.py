@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway import localstack
+from devkit import localstack
 from gateway.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

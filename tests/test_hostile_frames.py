@@ -22,10 +22,10 @@ from adapters.hj212.config import Hj212Config
 from adapters.hj212.crc import crc_hj212
 from adapters.hj212.handler import Backfill, FrameHandler, Reply
 from gateway import logs, metrics
-from gateway.lineproto import unstorable
+from gateway.influx.lineproto import unstorable
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.power import PowerConverter
 from gateway.model import Point, to_ns
-from gateway.pipeline import Pipeline
-from gateway.power import PowerConverter
 from gateway.registry import Registry, RegistryFile
 from tests.codec.vectors import all_frames
 from tests.handler_kit import (

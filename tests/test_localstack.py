@@ -1,4 +1,4 @@
-"""Real-process tests for gateway.localstack (needs Debian's influxdb and mosquitto)."""
+"""Real-process tests for devkit.localstack (needs Debian's influxdb and mosquitto)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import localstack
-from gateway.localstack import LocalStackError, ManagedProcess
+from devkit import localstack
+from devkit.localstack import LocalStackError, ManagedProcess
 
 LINE = b"stack,source=S001 cod=12.5 1700000000000000000"
 

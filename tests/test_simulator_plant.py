@@ -13,11 +13,8 @@ from adapters.hj212.cp import parse_cp
 from adapters.hj212.frame import parse_frame
 from adapters.hj212.framer import Framer
 from adapters.hj212.reassembly import Reassembler
-from adapters.hj212.sm4 import parse_key
 from adapters.mqtt.payloads import parse_payload
-from gateway.plates import normalise_plate
-from gateway.registry import RegistryFile
-from gateway.simulator.devices import (
+from devkit.simulator.devices import (
     BEIJING,
     COD,
     DUST,
@@ -30,10 +27,12 @@ from gateway.simulator.devices import (
     permit_plate,
     permit_spelling,
 )
-from gateway.simulator.expected import SCRIPTED_TYPES, WALL_CLOCK, Expected, expected_anomalies
-from gateway.simulator.loggers import encode
-from gateway.simulator.plant import HEARTBEAT_AFTER, Plant
-from gateway.simulator.registry import registry_toml
+from devkit.simulator.expected import SCRIPTED_TYPES, WALL_CLOCK, Expected, expected_anomalies
+from devkit.simulator.loggers import encode
+from devkit.simulator.plant import HEARTBEAT_AFTER, Plant
+from devkit.simulator.registry import registry_toml
+from gateway.plates import normalise_plate
+from gateway.registry import RegistryFile, parse_key
 from gateway.vocabulary import canonical
 
 DAY = datetime(2026, 5, 20)

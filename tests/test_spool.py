@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.spool import Position, Spool
+from gateway.ingest.spool import Position, Spool
 
 
 async def drain(spool: Spool, start: Position | None = None) -> list[bytes]:

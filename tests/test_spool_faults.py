@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, json, resource, signal, sys
     from pathlib import Path
-    from gateway.spool import Spool
+    from gateway.ingest.spool import Spool
 
     async def main(directory):
         spool = Spool(Path(directory), max_bytes=1 << 20, segment_bytes=1 << 16)

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CrcPolicy = Literal["strict", "tolerant"]
-
-
-def check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
-        ) from None
-    return value
+from gateway.registry import CrcPolicy, check_timezone
 
 
 class Hj212Config(BaseModel):

@@ -23,10 +23,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from gateway import metrics
-from gateway.lineproto import unstorable
+from gateway.influx.lineproto import unstorable
+from gateway.ingest import Pipeline, PowerConverter, PowerSample
 from gateway.model import DeviceEvent, DeviceEventKind, Point
-from gateway.pipeline import Pipeline
-from gateway.power import PowerConverter, PowerSample
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Device, Registry
 

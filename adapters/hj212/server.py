@@ -22,10 +22,8 @@ from typing import cast
 import structlog
 
 from gateway import metrics
-from gateway.pipeline import Pipeline
-from gateway.power import PowerConverter
+from gateway.ingest import Pipeline, PowerConverter, SpoolClosed, SpoolFull
 from gateway.registry import Registry
-from gateway.spool import SpoolClosed, SpoolFull
 
 from . import builder
 from .config import Hj212Config

@@ -16,19 +16,6 @@ _BLOCK = 16
 _CIPHER_AREA_BYTES = re.compile(rb"^\s*\{([^}]*)\}(.*)$", re.DOTALL)
 
 
-def parse_key(text: str) -> bytes:
-    """A device key from configuration: 16 characters used as bytes, or 32 hex digits."""
-    if len(text) == 32:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    raw = text.encode("ascii", errors="strict") if text.isascii() else b""
-    if len(raw) != _BLOCK:
-        raise ValueError("an SM4 key is 16 ASCII characters or 32 hex digits")
-    return raw
-
-
 def is_encrypted(cp: str) -> bool:
     """Whether a CP data area is written in the encrypted ``{0x..}`` form."""
     head = cp.lstrip()[:3]

@@ -34,12 +34,10 @@ from paho.mqtt.properties import Properties
 from adapters.hj212.frame import Frame
 from adapters.hj212.handler import Backfill, FrameHandler
 from gateway import metrics
+from gateway.ingest import Pipeline, PowerConverter, SpoolClosed, SpoolFull
 from gateway.model import Point
-from gateway.pipeline import Pipeline
-from gateway.power import PowerConverter
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Registry
-from gateway.spool import SpoolClosed, SpoolFull
 
 from .config import MqttConfig
 from .convert import gate_point, power_sample

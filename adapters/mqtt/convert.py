@@ -1,12 +1,12 @@
-"""Validated MQTT payloads to the stored schema (`power` via `gateway.power`,
+"""Validated MQTT payloads to the stored schema (`power` via `gateway.ingest.power`,
 `vehicle_passage`). Pure, no I/O."""
 
 from __future__ import annotations
 
 import zlib
 
+from gateway.ingest import PowerSample
 from gateway.model import FieldValue, Point, to_ns
-from gateway.power import PowerSample
 
 from .payloads import GatePayload, PowerPayload
 

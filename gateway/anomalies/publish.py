@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from gateway.ingest.pipeline import Pipeline
 from gateway.model import Point, to_ns
-from gateway.pipeline import Pipeline
 
 from .model import AnomalyEvent
 

@@ -16,9 +16,10 @@ from fastapi.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.influx.reader import make_reader
+
 from ..anomalies.store import AnomalyStore
 from ..config import InfluxSection
-from ..influx_query import make_reader
 from ..regime import Regime
 from ..registry import Registry
 from . import admin, anomalies, control, enterprises, series, stream

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.influx.reader import SeriesReader
+
 from ..anomalies.store import AnomalyStore
-from ..influx_query import SeriesReader
 from ..regime import Regime
 from ..registry import Registry
 from .auth import Auth

@@ -23,8 +23,9 @@ from typing import Annotated, Any, get_args
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from gateway.influx.reader import QueryError, Series, SeriesQuery, TagValue
+
 from ..anomalies.model import Anomaly
-from ..influx_query import QueryError, Series, SeriesQuery, TagValue
 from ..registry import Enterprise, Meter, Outlet, Registry
 from ..vocabulary import FLOWS, canonical, spellings
 from .deps import NOT_FOUND, READ_ERRORS, Services

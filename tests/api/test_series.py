@@ -18,10 +18,10 @@ from aiohttp import web
 from fastapi import FastAPI
 
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.anomalies.store import AnomalyStore
 from gateway.config import InfluxSection, load_config
-from gateway.influx_query import FluxReader, InfluxQLReader, SeriesQuery
+from gateway.influx.reader import FluxReader, InfluxQLReader, SeriesQuery
 from gateway.supervisor import Gateway
 from tests.api.conftest import VIEWER, make_anomaly
 from tests.conftest import MN_POWER, influx_rows, write_config

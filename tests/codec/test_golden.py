@@ -24,7 +24,7 @@ from adapters.hj212.cp import parse_cp
 from adapters.hj212.crc import accepts
 from adapters.hj212.frame import Frame, parse_frame
 from adapters.hj212.normalize import DATA_COMMANDS, Source, normalize
-from gateway.lineproto import encode_point
+from gateway.influx.lineproto import encode_point
 
 from .vectors import (
     KEY,

@@ -10,6 +10,7 @@ from adapters.hj212.builder import build_encrypted_frame
 from adapters.hj212.crc import crc_hj212
 from adapters.hj212.errors import DecryptError, HeaderError, HJ212Error
 from adapters.hj212.frame import parse_frame
+from gateway.registry import parse_key
 
 from .vectors import KEY, frame
 
@@ -36,7 +37,7 @@ def test_gbt_32907_standard_vector() -> None:
     dec = Cipher(algorithms.SM4(GBT_KEY), modes.ECB()).decryptor()
     assert dec.update(GBT_CIPHER) + dec.finalize() == GBT_PLAIN
     # the key as a device registry writes it: 32 hex digits
-    assert sm4.parse_key("0123456789abcdeffedcba9876543210") == GBT_KEY
+    assert parse_key("0123456789abcdeffedcba9876543210") == GBT_KEY
 
 
 def test_gbt_32907_vector_through_decrypt_cp() -> None:
@@ -75,12 +76,12 @@ def test_a2_4_keeps_its_partial_block_in_clear() -> None:
 
 
 def test_parse_key_forms() -> None:
-    assert sm4.parse_key("0000000000000000") == KEY
-    assert sm4.parse_key("30" * 16) == KEY
-    assert sm4.parse_key("abcdefghijklmnop") == b"abcdefghijklmnop"
+    assert parse_key("0000000000000000") == KEY
+    assert parse_key("30" * 16) == KEY
+    assert parse_key("abcdefghijklmnop") == b"abcdefghijklmnop"
     for bad in ("", "short", "0" * 15, "0" * 17, "z" * 32, "密钥密钥密钥密钥密钥密钥密钥密钥"):
         with pytest.raises(ValueError, match="16 ASCII characters or 32 hex digits"):
-            sm4.parse_key(bad)
+            parse_key(bad)
 
 
 @pytest.mark.parametrize(

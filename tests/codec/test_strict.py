@@ -18,7 +18,7 @@ from adapters.hj212.crc import crc_hj212, crc_variant
 from adapters.hj212.errors import HJ212Error
 from adapters.hj212.frame import parse_frame
 from adapters.hj212.normalize import Source, TimeWindow, check_upload, number
-from gateway.lineproto import MAX_TIME_NS, MIN_TIME_NS, encode_point, unstorable
+from gateway.influx.lineproto import MAX_TIME_NS, MIN_TIME_NS, encode_point, unstorable
 from gateway.model import Point
 
 from .vectors import KEY, frame

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows
 from tests.frames import MN_WATER, qn_for, upload

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, wait_rows
 from tests.frames import KEY_2025 as KEY

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY as METRICS
 import adapters.hj212.handler as handler_module
 from adapters.hj212.builder import build_encrypted_frame
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.config import load_config
 from gateway.supervisor import Gateway
 from tests.conftest import wait_rows, write_config

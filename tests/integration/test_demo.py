@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.simulator import SCRIPTED_TYPES
+from devkit.simulator import SCRIPTED_TYPES
 
 
 def test_demo_shows_every_scripted_anomaly_type(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, write_config

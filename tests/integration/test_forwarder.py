@@ -9,10 +9,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway import localstack, metrics
-from gateway.forwarder import Forwarder
-from gateway.sinks.influx_v1 import InfluxV1Sink
-from gateway.spool import Spool
+from devkit import localstack
+from gateway import metrics
+from gateway.influx.v1 import InfluxV1Sink
+from gateway.ingest.forwarder import Forwarder
+from gateway.ingest.spool import Spool
 from tests.conftest import influx_rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.devkit.fuzz import fuzz
+from devkit.fuzz import fuzz
 
 
 def test_hostile_frames_cost_the_good_devices_nothing(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from adapters.hj212.builder import execution_answer, request_answer
 from adapters.hj212.cp import parse_cp
 from adapters.hj212.device import DeviceClient
 from adapters.hj212.frame import parse_frame
-from gateway import localstack
+from devkit import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, vector_frames, wait_rows

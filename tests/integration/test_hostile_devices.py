@@ -13,7 +13,8 @@ import pytest
 
 from adapters.hj212.builder import build_frame, build_segment
 from adapters.hj212.device import DeviceClient
-from gateway import localstack, metrics
+from devkit import localstack
+from gateway import metrics
 from gateway.config import LoadedConfig, load_config
 from gateway.supervisor import Gateway
 from tests.conftest import REGISTRY, influx_rows, wait_rows, write_config

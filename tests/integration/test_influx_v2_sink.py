@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from gateway import localstack
-from gateway.sinks import WriteError
-from gateway.sinks.influx_v2 import InfluxV2Sink
+from devkit import localstack
+from gateway.influx.sink import WriteError
+from gateway.influx.v2 import InfluxV2Sink
 
 
 @dataclass

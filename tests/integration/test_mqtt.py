@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import aiomqtt
 import pytest
 
-from gateway import localstack
+from devkit import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
 from tests.conftest import wait_rows

@@ -16,7 +16,7 @@ import aiomqtt
 import pytest
 
 from adapters.mqtt.adapter import reconnect_delay
-from gateway import localstack
+from devkit import localstack
 from gateway.config import LoadedConfig
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, write_config

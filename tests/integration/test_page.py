@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows
 from tests.frames import qn_for, upload

@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.config import load_config
 from gateway.regime import AlertSpec, OrderSpec
 from gateway.supervisor import Gateway

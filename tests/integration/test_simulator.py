@@ -11,14 +11,14 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from gateway import localstack
+from devkit import localstack
+from devkit.demo import regime_for
+from devkit.simulator import Simulator, registry_toml
+from devkit.simulator.devices import COD, SO2, SO2_2005
+from devkit.simulator.expected import Expected, expected_anomalies
 from gateway.anomalies.model import Anomaly
 from gateway.config import load_config
-from gateway.demo import regime_for
 from gateway.regime import AlertSpec, OrderSpec
-from gateway.simulator import Simulator, registry_toml
-from gateway.simulator.devices import COD, SO2, SO2_2005
-from gateway.simulator.expected import Expected, expected_anomalies
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows, write_config
 

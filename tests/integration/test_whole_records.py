@@ -14,7 +14,7 @@ import pytest
 
 from adapters.hj212.builder import build_frame, build_segment
 from adapters.hj212.device import DeviceClient
-from gateway import localstack
+from devkit import localstack
 from gateway.anomalies.model import Anomaly
 from gateway.config import load_config
 from gateway.supervisor import Gateway

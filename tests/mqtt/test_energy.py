@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway.energy import EnergyTracker
+from gateway.ingest.energy import EnergyTracker
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 MIN15 = timedelta(minutes=15)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.rules.completeness import DeviceStatusPoints, completeness, day_start
 from gateway.rules.data_gap import DataGap
 from gateway.rules.offline import DeviceOffline
+from gateway.status.completeness import DeviceStatusPoints, completeness, day_start
 from tests.rules.test_rules import MN, REGISTRY, hourly
 
 NOW = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)  # 12:30 Beijing: 12 hours of the day have ended

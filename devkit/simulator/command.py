@@ -8,8 +8,8 @@ import asyncio
 import sys
 from datetime import date, datetime, timedelta
 
-from .play import Simulator
-from .registry import registry_toml
+from devkit.simulator.play import Simulator
+from devkit.simulator.registry import registry_toml
 
 
 def _address(text: str) -> tuple[str, int]:

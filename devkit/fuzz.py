@@ -26,11 +26,10 @@ from pathlib import Path
 
 from adapters.hj212.builder import build_frame, build_segment
 from adapters.hj212.device import DeviceClient
-
-from .. import localstack
-from ..anomalies.store import AnomalyStore
-from .mutate import KINDS, mutate
-from .process import metric, rss_mb, start_gateway, stop, wait_port
+from devkit import localstack
+from devkit.mutate import KINDS, mutate
+from devkit.process import metric, rss_mb, start_gateway, stop, wait_port
+from gateway.anomalies.store import AnomalyStore
 
 CODES = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")
 API_TOKEN = "fuzz-api-token-5d1e0c"

@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from . import localstack
-from .anomalies.model import AnomalyEvent
-from .config import load_config
-from .simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
-from .simulator.script import ORANGE, RED, SHUTDOWN_FROM
-from .supervisor import Gateway
+from devkit import localstack
+from devkit.simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
+from devkit.simulator.script import ORANGE, RED, SHUTDOWN_FROM
+from gateway.anomalies.model import AnomalyEvent
+from gateway.config import load_config
+from gateway.supervisor import Gateway
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 TOKENS_ENV = "DEMO_GATEWAY_API_TOKENS"

@@ -16,14 +16,14 @@ from types import TracebackType
 
 import aiomqtt
 
-from .devices import Action, LoggerSpec, Publish, Upload, loggers_of
-from .loggers import Logger
-from .plant import Plant
+from devkit.simulator.devices import Action, LoggerSpec, Publish, Upload, loggers_of
+from devkit.simulator.loggers import Logger
+from devkit.simulator.plant import Plant
 
 PROGRESS_EVERY = timedelta(minutes=10)
 SYNC_EVERY = timedelta(minutes=10)
 MQTT_IN_FLIGHT = 200
-QUIET = logging.getLogger("gateway.simulator.mqtt")
+QUIET = logging.getLogger("devkit.simulator.mqtt")
 QUIET.setLevel(logging.ERROR)
 LOGGER_QUEUE = 1000
 

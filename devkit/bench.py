@@ -21,83 +21,23 @@ import resource
 import shutil
 import statistics
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from adapters.hj212.builder import build_frame, build_segment
-
-from . import localstack
-from .devkit.process import metric, rss_mb, start_gateway, stop, wait_port
-
-POLLUTANTS = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")
-
-
-def _mn(i: int) -> str:
-    return f"BENCH{i:019d}"
-
-
-def _frame(mn: str, i: int, base: datetime) -> bytes:
-    t = base + timedelta(minutes=i)
-    groups = [
-        f"{p}-Min={i % 97}.5,{p}-Avg={i % 89}.25,{p}-Max={i % 83}.75,{p}-Flag=N" for p in POLLUTANTS
-    ]
-    cp = ";".join([f"DataTime={t:%Y%m%d%H%M%S}", *groups])
-    qn = f"{t:%Y%m%d%H%M%S}{i % 1000:03d}"
-    head: list[tuple[str, str | int]] = [
-        ("QN", qn),
-        ("ST", "31"),
-        ("CN", "2051"),
-        ("PW", "123456"),
-        ("MN", mn),
-        ("Flag", 5),
-    ]
-    return build_frame(build_segment(head, cp))
-
-
-def _write_config(
-    work: Path,
-    port: int,
-    influx_url: str,
-    devices: int,
-    metrics_port: int,
-    mqtt_port: int | None = None,
-) -> Path:
-    outlets = "".join(
-        f'\n  [[enterprises.outlets]]\n  id = "O{i}"\n  mn = "{_mn(i)}"\n  password = "123456"\n'
-        for i in range(devices)
-    )
-    (work / "registry.toml").write_text(f'[[enterprises]]\nid = "BENCH"\n{outlets}')
-    config = work / "gateway.toml"
-    config.write_text(
-        f"""[gateway]
-data_dir = "gw"
-log_format = "json"
-log_level = "warning"
-[hj212]
-listen = "127.0.0.1:{port}"
-max_connections_per_address = 60000
-max_inflight_per_connection = 512
-[influx]
-url = "{influx_url}"
-database = "bench"
-batch_lines = 5000
-flush_interval_s = 0.2
-retry_max_s = 1.0
-[spool]
-max_bytes = "8GiB"
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-[mqtt]
-enabled = {"true" if mqtt_port else "false"}
-port = {mqtt_port or 1883}
-client_id = "bench-gateway"
-topic_prefix = "bench"
-"""
-    )
-    return config
+from devkit import localstack
+from devkit.bench_mqtt import mqtt_runs
+from devkit.benchkit import (
+    POLLUTANTS,
+    bench_frame,
+    bench_mn,
+    count_measurement,
+    write_config,
+)
+from devkit.process import metric, rss_mb, start_gateway, stop, wait_port
 
 
 class _Loader(asyncio.Protocol):
@@ -179,7 +119,7 @@ async def _paced_latency(port: int, rate: float, seconds: float, devices: int) -
     start = time.perf_counter()
     for i in range(n):
         k = i % devices
-        frame = _frame(_mn(k), 200000 + i, base)
+        frame = bench_frame(bench_mn(k), 200000 + i, base)
         qn = frame[frame.find(b"QN=") + 3 : frame.find(b"QN=") + 20]
         target = start + i * interval
         delay = target - time.perf_counter()
@@ -227,13 +167,7 @@ async def _raw_ingest(url: str, points: int) -> float:
 
 
 def _count(url: str) -> int:
-    return _count_measurement(url, "emission", "avg")
-
-
-def _count_measurement(url: str, measurement: str, field: str) -> int:
-    rows = localstack.query(url, "bench", f"SELECT count({field}) FROM {measurement}")
-    series = rows["results"][0].get("series", [])
-    return int(series[0]["values"][0][1]) if series else 0
+    return count_measurement(url, "emission", "avg")
 
 
 async def _idle(port: int, count: int) -> list[Any]:
@@ -245,7 +179,7 @@ async def _idle(port: int, count: int) -> list[Any]:
                 ("ST", "31"),
                 ("CN", "9015"),
                 ("PW", "123456"),
-                ("MN", _mn(0)),
+                ("MN", bench_mn(0)),
                 ("Flag", 8),
             ]
         )
@@ -271,12 +205,15 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         results["raw_influx_points_per_s"] = await _raw_ingest(influx.url, 500_000)
         conns = args.connections
         port, mport = localstack.free_port(), localstack.free_port()
-        config = _write_config(work, port, influx.url, conns, mport)
+        config = write_config(work, port, influx.url, conns, mport)
         gw = start_gateway(config, work / "gateway.log")
         await wait_port(port)
         base = datetime(2025, 1, 1)
         per_conn_frames = int(args.frames / conns)
-        frames = [[_frame(_mn(k), i, base) for i in range(per_conn_frames)] for k in range(conns)]
+        frames = [
+            [bench_frame(bench_mn(k), i, base) for i in range(per_conn_frames)]
+            for k in range(conns)
+        ]
         started = time.perf_counter()
         acked, elapsed = await _drive(port, frames, 64, args.seconds * 6)
         results["e2e_frames_acked"] = acked
@@ -301,7 +238,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         dead = f"http://127.0.0.1:{localstack.free_port()}"
         port2, mport2 = localstack.free_port(), localstack.free_port()
         shutil.rmtree(work / "gw", ignore_errors=True)
-        config2 = _write_config(work, port2, dead, conns, mport2)
+        config2 = write_config(work, port2, dead, conns, mport2)
         gw2 = start_gateway(config2, work / "gateway-alone.log")
         await wait_port(port2)
         acked2, elapsed2 = await _drive(port2, frames, 256, args.seconds * 6)
@@ -313,7 +250,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         port3, mport3 = localstack.free_port(), localstack.free_port()
         shutil.rmtree(work / "gw", ignore_errors=True)
         gw3 = start_gateway(
-            _write_config(work, port3, influx.url, conns, mport3), work / "gateway-idle.log"
+            write_config(work, port3, influx.url, conns, mport3), work / "gateway-idle.log"
         )
         await wait_port(port3)
         await asyncio.sleep(1.0)
@@ -331,8 +268,6 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
             w.close()
         stop(gw3)
         if not args.skip_mqtt:
-            from .bench_mqtt import mqtt_runs
-
             results.update(await mqtt_runs(work, influx.url, args.mqtt_messages))
     finally:
         influx.stop()

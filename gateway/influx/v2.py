@@ -12,7 +12,7 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from . import WriteError, classify
+from gateway.influx.sink import WriteError, classify
 
 
 class InfluxV2Sink:

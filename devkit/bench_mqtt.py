@@ -19,8 +19,10 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from . import bench, localstack
-from .devkit.process import start_gateway, stop, wait_port
+from devkit import localstack
+from devkit.bench_anomaly import anomaly_runs
+from devkit.benchkit import count_measurement, write_config
+from devkit.process import start_gateway, stop, wait_port
 
 BASE = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -93,21 +95,21 @@ async def mqtt_runs(work: Path, influx_url: str, count: int) -> dict[str, float]
         )
         shutil.rmtree(work / "gw", ignore_errors=True)
         port, mport = localstack.free_port(), localstack.free_port()
-        config = bench._write_config(work, port, influx_url, 1, mport, mqtt_port=broker.port)
+        config = write_config(work, port, influx_url, 1, mport, mqtt_port=broker.port)
         log = work / "gateway-mqtt.log"
         gateway = start_gateway(config, log)  # creates the persistent session
         await wait_port(port)
         await asyncio.sleep(2.0)
         stop(gateway)
         await asyncio.to_thread(_publish, broker.port, "bench/power/BENCH/M1", count)
-        before = bench._count_measurement(influx_url, "power", "p_kw")
+        before = count_measurement(influx_url, "power", "p_kw")
         gateway = start_gateway(config, log)
         await wait_port(port)  # up: the MQTT session starts now, not before
         started = time.perf_counter()
         stored = before
         while stored - before < count and time.perf_counter() - started < 600:
             await asyncio.sleep(0.2)
-            stored = bench._count_measurement(influx_url, "power", "p_kw")
+            stored = count_measurement(influx_url, "power", "p_kw")
         elapsed = time.perf_counter() - started
         stop(gateway)
         results["mqtt_messages"] = count
@@ -116,8 +118,6 @@ async def mqtt_runs(work: Path, influx_url: str, count: int) -> dict[str, float]
         results["mqtt_vs_plain_paho"] = (
             results["mqtt_gateway_msgs_per_s"] / results["mqtt_plain_paho_msgs_per_s"]
         )
-        from .bench_anomaly import anomaly_runs
-
         results.update(await anomaly_runs(work, influx_url, broker.port))
     finally:
         broker.stop()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from .devices import BEIJING, COD, SO2, banned_plate, loggers_of, source_of
-from .registry import REF_O2, SO2_LIMIT
-from .script import (
+from devkit.simulator.devices import BEIJING, COD, SO2, banned_plate, loggers_of, source_of
+from devkit.simulator.registry import REF_O2, SO2_LIMIT
+from devkit.simulator.script import (
     BANNED_IN,
     BOILER_FAULT,
     COD_FAULT_HOUR,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-from adapters.hj212 import sm4
 from adapters.hj212.builder import (
     HISTORY_COMMANDS,
     build_encrypted_frame,
@@ -18,8 +17,8 @@ from adapters.hj212.builder import (
 from adapters.hj212.cp import parse_cp, parse_hj212_time
 from adapters.hj212.device import DeviceClient
 from adapters.hj212.frame import Frame
-
-from .devices import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload, source_of
+from devkit.simulator.devices import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload, source_of
+from gateway.registry import parse_key
 
 REPLY_TIMEOUT_S = 10.0
 LAST_PART = (O2, FLOW)  # what a splitting logger sends in the last packet
@@ -52,7 +51,7 @@ def encode(spec: LoggerSpec, upload: Upload, qn: str, *, backfill: bool = False)
         if backfill:
             fields.append(("RF", 1))
         if spec.sm4_key and part:
-            frames.append(build_encrypted_frame(fields, part, sm4.parse_key(spec.sm4_key)))
+            frames.append(build_encrypted_frame(fields, part, parse_key(spec.sm4_key)))
         else:
             frames.append(build_frame(build_segment(fields, part), crc=upload.crc))
     return frames

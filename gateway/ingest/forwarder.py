@@ -15,10 +15,10 @@ from pathlib import Path
 
 import structlog
 
-from . import metrics
-from .ratelimit import LogLimiter
-from .sinks import Sink, WriteError
-from .spool import Position, ReadBatch, Spool
+from gateway import metrics
+from gateway.influx.sink import Sink, WriteError
+from gateway.ingest.spool import Position, ReadBatch, Spool
+from gateway.ratelimit import LogLimiter
 
 log = structlog.get_logger("gateway.forwarder")
 

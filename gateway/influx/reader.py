@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from .config import InfluxSection
-from .model import from_ns
+from gateway.config import InfluxSection
+from gateway.model import from_ns
 
 QUERY_TIMEOUT_S = 10.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

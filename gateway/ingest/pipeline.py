@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from . import metrics
-from .lineproto import encode_points
-from .model import Point
-from .spool import Spool
+from gateway import metrics
+from gateway.influx.lineproto import encode_points
+from gateway.ingest.spool import Spool
+from gateway.model import Point
 
 Listener = Callable[[Sequence[Point]], None]
 

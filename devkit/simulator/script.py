@@ -28,7 +28,7 @@ alert 12:00-20:00, then red 20:00-22:00. The faults:
   (`data_gap`, open).
 """
 
-# The regime the caller declares for the scripted day (`gateway.demo.regime_for`), in hours:
+# The regime the caller declares for the scripted day (`devkit.demo.regime_for`), in hours:
 SHUTDOWN_FROM = 10  # a shutdown order for line L1, until the day's end
 ORANGE = (12, 20)  # an orange alert over the region
 RED = (20, 22)  # then red, without a gap

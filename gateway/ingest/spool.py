@@ -27,7 +27,7 @@ from pathlib import Path
 
 import structlog
 
-from . import metrics
+from gateway import metrics
 
 _HEADER = struct.Struct("<II")
 log = structlog.get_logger("gateway.spool")

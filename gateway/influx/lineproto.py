@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable
 
-from .model import FieldValue, Point
+from gateway.model import FieldValue, Point
 
 MIN_TIME_NS = -9_223_372_036_854_775_806
 MAX_TIME_NS = 9_223_372_036_854_775_806

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .devices import (
+from devkit.simulator.devices import (
     COD,
     DUST,
     DUST_2005,
@@ -57,8 +57,8 @@ from .devices import (
     loggers_of,
     permit_plate,
 )
-from .registry import REF_O2
-from .script import (
+from devkit.simulator.registry import REF_O2
+from devkit.simulator.script import (
     ALLOWED_IN,
     BANNED_IN,
     BOILER_FAULT,

@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 
 from gateway.model import Point, to_ns
 from gateway.registry import Registry
-
-from .data_gap import DataGap
-from .offline import DeviceOffline
+from gateway.rules.data_gap import DataGap
+from gateway.rules.offline import DeviceOffline
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 

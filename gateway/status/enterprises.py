@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.registry import Enterprise, Registry
-
-from .completeness import DeviceStatusPoints
-from .offline import DeviceOffline
-from .treatment import TreatmentNotRunning
+from gateway.rules.offline import DeviceOffline
+from gateway.rules.treatment import TreatmentNotRunning
+from gateway.status.completeness import DeviceStatusPoints
 
 
 class RuleStatus:

@@ -4,7 +4,7 @@ L2 is curtailed by 30 % and L3 stops; under red, L3 stops)."""
 
 from __future__ import annotations
 
-from .devices import (
+from devkit.simulator.devices import (
     COD,
     DUST,
     NH3N,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .energy import EnergyDelta, EnergyTracker
-from .model import FieldValue, Point, to_ns
-from .registry import Meter, Registry
+from gateway.ingest.energy import EnergyDelta, EnergyTracker
+from gateway.model import FieldValue, Point, to_ns
+from gateway.registry import Meter, Registry
 
 UNREGISTERED = "unregistered"
 QUANTITIES = ("p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch")

@@ -7,7 +7,7 @@ import gzip
 
 import aiohttp
 
-from . import WriteError, classify
+from gateway.influx.sink import WriteError, classify
 
 
 class InfluxV1Sink:

@@ -16,11 +16,11 @@ from typing import Any
 import aiomqtt
 
 from adapters.hj212.device import DeviceClient
-
-from . import bench, localstack
-from .devkit.process import start_gateway, stop, wait_port
-from .simulator.devices import LoggerSpec, Upload
-from .simulator.loggers import encode
+from devkit import localstack
+from devkit.benchkit import write_config
+from devkit.process import start_gateway, stop, wait_port
+from devkit.simulator.devices import LoggerSpec, Upload
+from devkit.simulator.loggers import encode
 
 OFFLINE_AFTER_S = 5.0
 REGISTRY = f"""
@@ -60,7 +60,7 @@ async def anomaly_runs(
 ) -> dict[str, float]:
     shutil.rmtree(work / "gw", ignore_errors=True)
     port, mport = localstack.free_port(), localstack.free_port()
-    config = bench._write_config(work, port, influx_url, 1, mport, mqtt_port=broker_port)
+    config = write_config(work, port, influx_url, 1, mport, mqtt_port=broker_port)
     (work / "registry.toml").write_text(REGISTRY)
     config.write_text(config.read_text().replace('topic_prefix = "bench"', 'topic_prefix = "lat"'))
     gateway = start_gateway(config, work / "gateway-anomaly.log")

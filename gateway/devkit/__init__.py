@@ -1,1 +1,0 @@
-"""Tooling around the gateway: fuzzing, and the helpers the benchmark and the fuzzer share."""
