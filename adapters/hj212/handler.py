@@ -32,11 +32,11 @@ from gateway.registry import Device, Registry
 from . import builder
 from .codes import CodeGate
 from .config import Hj212Config
+from .convert import DATA_COMMANDS, Source, TimeWindow, check_upload, normalize, number
 from .cp import CpData, parse_cp, parse_hj212_time
 from .crc import accepts
 from .errors import HJ212Error
 from .frame import Frame, parse_frame
-from .normalize import DATA_COMMANDS, Source, TimeWindow, check_upload, normalize, number
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")

@@ -27,10 +27,10 @@ from gateway.registry import Registry
 
 from . import builder
 from .config import Hj212Config
+from .convert import Source
 from .frame import Frame
 from .framer import Framer
 from .handler import ADAPTER, Backfill, FrameHandler, Reply
-from .normalize import Source
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")

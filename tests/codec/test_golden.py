@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.hj212.builder import build_frame
+from adapters.hj212.convert import DATA_COMMANDS, Source, normalize
 from adapters.hj212.cp import parse_cp
 from adapters.hj212.crc import accepts
 from adapters.hj212.frame import Frame, parse_frame
-from adapters.hj212.normalize import DATA_COMMANDS, Source, normalize
 from gateway.influx.lineproto import encode_point
 
 from .vectors import (

@@ -22,12 +22,12 @@ from adapters.hj212.builder import (
     data_ack,
     notice_ack,
 )
+from adapters.hj212.convert import Source, normalize
 from adapters.hj212.cp import CpData, parse_cp, parse_hj212_time
 from adapters.hj212.crc import accepts, crc_hj212, crc_modbus, crc_variant
 from adapters.hj212.errors import HJ212Error
 from adapters.hj212.frame import parse_frame
 from adapters.hj212.framer import Framer
-from adapters.hj212.normalize import Source, normalize
 
 from .vectors import KEY, all_frames, frame, ref_crc_hj212, ref_crc_modbus
 

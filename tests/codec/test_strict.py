@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.hj212.builder import build_encrypted_frame, build_frame
+from adapters.hj212.convert import Source, TimeWindow, check_upload, number
 from adapters.hj212.cp import parse_cp
 from adapters.hj212.crc import crc_hj212, crc_variant
 from adapters.hj212.errors import HJ212Error
 from adapters.hj212.frame import parse_frame
-from adapters.hj212.normalize import Source, TimeWindow, check_upload, number
 from gateway.influx.lineproto import MAX_TIME_NS, MIN_TIME_NS, encode_point, unstorable
 from gateway.model import Point
 

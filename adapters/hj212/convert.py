@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+from adapters.hj212.cp import CpData, parse_hj212_time
+from adapters.hj212.errors import CpError, ValueShapeError
+from adapters.hj212.frame import Frame
 from gateway.model import FieldValue, Point, to_ns
-
-from .cp import CpData, parse_hj212_time
-from .errors import CpError, ValueShapeError
-from .frame import Frame
 
 INTERVAL_BY_CN = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
 DATA_COMMANDS = frozenset({"2011", "2051", "2061", "2031", "2021", "2041"})
