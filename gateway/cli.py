@@ -1,4 +1,4 @@
-"""Command line: ``pollution-gateway run | check-config | bench``."""
+"""Command line: ``pollution-gateway run | check-config | backup | bench``, and ``--version``."""
 
 from __future__ import annotations
 
@@ -28,12 +28,56 @@ def _load(path: str) -> LoadedConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    loaded = _load(args.file)
+    from .checks import checked_config  # every problem, then exit status 2
+
+    loaded = checked_config(args.file)
     devices = sum(1 for _ in loaded.registry.devices())
     print(
         f"{args.file}: OK ({len(loaded.registry.data.enterprises)} enterprises, {devices} devices)"
     )
     return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from .backup import BackupError, backup
+
+    loaded = _load(args.config)
+    try:
+        report = backup(loaded.data_dir, Path(args.dir))
+    except ConfigError as exc:  # state of a newer release, or damaged
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    for name, version in report.stores.items():
+        print(f"{name}: copied (schema version {version})")
+    if report.spool is not None:
+        spool = report.spool
+        cursor = f"{spool.cursor.segment} {spool.cursor.offset}" if spool.cursor else "none"
+        print(
+            f"spool: {spool.segments} segments, {spool.bytes} bytes, {spool.records} records"
+            f" from the cursor ({cursor}) on"
+        )
+        print(
+            "spool copy: every record acknowledged before the backup began and not yet"
+            " delivered is in it; records appended during the copy may be missing from its end"
+        )
+    print(f"backup of {loaded.data_dir} in {report.destination}")
+    return 0
+
+
+def package_version() -> str:
+    """The installed distribution's version (``unknown`` when run from an uninstalled tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pollution-gateway")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def start_local_stack(loaded: LoadedConfig) -> list[ManagedProcess]:
@@ -66,11 +110,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.configure(cfg.log_format, cfg.log_level)
     started = start_local_stack(loaded) if args.local_stack else []
     try:
-        from .supervisor import run
+        from .supervisor import GatewayFailed, run
 
         _install_uvloop()
         _tune_gc()
         asyncio.run(run(loaded))
+    except ConfigError as exc:  # found at start-up: a store or spool newer than this release
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except GatewayFailed as exc:  # logged where it happened; the exit status says it
+        print(f"gateway stopped: {exc}", file=sys.stderr)
+        return 1
     finally:
         for proc in started:
             proc.stop()
@@ -131,6 +182,7 @@ def _install_uvloop() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pollution-gateway")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the gateway daemon")
     run_p.add_argument("--config", default="config/gateway.toml")
@@ -143,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     check_p = sub.add_parser("check-config", help="validate a config file and its registry")
     check_p.add_argument("file")
     check_p.set_defaults(func=cmd_check_config)
+    backup_p = sub.add_parser(
+        "backup", help="copy the stores and the spool while the gateway runs, into DIR"
+    )
+    backup_p.add_argument("dir", metavar="DIR", help="an absent or empty folder")
+    backup_p.add_argument("--config", default="config/gateway.toml")
+    backup_p.set_defaults(func=cmd_backup)
     bench_p = sub.add_parser("bench", help="measure throughput, ack latency and memory")
     bench_p.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
     bench_p.add_argument("--connections", type=int, default=50, help="device connections")

@@ -28,6 +28,31 @@ def parse_size(value: object) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def parse_tokens(
+    env_name: str, value: str
+) -> tuple[dict[str, Literal["viewer", "admin"]], list[str]]:
+    """`token:role` pairs separated by commas (role `viewer` or `admin`): the tokens, and a
+    problem per malformed entry, named by its position (never by its text, a secret)."""
+    out: dict[str, Literal["viewer", "admin"]] = {}
+    problems: list[str] = []
+    entries = (e.strip() for e in value.split(","))
+    for number, entry in enumerate(filter(None, entries), start=1):
+        token, _, role = entry.rpartition(":")
+        if not token or role not in ("viewer", "admin"):
+            problems.append(f"{env_name}: entry {number}: expected token:viewer or token:admin")
+            continue
+        out[token] = "admin" if role == "admin" else "viewer"
+    return out, problems
+
+
+def check_listen(value: str) -> str:
+    """A `host:port` to listen on, port 0 to 65535."""
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("listen must be host:port")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,28 +129,25 @@ class ApiSection(_Section):
     tokens_env: str = Field(
         "GATEWAY_API_TOKENS", description='variable holding "token:role,token:role" (viewer/admin)'
     )
+    influx_unhealthy_after_s: float = Field(
+        60.0, gt=0, description="/readyz: not ready once InfluxDB writes have failed this long"
+    )
+
+    _listen = field_validator("listen")(check_listen)
 
     def tokens(self) -> dict[str, Literal["viewer", "admin"]]:
-        """Bearer tokens from the environment; ConfigError on a malformed entry."""
-        out: dict[str, Literal["viewer", "admin"]] = {}
-        for entry in filter(
-            None, (e.strip() for e in os.environ.get(self.tokens_env, "").split(","))
-        ):
-            token, _, role = entry.rpartition(":")
-            if not token or role not in ("viewer", "admin"):
-                raise ConfigError(
-                    [
-                        f"{self.tokens_env}: entry {entry[:4]}...: "
-                        "expected token:viewer or token:admin"
-                    ]
-                )
-            out[token] = "admin" if role == "admin" else "viewer"
-        return out
+        """Bearer tokens from the environment; ConfigError listing every malformed entry."""
+        tokens, problems = parse_tokens(self.tokens_env, os.environ.get(self.tokens_env, ""))
+        if problems:
+            raise ConfigError(problems)
+        return tokens
 
 
 class MetricsSection(_Section):
     enabled: bool = True
     listen: str = "127.0.0.1:9213"
+
+    _listen = field_validator("listen")(check_listen)
 
 
 class Config(_Section):
@@ -139,14 +161,34 @@ class Config(_Section):
     metrics: MetricsSection = MetricsSection()
 
 
+class RegistryHolder:
+    """The registry in force. Its users read `current` (or call the holder) at each use, so
+    a reload is one assignment."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.current = registry
+
+    def __call__(self) -> Registry:
+        return self.current
+
+
 class LoadedConfig:
-    """A validated config with its paths resolved and its registry loaded."""
+    """A validated config with its paths resolved and its registry loaded (`registry` reads
+    and replaces `registry_holder.current`)."""
 
     def __init__(self, path: Path, config: Config, registry: Registry) -> None:
         self.path = path
         self.config = config
-        self.registry = registry
+        self.registry_holder = RegistryHolder(registry)
         self.data_dir = (path.parent / config.gateway.data_dir).resolve()
+
+    @property
+    def registry(self) -> Registry:
+        return self.registry_holder.current
+
+    @registry.setter
+    def registry(self, registry: Registry) -> None:
+        self.registry_holder.current = registry
 
 
 def load_config(path: Path) -> LoadedConfig:

@@ -101,3 +101,17 @@ def replies_sent(cn: str) -> Counter:
 
 def crc_variant(variant: str) -> Counter:
     return _child(CRC_VARIANT, variant)
+
+
+def _version() -> str:
+    """The installed distribution's version, or "unknown" when run from an uninstalled tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("pollution-gateway")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO = Gauge("gateway_build_info", "The running gateway's version (always 1)", ["version"])
+BUILD_INFO.labels(_version()).set(1)

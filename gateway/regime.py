@@ -4,6 +4,9 @@ Persisted in its own SQLite file (standard library) and held in memory, so `in_f
 query the rules ask on every event, is a pure function of the stored alerts and orders and of
 its arguments: it never reads the clock. Windows are half-open: an alert or order is in force
 at `t` when `starts_at <= t < ends_at`.
+
+The file's schema is versioned (``PRAGMA user_version``, see `gateway.migrations`): version 1
+is the schema of the first release, whose files say 0 and open unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from .migrations import Migration, migrate
+
 AlertLevel = Literal["yellow", "orange", "red"]
 OrderKind = Literal["shutdown", "curtailment"]
 
@@ -25,10 +30,14 @@ LEVEL_RANK: dict[str, int] = {"yellow": 1, "orange": 2, "red": 3}
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 PERIOD_PREFIX = "period:"  # ids of the alerts that stand for calendar control periods
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS alert (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS control_order (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
+
+# (version, step) in order; append a step for every change of the schema, never edit one
+MIGRATIONS: list[Migration] = [(1, _SCHEMA_V1)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _check_window(starts_at: datetime, ends_at: datetime) -> None:
@@ -182,10 +191,16 @@ class Regime:
     """Alerts and orders: written through to SQLite, answered from memory."""
 
     def __init__(self, path: Path | str) -> None:
+        """Open (or create) the file, migrating its schema; `StateError` when it was written by
+        a newer release."""
         self.path = path
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            migrate(self._db, path, "regime store", MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
         self._alerts = {
             row[0]: Alert.model_validate_json(row[1])
             for row in self._db.execute("SELECT id, body FROM alert")

@@ -2,12 +2,17 @@
 
 Shutdown (SIGTERM / SIGINT / `stop()`): stop accepting, let in-flight frames become durable
 and be acknowledged, deliver what InfluxDB will take within the timeout, fsync, exit.
+
+Background tasks (the forwarder, the MQTT adapter, the rule ticker, the device-status writer)
+are supervised: one that fails, or ends while the gateway runs, is logged and shuts the gateway
+down, and `run()` raises `GatewayFailed` (the process exits non-zero).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,9 +22,10 @@ from prometheus_client import make_asgi_app
 
 from adapters.hj212.server import Hj212Server
 from adapters.mqtt.adapter import MqttAdapter
+from gateway import metrics
+from gateway.influx.factory import make_sink
 from gateway.influx.sink import Sink, WriteError
 from gateway.influx.v1 import InfluxV1Sink
-from gateway.influx.v2 import InfluxV2Sink
 from gateway.ingest.forwarder import Forwarder
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.power import PowerConverter
@@ -27,9 +33,10 @@ from gateway.ingest.spool import Spool, SpoolClosed, SpoolFull
 from gateway.status.completeness import DeviceStatusPoints
 from gateway.status.enterprises import RuleStatus
 
-from .anomalies.publish import InfluxPublisher, MqttPublisher
+from .anomalies.publish import InfluxPublisher, MqttPublisher, Publishers
 from .anomalies.store import AnomalyStore
 from .api import create_app
+from .api.health import NotReady, health_app
 from .api.server import ApiServer
 from .config import LoadedConfig
 from .errors import ConfigError
@@ -51,27 +58,50 @@ from .rules.vehicles import BannedVehicleEntry
 log = structlog.get_logger("gateway")
 
 
-def make_sink(loaded: LoadedConfig) -> Sink:
-    influx = loaded.config.influx
-    if influx.version == 1:
-        return InfluxV1Sink(
-            influx.url,
-            influx.database,
-            retention_policy=influx.retention_policy,
-            username=influx.username,
-            password=influx.secret(influx.password_env),
-            gzip_level=influx.gzip_level,
-            timeout_s=influx.timeout_s,
-            create_database=influx.create_database,
-        )
-    return InfluxV2Sink(
-        influx.url,
-        org=influx.org or "",
-        bucket=influx.bucket,
-        token=influx.secret(influx.token_env) or "",
-        gzip=influx.gzip_level > 0,
-        timeout_s=influx.timeout_s,
-    )
+class GatewayFailed(RuntimeError):
+    """A background task failed (or ended) while the gateway ran; the gateway stopped."""
+
+
+class WatchedSink:
+    """The sink as the forwarder writes to it, noting since when writes fail (network errors,
+    5xx, 429, auth: what is retried), for `/readyz`. A write InfluxDB answers, even refusing
+    lines, ends a failure."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.inner = sink
+        self.name = sink.name
+        self.failing_since: float | None = None  # time.monotonic() of the first failure
+        self.last_error = ""
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def write(self, body: bytes) -> None:
+        try:
+            await self.inner.write(body)
+        except WriteError as exc:
+            if exc.retryable:
+                self._failed(exc)
+            else:
+                self.failing_since = None
+            raise
+        except Exception as exc:
+            self._failed(exc)
+            raise
+        self.failing_since = None
+
+    def _failed(self, exc: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.last_error = str(exc)[:200] or type(exc).__name__
+
+    def failing_for_s(self) -> float | None:
+        """How long writes have been failing; None while they succeed."""
+        since = self.failing_since
+        return None if since is None else time.monotonic() - since
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class Gateway:
@@ -85,23 +115,28 @@ class Gateway:
             max_bytes=cfg.spool.max_bytes,
             segment_bytes=cfg.spool.segment_bytes,
         )
-        self.sink = sink or make_sink(loaded)
+        self.sink = sink or make_sink(cfg.influx)
+        self.writes = WatchedSink(self.sink)
         self.pipeline = Pipeline(self.spool)
         self.forwarder = Forwarder(
             self.spool,
-            self.sink,
+            self.writes,
             batch_lines=cfg.influx.batch_lines,
             flush_interval_s=cfg.influx.flush_interval_s,
             retry_max_s=cfg.influx.retry_max_s,
             poison_path=loaded.data_dir / "poison.lp",
         )
-        self.power = PowerConverter(loaded.registry)
-        self.hj212 = Hj212Server(cfg.hj212, loaded.registry, self.pipeline, power=self.power)
+        # the one holder of the registry in force: every user reads it at each use
+        self.registry_holder = loaded.registry_holder
+        holder = self.registry_holder
+        self.power = PowerConverter(holder)
+        self.hj212 = Hj212Server(cfg.hj212, holder, self.pipeline, power=self.power)
         self.mqtt = (
-            MqttAdapter(cfg.mqtt, loaded.registry, self.pipeline, self.hj212.handler, self.power)
+            MqttAdapter(cfg.mqtt, holder, self.pipeline, self.hj212.handler, self.power)
             if cfg.mqtt.enabled
             else None
         )
+        self.publishers = Publishers()  # the anomaly store's listener: InfluxDB, MQTT
         self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
         self.regime: Regime | None = None
         self.api: ApiServer | None = None
@@ -111,11 +146,16 @@ class Gateway:
         self.rules: RuleEngine | None = None
         self._forward_task: asyncio.Task[None] | None = None
         self._create_task: asyncio.Task[None] | None = None
+        self._mqtt_task: asyncio.Task[None] | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._tasks: dict[asyncio.Task[None], bool] = {}  # supervised -> may end on its own
+        self._stopping = False
+        self.failure: GatewayFailed | None = None
         self._stop = asyncio.Event()
 
     def registry(self) -> Registry:
         """The registry in force (rules read it at each use, so a reload takes effect)."""
-        return self.hj212.registry
+        return self.registry_holder.current
 
     def _calendar(self) -> Sequence[Alert]:
         """The registry's calendar control periods as alerts (cached per registry)."""
@@ -133,17 +173,13 @@ class Gateway:
         except ConfigError as exc:
             log.error("registry reload refused; the registry in force stays", problems=exc.problems)
             return exc.problems
-        if not registry.data.enterprises and self.loaded.registry.data.enterprises:
+        if not registry.data.enterprises and self.registry().data.enterprises:
             problem = (
                 f"{path}: no enterprises (an empty or truncated file?); the registry in force stays"
             )
             log.error("registry reload refused; the registry in force stays", problems=[problem])
             return [problem]
-        self.loaded.registry = registry
-        self.hj212.registry = registry
-        self.power.registry = registry
-        if self.mqtt is not None:
-            self.mqtt.registry = registry
+        self.registry_holder.current = registry
         devices = sum(1 for _ in registry.devices())
         log.info("registry reloaded", enterprises=len(registry.data.enterprises), devices=devices)
         return []
@@ -183,15 +219,51 @@ class Gateway:
             ],
             tick_s=self.loaded.config.rules.tick_s,
         )
-        self.anomalies.add_listener(InfluxPublisher(self.pipeline))
+        self.publishers.add("influx", InfluxPublisher(self.pipeline))
         if self.mqtt is not None:
             prefix = self.loaded.config.mqtt.topic_prefix
-            self.anomalies.add_listener(MqttPublisher(self.mqtt.publish, prefix))
+            self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix))
+        self.anomalies.add_listener(self.publishers)
         self.pipeline.add_listener(self.rules.on_points)
         self.pipeline.add_listener(self._write_allowed)
         self.hj212.handler.on_event = self.rules.on_device_event
-        self.rules.start()
-        self._status_task = asyncio.create_task(self._write_status(), name="device-status")
+        self._tick_task = self._supervise(self._tick_rules(self.rules), "rule-ticker")
+        self._status_task = self._supervise(self._write_status(), "device-status")
+
+    async def _tick_rules(self, rules: RuleEngine) -> None:
+        """The wall-clock rules (silence, due records) every `tick_s`."""
+        while True:
+            await asyncio.sleep(rules.tick_s)
+            rules.tick()
+
+    def _supervise(
+        self, work: Coroutine[Any, Any, None], name: str, *, may_end: bool = False
+    ) -> asyncio.Task[None]:
+        """Run `work` as a task whose failure (or end, unless `may_end`) stops the gateway."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks[task] = may_end
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        may_end = self._tasks.pop(task, True)
+        if self._stopping or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None and may_end:
+            return
+        name = task.get_name()
+        metrics.ERRORS_TOTAL.labels(stage=f"task_{name}").inc()
+        if exc is None:
+            log.error("background task ended; stopping the gateway", task=name)
+            failure = GatewayFailed(f"background task {name} ended")
+        else:
+            log.error("background task failed; stopping the gateway", task=name, exc_info=exc)
+            failure = GatewayFailed(f"background task {name} failed: {exc!r}")
+            failure.__cause__ = exc
+        if self.failure is None:
+            self.failure = failure
+        self._stop.set()
 
     def _write_allowed(self, _points: Sequence[Point]) -> None:
         """`vehicle_passage.allowed`: each entry's verdict under the control level in force."""
@@ -219,14 +291,41 @@ class Gateway:
         if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
             # in the background: a hanging InfluxDB must not delay the listeners (the sink
             # creates the database on its first write too)
-            self._create_task = asyncio.create_task(self._create_database(), name="create-db")
-        self._forward_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
+            self._create_task = self._supervise(self._create_database(), "create-db", may_end=True)
+        self._forward_task = self._supervise(self.forwarder.run(), "forwarder")
         if self.loaded.config.hj212.enabled:
             await self.hj212.start()
         if self.mqtt is not None:
-            self.mqtt.start()
+            # run here rather than by `mqtt.start()`, so that its failure is seen
+            self._mqtt_task = self._supervise(self.mqtt.run(), "mqtt-adapter")
         await self._start_api()
         self._ready = True
+
+    def readiness(self) -> list[NotReady]:
+        """What `/readyz` reports: each component not ready and why (empty: ready)."""
+        problems: list[NotReady] = []
+        if not self._ready:
+            problems.append(NotReady("gateway", "stopping" if self._stopping else "starting"))
+        spool = self.spool
+        if spool.waiting or spool.depth_bytes >= spool.max_bytes:
+            problems.append(
+                NotReady(
+                    "spool",
+                    f"full: {spool.depth_bytes} of {spool.max_bytes} bytes not yet written to "
+                    "InfluxDB; acknowledgements wait",
+                )
+            )
+        after = self.loaded.config.api.influx_unhealthy_after_s
+        failing = self.writes.failing_for_s()
+        if failing is not None and failing >= after:
+            problems.append(
+                NotReady(
+                    "influx",
+                    f"writes failing for {failing:.0f} s (limit {after:g} s): "
+                    f"{self.writes.last_error}",
+                )
+            )
+        return problems
 
     async def _create_database(self) -> None:
         assert isinstance(self.sink, InfluxV1Sink)
@@ -237,7 +336,12 @@ class Gateway:
 
     async def _start_api(self) -> None:
         cfg = self.loaded.config
-        if not cfg.api.enabled or self.anomalies is None or self.regime is None:
+        if not cfg.api.enabled:
+            return
+        if self.anomalies is None or self.regime is None:  # rules off: health and metrics only
+            self.api = ApiServer(health_app(self.readiness, make_asgi_app()), cfg.api.listen)
+            await self.api.start()
+            log.info("API listening (health only: rules are off)", listen=self._api_address())
             return
         app = create_app(
             store=self.anomalies,
@@ -245,14 +349,18 @@ class Gateway:
             registry=self.registry,
             status=RuleStatus(self.registry, self.offline, self.treatment, self.daily),
             tokens=cfg.api.tokens(),
-            ready=lambda: self._ready,
+            ready=self.readiness,
             metrics_app=make_asgi_app(),
             reload_registry=self.reload_registry,
             influx=cfg.influx,
         )
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
         await self.api.start()
-        log.info("API listening", listen=f"{cfg.api.listen.rpartition(':')[0]}:{self.api.port}")
+        log.info("API listening", listen=self._api_address())
+
+    def _api_address(self) -> str:
+        assert self.api is not None
+        return f"{self.loaded.config.api.listen.rpartition(':')[0]}:{self.api.port}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -268,6 +376,7 @@ class Gateway:
         deadline = loop.time() + timeout * 0.9
         log.info("shutting down", timeout_s=timeout)
         self._ready = False
+        self._stopping = True  # tasks ended from here on are not failures
 
         def left(share: float) -> float:
             return max(0.0, min(share, deadline - loop.time()))
@@ -276,6 +385,7 @@ class Gateway:
             await _within(self.api.close(left(timeout / 8)), left(timeout / 8) + 0.1)
         if self.mqtt is not None:
             await _within(self.mqtt.close(left(timeout / 8)), left(timeout / 8) + 0.1)
+            await _cancel(self._mqtt_task)
         await _within(self.hj212.close(left(timeout / 4)), left(timeout / 4) + 0.1)
         if self._forward_task is not None:
             await _within(self.forwarder.drain(left(timeout), self._forward_task), left(timeout))
@@ -286,9 +396,8 @@ class Gateway:
                 pass
             except Exception:  # its failure must not skip the spool's fsync below
                 log.exception("forwarder failed")
-        for task in (self._status_task, self._create_task):
-            if task is not None:
-                task.cancel()
+        for task in (self._status_task, self._create_task, self._tick_task):
+            await _cancel(task)
         if self.rules is not None:
             await self.rules.close()
         await self.spool.close()
@@ -308,22 +417,41 @@ async def _within(step: Coroutine[Any, Any, None], seconds: float) -> None:
         log.warning("shutdown step cut short", step=getattr(step, "__qualname__", "?"))
 
 
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait for it; a failure it ended with is already logged."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:  # reported by the supervision when it happened
+        pass
+
+
 async def run(loaded: LoadedConfig) -> None:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT; GatewayFailed when a background task failed."""
     gateway = Gateway(loaded)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.stop)
     loop.add_signal_handler(signal.SIGHUP, gateway.reload_registry)
-    await gateway.start()
-    metrics_cfg = loaded.config.metrics
-    if metrics_cfg.enabled:
-        from prometheus_client import start_http_server
-
-        host, _, port = metrics_cfg.listen.rpartition(":")
-        start_http_server(int(port), addr=host or "127.0.0.1")
-    log.info("gateway running", config=str(loaded.path), data_dir=str(loaded.data_dir))
     try:
-        await gateway.wait()
+        await gateway.start()
+        metrics_cfg = loaded.config.metrics
+        if metrics_cfg.enabled:
+            from prometheus_client import start_http_server
+
+            host, _, port = metrics_cfg.listen.rpartition(":")
+            start_http_server(int(port), addr=host or "127.0.0.1")
+        log.info("gateway running", config=str(loaded.path), data_dir=str(loaded.data_dir))
+        try:
+            await gateway.wait()
+        finally:
+            await gateway.shutdown()
     finally:
-        await gateway.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    if gateway.failure is not None:
+        raise gateway.failure

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the gateway needs on Debian: the influxdb and mosquitto packages, and the
-# Python packages in a virtual environment (.venv). Safe to run again: it skips what is there.
+# Python packages of requirements.lock in a virtual environment (.venv). Safe to run again: it
+# skips what is there (the Python packages until pyproject.toml or the lock changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,12 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+lock=requirements.lock
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    # every runtime and dev package at its pinned version, checked against its hashes; then the
+    # gateway itself, editable, without resolving anything more
+    .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+    .venv/bin/python -m pip install -q --no-deps -e .
     touch "$stamp"
 fi

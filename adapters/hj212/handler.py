@@ -87,19 +87,20 @@ class Link(Protocol):
 
 
 class FrameHandler:
-    """Shared by every link. `registry` may be replaced at any time (reload)."""
+    """Shared by every link. `registry` is read at each use: given a callable (the gateway's
+    registry holder), a reload takes effect at the next frame."""
 
     def __init__(
         self,
         config: Hj212Config,
-        registry: Registry,
+        registry: Registry | Callable[[], Registry],
         pipeline: Pipeline,
         clock: Callable[[], datetime],
         power: PowerConverter | None = None,
     ) -> None:
         self.config = config
         self.power = power
-        self.registry = registry
+        self._registry = registry if callable(registry) else lambda: registry
         self.pipeline = pipeline
         self.clock = clock
         self.default_tz = ZoneInfo(config.timezone)
@@ -117,6 +118,11 @@ class FrameHandler:
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
         # MN -> (when its last contact was reported, the device clock it showed)
         self._contacts: dict[str, tuple[float, datetime | None]] = {}
+
+    @property
+    def registry(self) -> Registry:
+        """The registry in force."""
+        return self._registry()
 
     def key_for(self, mn: str) -> bytes | None:
         device = self.registry.device(mn)

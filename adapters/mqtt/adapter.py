@@ -76,7 +76,7 @@ class MqttAdapter:
     def __init__(
         self,
         config: MqttConfig,
-        registry: Registry,
+        registry: Registry | Callable[[], Registry],
         pipeline: Pipeline,
         hj212: FrameHandler,
         power: PowerConverter,
@@ -84,7 +84,7 @@ class MqttAdapter:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
-        self.registry = registry
+        self._registry = registry if callable(registry) else lambda: registry
         self.pipeline = pipeline
         self.hj212 = hj212
         self.clock = clock
@@ -101,6 +101,11 @@ class MqttAdapter:
         prefix = config.topic_prefix.rstrip("/")
         self.prefix = prefix
         self.filters = [f"{prefix}/power/+/+", f"{prefix}/gate/+/+", f"{prefix}/hj212/+"]
+
+    @property
+    def registry(self) -> Registry:
+        """The registry in force, read at each message (a callable given follows reloads)."""
+        return self._registry()
 
     # -- connection life cycle ------------------------------------------------------------
 

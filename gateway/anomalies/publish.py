@@ -1,14 +1,22 @@
-"""Anomalies leave the store as `anomaly` points in InfluxDB (contracts.md section 2)."""
+"""Anomalies leave the store as `anomaly` points in InfluxDB (contracts.md section 2) and as
+MQTT messages; `Publishers` hands each change to all of them, a failing one isolated."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
+import structlog
+
+from gateway import metrics
 from gateway.ingest.pipeline import Pipeline
 from gateway.model import Point, to_ns
+from gateway.ratelimit import LogLimiter
 
 from .model import AnomalyEvent
+
+log = structlog.get_logger("gateway.anomalies")
 
 
 def anomaly_point(event: AnomalyEvent) -> Point:
@@ -52,3 +60,31 @@ class MqttPublisher:
         anomaly = event.anomaly
         topic = f"{self.prefix}/anomalies/{anomaly.enterprise}/{anomaly.type}"
         self.publish(topic, event.dumps().encode())
+
+
+class Publishers:
+    """One store listener for every publisher: each gets every event in the order added. One
+    that raises is counted in `errors_total{stage="anomaly_<name>"}` and logged (once a
+    minute per publisher at most), and the others still get the event."""
+
+    def __init__(self, log_interval_s: float = 60.0) -> None:
+        self.publishers: list[tuple[str, Callable[[AnomalyEvent], None]]] = []
+        self._limiter = LogLimiter(log_interval_s)
+
+    def add(self, name: str, publisher: Callable[[AnomalyEvent], None]) -> None:
+        self.publishers.append((name, publisher))
+
+    def __call__(self, event: AnomalyEvent) -> None:
+        for name, publisher in self.publishers:
+            try:
+                publisher(event)
+            except Exception:
+                metrics.ERRORS_TOTAL.labels(stage=f"anomaly_{name}").inc()
+                suppressed = self._limiter.allow(name, time.monotonic())
+                if suppressed >= 0:
+                    log.exception(
+                        "anomaly publisher failed; the others still publish",
+                        publisher=name,
+                        anomaly=event.anomaly.id,
+                        suppressed_since_last=suppressed,
+                    )

@@ -3,6 +3,9 @@
 Keeps the current state of every anomaly and the ordered stream of changes (`seq`), which the
 API serves and resumes from (`Last-Event-ID`). Writing an anomaly that is already stored with
 the same content is a no-op, so replayed data never duplicates the stream.
+
+The schema is versioned (``PRAGMA user_version``, see `gateway.migrations`): version 1 is the
+schema of the first release, whose files say 0 and open unchanged.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.migrations import Migration, migrate
+
 from .model import Anomaly, AnomalyEvent, EventKind
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS anomaly (
     id TEXT PRIMARY KEY,
     type TEXT NOT NULL,
@@ -39,6 +44,10 @@ CREATE TABLE IF NOT EXISTS event (
 );
 """
 
+# (version, step) in order; append a step for every change of the schema, never edit one
+MIGRATIONS: list[Migration] = [(1, _SCHEMA_V1)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
 _UPSERT = (
     "INSERT INTO anomaly (id, type, family, enterprise, state, started_at, ended_at, body)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state,"
@@ -50,11 +59,17 @@ Listener = Callable[[AnomalyEvent], None]
 
 class AnomalyStore:
     def __init__(self, path: Path | str) -> None:
+        """Open (or create) the store, migrating its schema; `StateError` when the file was
+        written by a newer release."""
         self.path = path
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            migrate(self._db, path, "anomaly store", MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
 

@@ -11,34 +11,22 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from gateway.influx.reader import make_reader
+from gateway.influx.factory import make_reader
 
 from ..anomalies.store import AnomalyStore
 from ..config import InfluxSection
 from ..regime import Regime
 from ..registry import Registry
-from . import admin, anomalies, control, enterprises, series, stream
+from . import admin, anomalies, control, enterprises, health, series, stream
 from .auth import Role, make_auth
 from .deps import Services
-from .schemas import Health
 from .status import StatusProvider
 
 _PAGE = (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
-
-
-class _AsgiEndpoint:
-    """An ASGI app as a route endpoint (a plain function would be taken for a handler)."""
-
-    def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.inner(scope, receive, send)
 
 
 def _utc_now() -> datetime:
@@ -56,7 +44,7 @@ def create_app(
     registry: Callable[[], Registry],
     status: StatusProvider,
     tokens: Mapping[str, Role],
-    ready: Callable[[], bool] = _always_ready,
+    ready: health.ReadyCheck = _always_ready,
     clock: Callable[[], datetime] = _utc_now,
     stream_heartbeat_s: float = 15.0,
     stream_max_s: float | None = None,
@@ -65,9 +53,10 @@ def create_app(
     influx: InfluxSection | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
-    answers `/readyz`; `clock` gives "now" for what is in force now (the enterprise views).
-    `app.state.services.streams` counts open Server-Sent Event connections. Charts read
-    stored values from `influx` (the gateway's InfluxDB settings)."""
+    answers `/readyz` (True, or the components not ready and why); `clock` gives "now" for
+    what is in force now (the enterprise views). `app.state.services.streams` counts open
+    Server-Sent Event connections. Charts read stored values from `influx` (the gateway's
+    InfluxDB settings)."""
     svc = Services(
         store=store,
         regime=regime,
@@ -96,24 +85,9 @@ def create_app(
     if reload_registry is not None:
         app.include_router(admin.build_router(svc, reload_registry))
 
-    @app.get("/healthz", tags=["health"], summary="The process answers")
-    async def healthz() -> Health:
-        return Health(status="ok")
-
-    @app.get(
-        "/readyz",
-        tags=["health"],
-        summary="The gateway is ready to serve",
-        responses={503: {"model": Health, "description": "not ready"}},
-    )
-    async def readyz(response: Response) -> Health:
-        if ready():
-            return Health(status="ready")
-        response.status_code = 503
-        return Health(status="not ready")
-
+    app.include_router(health.build_router(ready))
     if metrics_app is not None:
-        app.router.routes.append(Route("/metrics", _AsgiEndpoint(metrics_app), methods=["GET"]))
+        health.add_metrics(app, metrics_app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

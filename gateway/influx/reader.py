@@ -25,7 +25,6 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from gateway.config import InfluxSection
 from gateway.model import from_ns
 
 QUERY_TIMEOUT_S = 10.0
@@ -87,28 +86,6 @@ class SeriesReader(Protocol):
     async def read(self, queries: Sequence[SeriesQuery]) -> list[list[Series]]:
         """The series of each query, in order; raises QueryError."""
         ...
-
-
-def make_reader(influx: InfluxSection) -> SeriesReader:
-    """The reader for the configured InfluxDB version."""
-    timeout_s = min(influx.timeout_s, QUERY_TIMEOUT_S)
-    if influx.version == 1:
-        return InfluxQLReader(
-            influx.url,
-            influx.database,
-            retention_policy=influx.retention_policy,
-            username=influx.username,
-            password=influx.secret(influx.password_env),
-            timeout_s=timeout_s,
-        )
-    token = influx.secret(influx.token_env) or ""
-    if influx.version == 2:
-        return FluxReader(
-            influx.url, org=influx.org or "", bucket=influx.bucket, token=token, timeout_s=timeout_s
-        )
-    return InfluxQLReader(
-        influx.url, influx.bucket, token=token, bind_parameters=False, timeout_s=timeout_s
-    )
 
 
 def bucket_seconds(query: SeriesQuery) -> int:

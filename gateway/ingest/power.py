@@ -8,6 +8,7 @@ Interval energy state lives in memory: after a restart a meter's first reading h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,11 +39,17 @@ class PowerSample:
 
 
 class PowerConverter:
-    """Shared by every adapter that receives power data, so a meter's counter is tracked once."""
+    """Shared by every adapter that receives power data, so a meter's counter is tracked once.
+    `registry` is read at each point (a callable given, such as the registry holder, follows
+    reloads)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self, registry: Registry | Callable[[], Registry]) -> None:
+        self._registry = registry if callable(registry) else lambda: registry
         self.energy = EnergyTracker()
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry()
 
     def point(self, enterprise: str, meter_id: str, sample: PowerSample) -> Point:
         meter = self.registry.meter(enterprise, meter_id)

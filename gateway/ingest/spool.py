@@ -9,8 +9,12 @@ forwarder frees space; nothing is dropped. Appends that arrive while an fsync is
 committed together by the next one (group commit), so ack latency is about two fsyncs.
 
 On disk: ``seg-<n>.log`` files of records ``[u32 length][u32 crc32][payload]`` and a ``cursor``
-file (segment, offset) of the first record not yet delivered. A torn record at the end of the
-last segment (a crash mid-write; never acknowledged) is cut off at start-up.
+file (segment, byte offset in its file) of the first record not yet delivered. A segment starts
+with a 16-byte header: `SEGMENT_MAGIC`, the format version (u32) and the crc32 of those 12
+bytes. Segments of the first release have no header (records from byte 0) and are still read
+(and appended to when one is the newest); a segment of a format newer than `FORMAT_VERSION`
+stops `open` with `StateError`. A torn record at the end of the last segment (a crash
+mid-write; never acknowledged) is cut off at start-up.
 """
 
 from __future__ import annotations
@@ -28,8 +32,15 @@ from pathlib import Path
 import structlog
 
 from gateway import metrics
+from gateway.migrations import StateError, newer_than_code
 
-_HEADER = struct.Struct("<II")
+_HEADER = struct.Struct("<II")  # before each record: length, crc32 of the payload
+SEGMENT_MAGIC = b"\x89PGWSEG\n"
+FORMAT_VERSION = 1
+_SEGMENT_HEADER = struct.Struct("<8sII")  # magic, format version, crc32 of the first 12 bytes
+SEGMENT_HEADER = _SEGMENT_HEADER.pack(
+    SEGMENT_MAGIC, FORMAT_VERSION, zlib.crc32(SEGMENT_MAGIC + FORMAT_VERSION.to_bytes(4, "little"))
+)
 log = structlog.get_logger("gateway.spool")
 
 
@@ -78,6 +89,7 @@ class Spool:
         self._wake = asyncio.Event()
         self._data = asyncio.Event()
         self._sizes: dict[int, int] = {}
+        self._starts: dict[int, int] = {}  # segment -> offset of its first record
         self._fd = -1
         self._segment = 0
         self._end = Position(0, 0)
@@ -210,12 +222,13 @@ class Spool:
         """Append and fsync (in a worker thread; only the commit task calls it). On failure the
         segment is cut back to its last good length, so no partial record stays behind."""
         segment = self._segment
-        if self._sizes[segment] and self._sizes[segment] + len(data) > self.segment_bytes:
-            fd = self._open_segment(segment + 1)  # before any state changes
+        size = self._sizes[segment]
+        if size > self._starts[segment] and size + len(data) > self.segment_bytes:
+            fd = self._create_segment(segment + 1)  # before any state changes
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd, self._segment = fd, segment + 1
-            self._sizes[self._segment] = 0
+            self._sizes[self._segment] = self._starts[self._segment] = _SEGMENT_HEADER.size
             segment = self._segment
         try:
             view = memoryview(data)
@@ -257,7 +270,7 @@ class Spool:
     def _has_data_after(self, pos: Position) -> bool:
         if pos.segment < self._end.segment:
             return True
-        return pos.offset < self._end.offset
+        return max(pos.offset, self._starts.get(pos.segment, 0)) < self._end.offset
 
     def read(self, start: Position, max_records: int, max_bytes: int = 2 << 20) -> ReadBatch:
         """Durable records from `start` on, at most `max_records` / about `max_bytes`."""
@@ -269,10 +282,12 @@ class Spool:
                 if pos.segment != self._end.segment
                 else (self._end.offset)
             )
+            if pos.offset < self._starts.get(pos.segment, 0):  # a segment's start: skip its header
+                pos = Position(pos.segment, self._starts[pos.segment])
             if pos.offset >= seg_size:
                 if pos.segment >= self._end.segment:
                     break
-                pos = Position(pos.segment + 1, 0)
+                pos = Position(pos.segment + 1, self._starts.get(pos.segment + 1, 0))
                 continue
             chunk = os.pread(
                 self._reader(pos.segment), min(max_bytes, seg_size - pos.offset), pos.offset
@@ -318,6 +333,7 @@ class Spool:
             self._save_cursor(force=True)  # before the segments go, or a crash loses count
         for seg in done:
             del self._sizes[seg]
+            self._starts.pop(seg, None)
             fd = self._read_fds.pop(seg, -1)
             if fd >= 0:
                 os.close(fd)
@@ -351,13 +367,25 @@ class Spool:
             metrics.ERRORS_TOTAL.labels(stage="spool_cursor").inc()
             log.error("could not save the spool cursor", error=str(exc))
 
-    def _open_segment(self, segment: int) -> int:
-        fd = os.open(self.directory / _name(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
+    def _create_segment(self, segment: int) -> int:
+        """Create a segment holding only its header, durably; its descriptor for appending.
+        On failure no file is left behind."""
+        path = self.directory / _name(segment)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            if os.write(fd, SEGMENT_HEADER) != len(SEGMENT_HEADER):
+                raise OSError(f"short write of the segment header of {path}")
+            os.fdatasync(fd)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         return fd
 
     def _recover(self) -> None:
@@ -365,9 +393,9 @@ class Spool:
         cursor = Position(segments[0] if segments else 0, 0)
         cursor_file = self.directory / "cursor"
         if cursor_file.exists():
-            seg_text, _, off_text = cursor_file.read_text().strip().partition(" ")
-            if seg_text.isdigit() and off_text.isdigit():
-                cursor = Position(int(seg_text), int(off_text))
+            saved = read_cursor(cursor_file)
+            if saved is not None:
+                cursor = saved
             else:  # unreadable: replay everything still on disk (duplicates are harmless)
                 log.warning("spool cursor unreadable; replaying every segment")
         for seg in segments:
@@ -379,27 +407,43 @@ class Spool:
             cursor = Position(cursor.segment, 0)
         elif cursor.segment not in segments:  # its segment is gone: start at the oldest left
             cursor = Position(segments[0], 0)
-        for seg in segments:
-            self._sizes[seg] = (
-                (self.directory / _name(seg)).stat().st_size
-                if (self.directory / _name(seg)).exists()
-                else 0
-            )
         last = segments[-1]
-        valid = _valid_length(self.directory / _name(last))
-        if valid < self._sizes[last]:
-            log.warning(
-                "torn record cut from spool tail", segment=last, bytes=self._sizes[last] - valid
-            )
-            os.truncate(self.directory / _name(last), valid)
-            self._sizes[last] = valid
+        for seg in segments[:-1]:  # the last one is read whole below
+            path = self.directory / _name(seg)
+            with path.open("rb") as f:
+                start = segment_start(path, f.read(_SEGMENT_HEADER.size))
+            size = path.stat().st_size
+            if start is None:  # a header cut short: created, never written to
+                log.warning("spool segment without a whole header skipped", segment=seg)
+                start = size
+            self._sizes[seg], self._starts[seg] = size, start
+        path = self.directory / _name(last)
+        data = path.read_bytes() if path.exists() else b""
+        scan = scan_segment(path, data)
+        if scan.start is None or scan.end == 0:  # no file, or no whole header or record in it
+            if data:
+                log.warning("incomplete spool segment started again", segment=last)
+            path.unlink(missing_ok=True)
+            self._fd = self._create_segment(last)
+            self._sizes[last] = self._starts[last] = _SEGMENT_HEADER.size
+        else:
+            if scan.end < len(data):
+                log.warning(
+                    "torn record cut from spool tail", segment=last, bytes=len(data) - scan.end
+                )
+                os.truncate(path, scan.end)
+            self._sizes[last], self._starts[last] = scan.end, scan.start
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._segment = last
-        self._fd = self._open_segment(last)
         self._end = Position(last, self._sizes[last])
-        if cursor.segment == last and cursor.offset > valid:
-            cursor = Position(last, valid)
+        start = self._starts[cursor.segment]
+        cursor = Position(cursor.segment, max(cursor.offset, start))
+        if cursor.segment == last and cursor.offset > self._end.offset:
+            cursor = self._end
         self._cursor = cursor
-        self._depth = sum(self._sizes.values()) - cursor.offset
+        self._depth = sum(self._sizes[s] - self._starts[s] for s in self._sizes) - (
+            cursor.offset - start
+        )
         if self._depth:
             log.info("spool holds undelivered records", depth_bytes=self._depth)
 
@@ -408,16 +452,57 @@ def _name(segment: int) -> str:
     return f"seg-{segment:08d}.log"
 
 
-def _valid_length(path: Path) -> int:
-    """Length of the prefix of whole, checksummed records in a segment file."""
-    if not path.exists():
+def read_cursor(path: Path) -> Position | None:
+    """The position a ``cursor`` file holds; None when it is missing or unreadable."""
+    try:
+        seg_text, _, off_text = path.read_text().strip().partition(" ")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if seg_text.isdigit() and off_text.isdigit():
+        return Position(int(seg_text), int(off_text))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentScan:
+    """What a segment file holds."""
+
+    start: int | None  # offset of its first record; None: no whole header, so no record
+    end: int  # offset after its last whole, checksummed record
+    records: int  # whole records counted
+
+
+def segment_start(path: Path, head: bytes) -> int | None:
+    """Offset of the first record in a segment whose first 16 (or fewer) bytes are `head`:
+    0 for a segment without header (the first release's), the header's size for format 1,
+    None for a file too short to hold a header or a record. `StateError` for a segment of a
+    newer format or a damaged header."""
+    if len(head) < len(SEGMENT_MAGIC) and SEGMENT_MAGIC.startswith(head):
+        return None
+    if not head.startswith(SEGMENT_MAGIC):
         return 0
-    data = path.read_bytes()
-    pos = 0
+    if len(head) < _SEGMENT_HEADER.size:
+        return None
+    _, version, crc = _SEGMENT_HEADER.unpack_from(head)
+    if zlib.crc32(head[:12]) != crc or version == 0:
+        raise StateError(f"{path}: damaged spool segment header {head.hex()}")
+    if version > FORMAT_VERSION:
+        raise newer_than_code(path, "spool segment", version, FORMAT_VERSION)
+    return _SEGMENT_HEADER.size
+
+
+def scan_segment(path: Path, data: bytes, count_from: int = 0) -> SegmentScan:
+    """Find the whole, checksummed records of a segment file's bytes `data`, counting those
+    at or after offset `count_from`."""
+    start = segment_start(path, data[: _SEGMENT_HEADER.size])
+    if start is None:
+        return SegmentScan(None, 0, 0)
+    pos, records = start, 0
     while pos + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, pos)
         end = pos + _HEADER.size + length
         if end > len(data) or zlib.crc32(data[pos + _HEADER.size : end]) != crc:
             break
+        records += pos >= count_from
         pos = end
-    return pos
+    return SegmentScan(start, pos, records)
