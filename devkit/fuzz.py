@@ -27,7 +27,7 @@ from pathlib import Path
 from adapters.hj212.builder import build_frame, build_segment
 from adapters.hj212.device import DeviceClient
 from devkit import localstack
-from devkit.mutate import KINDS, mutate
+from devkit.mutate import KINDS, NOISE, mutate
 from devkit.process import metric, rss_mb, start_gateway, stop, wait_port
 from gateway.anomalies.store import AnomalyStore
 
@@ -43,7 +43,7 @@ class FuzzReport:
     good_acked: int
     good_points_expected: int
     good_points_stored: int
-    foreign_minutes_under_good_mns: int  # stored from hostile frames (valid, or corrupted)
+    corrupted_stored: int  # frames with line noise stored as if their good device sent them
     gateway_alive: bool
     exit_status: int | None
     tracebacks: int
@@ -119,10 +119,14 @@ tokens_env = "FUZZ_API_TOKENS"
     return config
 
 
+def _value(k: int, i: int) -> float:
+    return (i * 7 + k) % 90 + 0.5
+
+
 def good_frame(k: int, i: int, base: datetime) -> bytes:
     """Good device `k`'s i-th minute upload (one a minute from `base`, Beijing time)."""
     t = base + timedelta(minutes=i)
-    groups = [f"{c}-Avg={(i * 7 + k) % 90 + 0.5},{c}-Flag=N" for c in CODES]
+    groups = [f"{c}-Avg={_value(k, i)},{c}-Flag=N" for c in CODES]
     cp = ";".join([f"DataTime={t:%Y%m%d%H%M%S}", *groups])
     head: list[tuple[str, str | int]] = [
         ("QN", f"{t:%Y%m%d%H%M%S}{i % 1000:03d}"),
@@ -151,18 +155,27 @@ async def _good_device(port: int, k: int, frames: int, base: datetime) -> tuple[
     return len(acked), acked
 
 
-async def _hostile(port: int, rng: random.Random, frames: int, good: int, base: datetime) -> int:
-    """Mutated frames over a few connections; one of them never reads its socket."""
-    sent = 0
+async def _hostile(
+    port: int, rng: random.Random, frames: int, good: int, base: datetime
+) -> dict[int, set[int]]:
+    """Mutated frames over four reading connections, and a fifth that never reads its socket
+    (it gets frames asking for replies until its buffers are full, then is left alone).
+    Returns, per good device, the minutes of the frames that got line noise: anything stored
+    there is a corrupted frame taken for a good one."""
+    noisy: dict[int, set[int]] = {}
     connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
-    readers = [
-        asyncio.create_task(_drain(reader)) for reader, _ in connections[1:]
-    ]  # connections[0] never reads
+    readers = [asyncio.create_task(_drain(reader)) for reader, _ in connections]
+    _, deaf = await asyncio.open_connection("127.0.0.1", port)
     try:
         for n in range(frames):
             k = rng.randrange(good)
             # minutes before the good devices' own: what is stored there came from a mutant
-            frame = mutate(rng, good_frame(k, -1 - n, base), rng.choice(KINDS))
+            kind = rng.choice(KINDS)
+            frame = mutate(rng, good_frame(k, -1 - n, base), kind)
+            if kind in NOISE:
+                noisy.setdefault(k, set()).add(-1 - n)
+            if not deaf.is_closing() and deaf.transport.get_write_buffer_size() < 1 << 20:
+                deaf.write(_heartbeat(k, n, base))  # valid: each one asks for a 9013
             _, writer = connections[n % len(connections)]
             if writer.is_closing():
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -174,13 +187,25 @@ async def _hostile(port: int, rng: random.Random, frames: int, good: int, base: 
                     await asyncio.wait_for(writer.drain(), 5)
             except (OSError, TimeoutError):
                 pass  # closed by the gateway: it may do that to a hostile peer
-            sent += 1
     finally:
-        for _, writer in connections:
+        for _, writer in [*connections, (None, deaf)]:
             writer.close()
         for task in readers:
             task.cancel()
-    return sent
+    return noisy
+
+
+def _heartbeat(k: int, n: int, base: datetime) -> bytes:
+    t = base - timedelta(minutes=n)
+    head: list[tuple[str, str | int]] = [
+        ("QN", f"{t:%Y%m%d%H%M%S}{n % 1000:03d}"),
+        ("ST", "31"),
+        ("CN", "9015"),
+        ("PW", _password(k)),
+        ("MN", _mn(k)),
+        ("Flag", 5),
+    ]
+    return build_frame(build_segment(head))
 
 
 async def _drain(reader: asyncio.StreamReader) -> None:
@@ -203,6 +228,21 @@ def _stored_minutes(url: str, k: int) -> set[int]:
     return out
 
 
+def _stored_values(url: str, k: int) -> dict[tuple[int, str], float]:
+    """(minute, code) -> the stored mean, of every point under good device `k`'s MN."""
+    rows = localstack.query(
+        url, "fuzz", f"SELECT avg FROM emission WHERE mn = '{_mn(k)}' GROUP BY pollutant"
+    )
+    out: dict[tuple[int, str], float] = {}
+    for res in rows.get("results", []):
+        for series in res.get("series", []):
+            code = series.get("tags", {}).get("pollutant", "")
+            for t, avg in series["values"]:
+                moment = datetime.fromisoformat(t.replace("Z", "+00:00"))
+                out[(int(moment.timestamp() // 60), code)] = avg
+    return out
+
+
 def _points_of(url: str, k: int) -> int:
     rows = localstack.query(url, "fuzz", f"SELECT count(avg) FROM emission WHERE mn = '{_mn(k)}'")
     for res in rows.get("results", []):
@@ -220,8 +260,9 @@ def _series(url: str) -> int:
 
 async def _traffic(
     port: int, rng: random.Random, frames: int, good: int, per_device: int, base: datetime
-) -> tuple[int, list[tuple[int, set[int]]]]:
-    """The hostile frames and the good devices at once: (hostile frames sent, acks per device)."""
+) -> tuple[dict[int, set[int]], list[tuple[int, set[int]]]]:
+    """The hostile frames and the good devices at once: (minutes of the noisy frames per good
+    device, acks per device)."""
     await wait_port(port)
     hostile = asyncio.create_task(_hostile(port, rng, frames, good, base))
     acked = await asyncio.gather(*(_good_device(port, k, per_device, base) for k in range(good)))
@@ -243,13 +284,14 @@ def fuzz(work: Path, *, frames: int, seed: int, good: int = 20) -> FuzzReport:
         os.environ["FUZZ_INFLUX_PASSWORD"] = INFLUX_PASSWORD
         os.environ["FUZZ_API_TOKENS"] = f"{API_TOKEN}:admin"
         proc = start_gateway(config, work / "gateway.log")
+        asyncio.run(wait_port(port))
         rss_start = rss_mb(proc.pid)
         # Beijing time of the good uploads: yesterday, well within any plausibility window
         base = (datetime.now(UTC) + timedelta(hours=8) - timedelta(days=1)).replace(
             tzinfo=None, second=0, microsecond=0
         )
         per_device = max(20, frames // 10 // good)
-        hostile_sent, acked = asyncio.run(_traffic(port, rng, frames, good, per_device, base))
+        noisy, acked = asyncio.run(_traffic(port, rng, frames, good, per_device, base))
         expected = sum(n for n, _ in acked) * len(CODES)
         deadline = time.monotonic() + 120
         stored = 0
@@ -267,7 +309,17 @@ def fuzz(work: Path, *, frames: int, seed: int, good: int = 20) -> FuzzReport:
             found = _stored_minutes(influx.url, k)
             wanted = {base_minute + i for i in minutes}
             good_stored += len(found & wanted) * len(CODES)
-            foreign += len({m for m in found if m < base_minute})
+            # a noisy frame stored with the very values its device sent did no harm (a flip
+            # in the trailer, a duplicated tail); anything else is corruption taken for data
+            values = _stored_values(influx.url, k)
+            odd_codes = {m for m, c in values if c not in CODES}
+            for i in noisy.get(k, set()):
+                minute = base_minute + i
+                if minute in found and (
+                    minute in odd_codes
+                    or any(values.get((minute, c)) != _value(k, i) for c in CODES)
+                ):
+                    foreign += 1
         log = (work / "gateway.log").read_text(errors="replace")
         lines = log.splitlines()
         secrets = [API_TOKEN, INFLUX_PASSWORD, *(_password(k) for k in range(good))]
@@ -280,12 +332,12 @@ def fuzz(work: Path, *, frames: int, seed: int, good: int = 20) -> FuzzReport:
         finally:
             store.close()
         return FuzzReport(
-            frames_hostile=hostile_sent,
+            frames_hostile=frames,
             frames_good=per_device * good,
             good_acked=sum(n for n, _ in acked),
             good_points_expected=expected,
             good_points_stored=min(good_stored, stored),
-            foreign_minutes_under_good_mns=foreign,
+            corrupted_stored=foreign,
             gateway_alive=alive,
             exit_status=status,
             tracebacks=sum("Traceback" in ln or '"exception"' in ln for ln in lines),
