@@ -214,20 +214,6 @@ async def _drain(reader: asyncio.StreamReader) -> None:
             pass
 
 
-def _stored_minutes(url: str, k: int) -> set[int]:
-    rows = localstack.query(
-        url, "fuzz", f"SELECT count(avg) FROM emission WHERE mn = '{_mn(k)}' GROUP BY time(1m)"
-    )
-    out: set[int] = set()
-    for res in rows.get("results", []):
-        for series in res.get("series", []):
-            for t, count in series["values"]:
-                if count:
-                    moment = datetime.fromisoformat(t.replace("Z", "+00:00"))
-                    out.add(int(moment.timestamp() // 60))
-    return out
-
-
 def _stored_values(url: str, k: int) -> dict[tuple[int, str], float]:
     """(minute, code) -> the stored mean, of every point under good device `k`'s MN."""
     rows = localstack.query(
@@ -306,12 +292,12 @@ def fuzz(work: Path, *, frames: int, seed: int, good: int = 20) -> FuzzReport:
         base_minute = int((base - timedelta(hours=8)).replace(tzinfo=UTC).timestamp() // 60)
         good_stored, foreign = 0, 0
         for k, (_, minutes) in enumerate(acked):
-            found = _stored_minutes(influx.url, k)
+            values = _stored_values(influx.url, k)
+            found = {minute for minute, _ in values}
             wanted = {base_minute + i for i in minutes}
             good_stored += len(found & wanted) * len(CODES)
             # a noisy frame stored with the very values its device sent did no harm (a flip
             # in the trailer, a duplicated tail); anything else is corruption taken for data
-            values = _stored_values(influx.url, k)
             odd_codes = {m for m, c in values if c not in CODES}
             for i in noisy.get(k, set()):
                 minute = base_minute + i
