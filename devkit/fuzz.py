@@ -272,11 +272,12 @@ def fuzz(work: Path, *, frames: int, seed: int, good: int = 20) -> FuzzReport:
         proc = start_gateway(config, work / "gateway.log")
         asyncio.run(wait_port(port))
         rss_start = rss_mb(proc.pid)
-        # Beijing time of the good uploads: yesterday, well within any plausibility window
-        base = (datetime.now(UTC) + timedelta(hours=8) - timedelta(days=1)).replace(
-            tzinfo=None, second=0, microsecond=0
-        )
         per_device = max(20, frames // 10 // good)
+        # Beijing time of the good uploads: minutes that end a day ago, well inside the
+        # plausibility window (the hostile ones go back from there)
+        base = (
+            datetime.now(UTC) + timedelta(hours=8) - timedelta(days=1, minutes=per_device)
+        ).replace(tzinfo=None, second=0, microsecond=0)
         noisy, acked = asyncio.run(_traffic(port, rng, frames, good, per_device, base))
         expected = sum(n for n, _ in acked) * len(CODES)
         deadline = time.monotonic() + 120
