@@ -10,7 +10,7 @@ import pytest
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point, to_ns
-from gateway.regime import OrderSpec, Regime
+from gateway.regime import AlertSpec, OrderSpec, Regime
 from gateway.registry import Registry, RegistryFile
 from gateway.rules.curtailment import CurtailmentExceeded
 
@@ -118,33 +118,27 @@ def test_five_minute_readings_open_once_without_flapping_at_hour_boundaries(
     assert found[0].evidence["energy_kwh"] == pytest.approx(800.0)
 
 
-def test_a_curtailment_that_escalates_over_days_keeps_the_baseline_of_before(
-    tmp_path: Path,
-) -> None:
-    """Orange (30 %) for a day, then red (50 %) for a day, without a break. The plant keeps
-    to each cut (700 kWh an hour, then 540 within red's 50 % x 1.1 allowance). The baseline is
-    the normal days before the orange start, not the curtailed orange day, and the hours of a
-    window spanning both alerts are each allowed the cut in force then."""
-    from gateway.regime import AlertSpec
-
-    registry = Registry(
-        RegistryFile.model_validate(
-            {
-                "enterprises": [
-                    {
-                        "id": "E1",
-                        "region": "city-a",
-                        "lines": [{"id": "L1"}],
-                        "meters": [{"id": "P1", "role": "production", "line": "L1"}],
-                        "plans": {
-                            "orange": {"curtail": {"L1": 30}},
-                            "red": {"curtail": {"L1": 50}},
-                        },
-                    }
-                ]
-            }
-        )
+ESCALATING = Registry(
+    RegistryFile.model_validate(
+        {
+            "enterprises": [
+                {
+                    "id": "E1",
+                    "region": "city-a",
+                    "lines": [{"id": "L1"}],
+                    "meters": [{"id": "P1", "role": "production", "line": "L1"}],
+                    "plans": {"orange": {"curtail": {"L1": 30}}, "red": {"curtail": {"L1": 50}}},
+                }
+            ]
+        }
     )
+)
+
+
+@pytest.fixture
+def escalating(tmp_path: Path) -> Iterator[CurtailmentExceeded]:
+    """Orange (30 %) for a day from START, then red (50 %) for a day, without a break; three
+    normal days of 1000 kWh an hour before."""
     regime = Regime(tmp_path / "escalating.sqlite")
     for level, start_h, end_h in (("orange", 0, 24), ("red", 24, 48)):
         regime.add_alert(
@@ -157,54 +151,28 @@ def test_a_curtailment_that_escalates_over_days_keeps_the_baseline_of_before(
                 }
             )
         )
-    rule = CurtailmentExceeded(lambda: registry, regime)
+    rule = CurtailmentExceeded(lambda: ESCALATING, regime)
     for day in range(1, 4):
         hours(rule, START - timedelta(days=day), 24, 1000.0)
-    assert hours(rule, START, 24, 700.0) == []
-    assert hours(rule, START + timedelta(days=1), 24, 540.0) == []
+    yield rule
     regime.close()
 
 
-def test_full_power_under_an_escalated_curtailment_opens(tmp_path: Path) -> None:
-    from gateway.regime import AlertSpec
+def test_a_curtailment_that_escalates_over_days_keeps_the_baseline_of_before(
+    escalating: CurtailmentExceeded,
+) -> None:
+    """The plant keeps to each cut (700 kWh an hour, then 540 within red's 50 % x 1.1
+    allowance). The baseline is the normal days before the orange start, not the curtailed
+    orange day, and the hours of a window spanning both alerts are each allowed the cut in
+    force then."""
+    assert hours(escalating, START, 24, 700.0) == []
+    assert hours(escalating, START + timedelta(days=1), 24, 540.0) == []
 
-    registry = Registry(
-        RegistryFile.model_validate(
-            {
-                "enterprises": [
-                    {
-                        "id": "E1",
-                        "region": "city-a",
-                        "lines": [{"id": "L1"}],
-                        "meters": [{"id": "P1", "role": "production", "line": "L1"}],
-                        "plans": {
-                            "orange": {"curtail": {"L1": 30}},
-                            "red": {"curtail": {"L1": 50}},
-                        },
-                    }
-                ]
-            }
-        )
-    )
-    regime = Regime(tmp_path / "escalating2.sqlite")
-    for level, start_h, end_h in (("orange", 0, 24), ("red", 24, 48)):
-        regime.add_alert(
-            AlertSpec.model_validate(
-                {
-                    "level": level,
-                    "regions": ["city-a"],
-                    "starts_at": START + timedelta(hours=start_h),
-                    "ends_at": START + timedelta(hours=end_h),
-                }
-            )
-        )
-    rule = CurtailmentExceeded(lambda: registry, regime)
-    for day in range(1, 4):
-        hours(rule, START - timedelta(days=day), 24, 1000.0)
-    assert hours(rule, START, 24, 700.0) == []
-    found = hours(rule, START + timedelta(days=1), 8, 800.0)  # over red's 550 an hour
+
+def test_full_power_under_an_escalated_curtailment_opens(escalating: CurtailmentExceeded) -> None:
+    assert hours(escalating, START, 24, 700.0) == []
+    found = hours(escalating, START + timedelta(days=1), 8, 800.0)  # over red's 550 an hour
     opened = [a for a in found if a.state == "open"]
     assert len(opened) == 1
     assert opened[0].evidence["baseline_kwh"] == 4000.0
     assert [s["level"] for s in opened[0].evidence["sources"]] == ["orange", "red"]
-    regime.close()
