@@ -33,3 +33,17 @@ def test_a_clone_with_nothing_beside_it_finds_every_file_its_tests_read(tmp_path
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "error" not in result.stdout.splitlines()[-1]
+    # the published frames the TCP tests send (they also need servers, so they are not run here)
+    frames = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tests.conftest import vector_frames; print(len(vector_frames()))",
+        ],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert frames.returncode == 0, frames.stderr[-2000:]
+    assert int(frames.stdout) >= 20
