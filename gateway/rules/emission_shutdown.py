@@ -81,7 +81,8 @@ class EmissionDuringShutdown(BaseRule):
         if at < self.latest.get(subject, at):
             return None  # late: the present is judged by the latest reading
         self.latest[subject] = at
-        stops = [obligation(self.regime, ent, line, at) for line in outlet.lines]
+        control = self.regime.in_force(ent.id, ent.region, at)
+        stops = [obligation(self.regime, ent, line, at, control=control) for line in outlet.lines]
         shutdown = _governing(stops)
         stopped_flow = outlet.stopped_flow or 0.0
         if shutdown is not None and flag not in ("N", "F"):

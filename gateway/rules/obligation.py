@@ -117,9 +117,11 @@ def obligation(
     sources_of: SourcesOf = shutdown_sources,
     *,
     grace_s: float | None = None,
+    control: ControlState | None = None,
 ) -> Obligation | None:
-    """The obligation in force on `line` at `at`, traced back to its start, or None."""
-    now = sources_of(ent, line, regime.in_force(ent.id, ent.region, at))
+    """The obligation in force on `line` at `at`, traced back to its start, or None.
+    `control`: what is in force at `at`, when the caller has it (one query per reading)."""
+    now = sources_of(ent, line, control or regime.in_force(ent.id, ent.region, at))
     if not now:
         return None
     seen = {(s.kind, s.ref): s for s in now}

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.regime import Regime
+from gateway.regime import ControlState, Regime
 from gateway.registry import Enterprise, Line, Registry
 
 from .base import BaseRule, MeterStates, by_time
@@ -42,20 +42,26 @@ class ProductionDuringShutdown(BaseRule):
                 ent = self.registry().enterprise(enterprise_id)
                 if ent is None:
                     continue
+                control = self.regime.in_force(ent.id, ent.region, at)
                 for line in ent.lines:
-                    anomaly = self._judge(ent, line, at, detected_at)
+                    anomaly = self._judge(ent, line, at, control, detected_at)
                     if anomaly is not None:
                         out.append(anomaly)
         return out
 
     def _judge(
-        self, ent: Enterprise, line: Line, at: datetime, detected_at: datetime
+        self,
+        ent: Enterprise,
+        line: Line,
+        at: datetime,
+        control: ControlState,
+        detected_at: datetime,
     ) -> Anomaly | None:
         subject = f"line:{ent.id}/{line.id}"
         meters = [m.id for m in ent.meters if m.role == "production" and m.line == line.id]
         production = [e for m in meters if (e := self.meters.evidence(ent.id, m)) is not None]
         running = any(self.meters.running(ent.id, m) for m in meters)
-        shutdown = obligation(self.regime, ent, line.id, at)
+        shutdown = obligation(self.regime, ent, line.id, at, control=control)
         current = self.open.get(subject)
         if current is not None and not production and shutdown is not None:
             return None  # after a restart: no production reading yet, nothing proves an end
