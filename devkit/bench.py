@@ -7,7 +7,9 @@ simulated data loggers over TCP from this process:
 1. raw InfluxDB ingest (points/s), 5000-line batches;
 2. HJ 212 over TCP -> InfluxDB end to end (frames/s, points/s), every acked point counted back;
 3. the gateway alone (InfluxDB unreachable, everything lands in the spool), frames/s;
-4. ack latency p50/p99 at a paced 2,000 frames/s;
+4. ack latency p50/p99 at a paced 2,000 frames/s on a fresh gateway: alone, while a separate
+   process holds `--bad` bad connections open (silent, slow and junk senders; see
+   `bench_hostile`), and alone again;
 5. resident memory of the gateway holding N idle connections.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import resource
 import shutil
@@ -28,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from adapters.hj212.builder import build_frame, build_segment
-from devkit import localstack
+from devkit import bench_hostile, localstack
 from devkit.bench_mqtt import mqtt_runs
 from devkit.benchkit import (
     POLLUTANTS,
@@ -95,9 +98,10 @@ async def _drive(
     return sum(ld.acked for ld in loaders), elapsed
 
 
-async def _paced_latency(port: int, rate: float, seconds: float, devices: int) -> list[float]:
+async def _paced_latency(
+    port: int, rate: float, seconds: float, devices: int, base: datetime
+) -> list[float]:
     """Send `rate` frames/s spread over `devices` connections; return ack latencies (s)."""
-    base = datetime(2025, 6, 1)
     streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(devices)]
     sent_at: dict[bytes, float] = {}
     latencies: list[float] = []
@@ -135,6 +139,43 @@ async def _paced_latency(port: int, rate: float, seconds: float, devices: int) -
     return latencies
 
 
+async def _latency(work: Path, influx_url: str, args: argparse.Namespace) -> dict[str, float]:
+    """Ack latency at a paced 2,000 frames/s from 50 devices on a fresh gateway: alone, while a
+    separate process holds `args.bad` bad connections open, and alone again after them."""
+    port, mport = localstack.free_port(), localstack.free_port()
+    shutil.rmtree(work / "gw", ignore_errors=True)
+    gw = start_gateway(
+        write_config(work, port, influx_url, 50, mport), work / "gateway-latency.log"
+    )
+    try:
+        await wait_port(port)
+        await asyncio.sleep(1.0)
+        paced = functools.partial(_paced_latency, port, 2000.0, args.seconds, 50)
+        results = _percentiles("ack_latency", await paced(datetime(2025, 6, 1)))
+        if not args.bad:
+            return results
+        closed = "hj212_connections_closed_total"
+        closed_before = _or_zero(metric(mport, closed))
+        bad = bench_hostile.start(port, args.bad)
+        try:
+            deadline = time.perf_counter() + 120
+            while metric(mport, "hj212_connections_open") < args.bad:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the bad connections did not open in 120 s")
+                await asyncio.sleep(0.5)
+            results["bad_connections_open"] = metric(mport, "hj212_connections_open")
+            results["rss_mb_with_bad"] = rss_mb(gw.pid)
+            results.update(_percentiles("ack_latency_with_bad", await paced(datetime(2025, 7, 1))))
+            results["bad_closed_by_gateway"] = _or_zero(metric(mport, closed)) - closed_before
+        finally:
+            bad.terminate()
+            bad.join(10)
+        results.update(_percentiles("ack_latency_after_bad", await paced(datetime(2025, 8, 1))))
+        return results
+    finally:
+        stop(gw)
+
+
 async def _raw_ingest(url: str, points: int) -> float:
     """Points/s InfluxDB takes directly: 5000-line batches, two writers."""
     async with aiohttp.ClientSession() as session:
@@ -164,6 +205,19 @@ async def _raw_ingest(url: str, points: int) -> float:
 
         await asyncio.gather(writer(), writer())
         return len(bodies) * 5000 / (time.perf_counter() - started)
+
+
+def _percentiles(name: str, latencies: list[float]) -> dict[str, float]:
+    latencies = sorted(latencies)
+    return {
+        f"{name}_samples": len(latencies),
+        f"{name}_p50_ms": statistics.median(latencies) * 1000,
+        f"{name}_p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def _or_zero(value: float) -> float:
+    return 0.0 if value != value else value  # a counter not yet incremented is absent (NaN)
 
 
 def _count(url: str) -> int:
@@ -227,12 +281,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         results["e2e_points_expected"] = expected
         results["e2e_points_per_s"] = stored / total
         results["e2e_vs_raw"] = results["e2e_points_per_s"] / results["raw_influx_points_per_s"]
-        latencies = await _paced_latency(port, 2000.0, args.seconds, min(conns, 50))
-        latencies.sort()
-        results["ack_latency_samples"] = len(latencies)
-        results["ack_latency_p50_ms"] = statistics.median(latencies) * 1000
-        results["ack_latency_p99_ms"] = latencies[int(len(latencies) * 0.99) - 1] * 1000
         stop(gw)
+        results.update(await _latency(work, influx.url, args))
 
         # the gateway alone: InfluxDB unreachable, everything goes to the spool
         dead = f"http://127.0.0.1:{localstack.free_port()}"

@@ -68,6 +68,8 @@ retry_max_s = 1.0
 max_bytes = "8GiB"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
+[api]
+listen = "127.0.0.1:{localstack.free_port()}"
 [mqtt]
 enabled = {"true" if mqtt_port else "false"}
 port = {mqtt_port or 1883}
