@@ -20,15 +20,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from adapters.hj212.config import Hj212Config
-from adapters.mqtt.config import MqttConfig
-
+from .accounts import load_accounts
 from .config import (
     ApiSection,
     GatewaySection,
+    Hj212Config,
     InfluxSection,
     LoadedConfig,
     MetricsSection,
+    MqttConfig,
     RulesSection,
     load_config,
     parse_tokens,
@@ -105,6 +105,11 @@ def _check_sections(path: Path, raw: dict[str, Any], report: Report) -> None:
             problems += _secret(path, "influx.token_env", influx.token_env)
     if api is not None and api.enabled and (rules is None or rules.enabled):
         _tokens(path, api, report)
+        if api.accounts_file:
+            try:
+                load_accounts(path.parent / api.accounts_file)
+            except ConfigError as exc:
+                problems += exc.problems
 
     listeners: list[tuple[str, str]] = []
     if hj212 is not None and hj212.enabled:
@@ -130,6 +135,8 @@ def _secret(path: Path, key: str, name: str) -> list[str]:
 
 def _tokens(path: Path, api: ApiSection, report: Report) -> None:
     value = os.environ.get(api.tokens_env)
+    if value is None and api.accounts_file:
+        return  # named accounts only
     if value is None:
         report.warnings.append(
             f"{path}: api.tokens_env: environment variable {api.tokens_env} is not set: "

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ingest.spool import Position, Spool
+from gateway.ingest.segments import Position
+from gateway.ingest.spool import Spool
 
 
 async def drain(spool: Spool, start: Position | None = None) -> list[bytes]:

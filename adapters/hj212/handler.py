@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -37,6 +36,7 @@ from .cp import CpData, parse_cp, parse_hj212_time
 from .crc import accepts
 from .errors import HJ212Error
 from .frame import Frame, parse_frame
+from .qn_memory import QnMemory
 from .reassembly import Reassembler
 
 log = structlog.get_logger("adapters.hj212")
@@ -45,7 +45,6 @@ UPLOAD_PREFIXES = ("2", "3")  # data and device-info uploads are answered with 9
 _RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
 CONTACT_EVERY_S = 5.0
 CLOCK_STEP = timedelta(minutes=5)
-QN_MEMORY = 200_000  # (MN, QN, ...) entries kept for `qn_window_s` at most
 
 
 @dataclass(slots=True)
@@ -113,8 +112,7 @@ class FrameHandler:
         self.window = TimeWindow(
             timedelta(days=config.max_past_days), timedelta(seconds=config.max_future_s)
         )
-        # (MN, QN, CN, PNO, DataTime) of accepted uploads -> (when, hash of the frame's bytes)
-        self._qns: OrderedDict[tuple[str, str, str, int, str], tuple[float, int]] = OrderedDict()
+        self.qns = QnMemory(config.qn_window_s)
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
         # MN -> (when its last contact was reported, the device clock it showed)
         self._contacts: dict[str, tuple[float, datetime | None]] = {}
@@ -278,8 +276,8 @@ class FrameHandler:
             self.reject(link, frame.mn, exc.reason, str(exc))
             return None
         seen_at = time.monotonic()
-        qn_key = self._qn_key(frame, cp)
-        if qn_key is not None and self._qn_reused(qn_key, hash(raw), seen_at):
+        qn_key = self.qns.key(frame, cp)
+        if qn_key is not None and self.qns.reused(qn_key, hash(raw), seen_at):
             self.reject(
                 link,
                 frame.mn,
@@ -310,28 +308,10 @@ class FrameHandler:
                 judged = self.codes.admit(device, whole_points) + power
         fut = self.pipeline.submit(points, judged)  # SpoolFull: the transport decides
         if qn_key is not None:
-            self._remember_qn(qn_key, hash(raw), seen_at)
+            self.qns.remember(qn_key, hash(raw), seen_at)
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []
-
-    def _qn_key(self, frame: Frame, cp: CpData) -> tuple[str, str, str, int, str] | None:
-        """What makes one record of a device: a resend has the same, with the same bytes."""
-        if frame.qn is None or self.config.qn_window_s <= 0:
-            return None
-        return (frame.mn, frame.qn, frame.cn, frame.pno or 0, cp.data_time or "")
-
-    def _qn_reused(self, key: tuple[str, str, str, int, str], digest: int, now: float) -> bool:
-        entry = self._qns.get(key)
-        return entry is not None and now - entry[0] < self.config.qn_window_s and entry[1] != digest
-
-    def _remember_qn(self, key: tuple[str, str, str, int, str], digest: int, now: float) -> None:
-        qns = self._qns
-        qns[key] = (now, digest)
-        qns.move_to_end(key)
-        horizon = now - self.config.qn_window_s
-        while qns and (len(qns) > QN_MEMORY or next(iter(qns.values()))[0] <= horizon):
-            qns.popitem(last=False)
 
     def expire_uploads(self, now: float) -> int:
         """Hand the rules the split uploads whose window ran out, as they are (their parts

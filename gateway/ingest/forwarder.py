@@ -17,7 +17,8 @@ import structlog
 
 from gateway import metrics
 from gateway.influx.sink import Sink, WriteError
-from gateway.ingest.spool import Position, ReadBatch, Spool
+from gateway.ingest.segments import Position
+from gateway.ingest.spool import ReadBatch, Spool
 from gateway.ratelimit import LogLimiter
 
 log = structlog.get_logger("gateway.forwarder")

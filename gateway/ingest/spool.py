@@ -8,13 +8,8 @@ Bounded: when the unsent bytes reach `max_bytes`, appends wait (and so acks stop
 forwarder frees space; nothing is dropped. Appends that arrive while an fsync is under way are
 committed together by the next one (group commit), so ack latency is about two fsyncs.
 
-On disk: ``seg-<n>.log`` files of records ``[u32 length][u32 crc32][payload]`` and a ``cursor``
-file (segment, byte offset in its file) of the first record not yet delivered. A segment starts
-with a 16-byte header: `SEGMENT_MAGIC`, the format version (u32) and the crc32 of those 12
-bytes. Segments of the first release have no header (records from byte 0) and are still read
-(and appended to when one is the newest); a segment of a format newer than `FORMAT_VERSION`
-stops `open` with `StateError`. A torn record at the end of the last segment (a crash
-mid-write; never acknowledged) is cut off at start-up.
+On disk: segment files and a cursor file, as `segments` describes; a torn record at the end
+of the last segment (a crash mid-write; never acknowledged) is cut off at start-up.
 """
 
 from __future__ import annotations
@@ -22,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import struct
 import time
 import zlib
 from collections import deque
@@ -32,22 +26,19 @@ from pathlib import Path
 import structlog
 
 from gateway import metrics
-from gateway.migrations import StateError, newer_than_code
 
-_HEADER = struct.Struct("<II")  # before each record: length, crc32 of the payload
-SEGMENT_MAGIC = b"\x89PGWSEG\n"
-FORMAT_VERSION = 1
-_SEGMENT_HEADER = struct.Struct("<8sII")  # magic, format version, crc32 of the first 12 bytes
-SEGMENT_HEADER = _SEGMENT_HEADER.pack(
-    SEGMENT_MAGIC, FORMAT_VERSION, zlib.crc32(SEGMENT_MAGIC + FORMAT_VERSION.to_bytes(4, "little"))
+from .segments import (
+    RECORD_HEADER,
+    SEGMENT_HEADER,
+    SEGMENT_HEADER_SIZE,
+    Position,
+    read_cursor,
+    scan_segment,
+    segment_name,
+    segment_start,
 )
+
 log = structlog.get_logger("gateway.spool")
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Position:
-    segment: int
-    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +128,7 @@ class Spool:
         """
         if self._task is None or self._closing:
             raise SpoolClosed("spool is not open")
-        if len(payload) + _HEADER.size > self.max_bytes:
+        if len(payload) + RECORD_HEADER.size > self.max_bytes:
             raise ValueError(f"record of {len(payload)} bytes exceeds the spool size")
         if self._waiting or not self._has_room(len(payload)):
             if not self._waiting:
@@ -162,11 +153,11 @@ class Spool:
 
     def _has_room(self, size: int) -> bool:
         used = self.depth_bytes + self._committing
-        return used + size + _HEADER.size <= self.max_bytes
+        return used + size + RECORD_HEADER.size <= self.max_bytes
 
     def _admit(self, payload: bytes, fut: asyncio.Future[None] | None) -> asyncio.Future[None]:
         self._pending.append(payload)
-        self._pending_bytes += len(payload) + _HEADER.size
+        self._pending_bytes += len(payload) + RECORD_HEADER.size
         if fut is None:
             if self._group is None:
                 self._group = asyncio.get_running_loop().create_future()
@@ -196,7 +187,7 @@ class Spool:
         self._group = None
         size, self._pending_bytes = self._pending_bytes, 0
         self._committing = size
-        data = b"".join(_HEADER.pack(len(p), zlib.crc32(p)) + p for p in batch)
+        data = b"".join(RECORD_HEADER.pack(len(p), zlib.crc32(p)) + p for p in batch)
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self._write, data)
@@ -228,7 +219,7 @@ class Spool:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd, self._segment = fd, segment + 1
-            self._sizes[self._segment] = self._starts[self._segment] = _SEGMENT_HEADER.size
+            self._sizes[self._segment] = self._starts[self._segment] = SEGMENT_HEADER_SIZE
             segment = self._segment
         try:
             view = memoryview(data)
@@ -293,15 +284,15 @@ class Spool:
                 self._reader(pos.segment), min(max_bytes, seg_size - pos.offset), pos.offset
             )
             used = 0
-            while used + _HEADER.size <= len(chunk) and len(payloads) < max_records:
-                length, crc = _HEADER.unpack_from(chunk, used)
-                body_end = used + _HEADER.size + length
+            while used + RECORD_HEADER.size <= len(chunk) and len(payloads) < max_records:
+                length, crc = RECORD_HEADER.unpack_from(chunk, used)
+                body_end = used + RECORD_HEADER.size + length
                 if pos.offset + body_end > seg_size:  # cannot be a record: corruption
                     used = self._skip_corrupt(pos, seg_size)
                     break
                 if body_end > len(chunk):
                     break
-                payload = chunk[used + _HEADER.size : body_end]
+                payload = chunk[used + RECORD_HEADER.size : body_end]
                 if zlib.crc32(payload) != crc:
                     used = self._skip_corrupt(pos, seg_size)
                     break
@@ -309,8 +300,8 @@ class Spool:
                 used = body_end
             if used == 0 and len(chunk) and not payloads:
                 # a record larger than max_bytes: read exactly that record
-                length, _ = _HEADER.unpack_from(chunk, 0)
-                max_bytes = length + _HEADER.size
+                length, _ = RECORD_HEADER.unpack_from(chunk, 0)
+                max_bytes = length + RECORD_HEADER.size
                 continue
             if used == 0:
                 break
@@ -338,7 +329,7 @@ class Spool:
             if fd >= 0:
                 os.close(fd)
             with contextlib.suppress(FileNotFoundError):
-                (self.directory / _name(seg)).unlink()
+                (self.directory / segment_name(seg)).unlink()
         self._save_cursor(force=False)
         if self._waiting:
             self._wake.set()
@@ -346,7 +337,9 @@ class Spool:
     def _reader(self, segment: int) -> int:
         fd = self._read_fds.get(segment)
         if fd is None:
-            fd = self._read_fds[segment] = os.open(self.directory / _name(segment), os.O_RDONLY)
+            fd = self._read_fds[segment] = os.open(
+                self.directory / segment_name(segment), os.O_RDONLY
+            )
         return fd
 
     # -- disk state ---------------------------------------------------------------------------
@@ -370,7 +363,7 @@ class Spool:
     def _create_segment(self, segment: int) -> int:
         """Create a segment holding only its header, durably; its descriptor for appending.
         On failure no file is left behind."""
-        path = self.directory / _name(segment)
+        path = self.directory / segment_name(segment)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
         try:
             if os.write(fd, SEGMENT_HEADER) != len(SEGMENT_HEADER):
@@ -400,7 +393,7 @@ class Spool:
                 log.warning("spool cursor unreadable; replaying every segment")
         for seg in segments:
             if seg < cursor.segment:
-                (self.directory / _name(seg)).unlink()
+                (self.directory / segment_name(seg)).unlink()
         segments = [s for s in segments if s >= cursor.segment]
         if not segments:
             segments = [cursor.segment]
@@ -409,15 +402,15 @@ class Spool:
             cursor = Position(segments[0], 0)
         last = segments[-1]
         for seg in segments[:-1]:  # the last one is read whole below
-            path = self.directory / _name(seg)
+            path = self.directory / segment_name(seg)
             with path.open("rb") as f:
-                start = segment_start(path, f.read(_SEGMENT_HEADER.size))
+                start = segment_start(path, f.read(SEGMENT_HEADER_SIZE))
             size = path.stat().st_size
             if start is None:  # a header cut short: created, never written to
                 log.warning("spool segment without a whole header skipped", segment=seg)
                 start = size
             self._sizes[seg], self._starts[seg] = size, start
-        path = self.directory / _name(last)
+        path = self.directory / segment_name(last)
         data = path.read_bytes() if path.exists() else b""
         scan = scan_segment(path, data)
         if scan.start is None or scan.end == 0:  # no file, or no whole header or record in it
@@ -425,7 +418,7 @@ class Spool:
                 log.warning("incomplete spool segment started again", segment=last)
             path.unlink(missing_ok=True)
             self._fd = self._create_segment(last)
-            self._sizes[last] = self._starts[last] = _SEGMENT_HEADER.size
+            self._sizes[last] = self._starts[last] = SEGMENT_HEADER_SIZE
         else:
             if scan.end < len(data):
                 log.warning(
@@ -446,63 +439,3 @@ class Spool:
         )
         if self._depth:
             log.info("spool holds undelivered records", depth_bytes=self._depth)
-
-
-def _name(segment: int) -> str:
-    return f"seg-{segment:08d}.log"
-
-
-def read_cursor(path: Path) -> Position | None:
-    """The position a ``cursor`` file holds; None when it is missing or unreadable."""
-    try:
-        seg_text, _, off_text = path.read_text().strip().partition(" ")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if seg_text.isdigit() and off_text.isdigit():
-        return Position(int(seg_text), int(off_text))
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentScan:
-    """What a segment file holds."""
-
-    start: int | None  # offset of its first record; None: no whole header, so no record
-    end: int  # offset after its last whole, checksummed record
-    records: int  # whole records counted
-
-
-def segment_start(path: Path, head: bytes) -> int | None:
-    """Offset of the first record in a segment whose first 16 (or fewer) bytes are `head`:
-    0 for a segment without header (the first release's), the header's size for format 1,
-    None for a file too short to hold a header or a record. `StateError` for a segment of a
-    newer format or a damaged header."""
-    if len(head) < len(SEGMENT_MAGIC) and SEGMENT_MAGIC.startswith(head):
-        return None
-    if not head.startswith(SEGMENT_MAGIC):
-        return 0
-    if len(head) < _SEGMENT_HEADER.size:
-        return None
-    _, version, crc = _SEGMENT_HEADER.unpack_from(head)
-    if zlib.crc32(head[:12]) != crc or version == 0:
-        raise StateError(f"{path}: damaged spool segment header {head.hex()}")
-    if version > FORMAT_VERSION:
-        raise newer_than_code(path, "spool segment", version, FORMAT_VERSION)
-    return _SEGMENT_HEADER.size
-
-
-def scan_segment(path: Path, data: bytes, count_from: int = 0) -> SegmentScan:
-    """Find the whole, checksummed records of a segment file's bytes `data`, counting those
-    at or after offset `count_from`."""
-    start = segment_start(path, data[: _SEGMENT_HEADER.size])
-    if start is None:
-        return SegmentScan(None, 0, 0)
-    pos, records = start, 0
-    while pos + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, pos)
-        end = pos + _HEADER.size + length
-        if end > len(data) or zlib.crc32(data[pos + _HEADER.size : end]) != crc:
-            break
-        records += pos >= count_from
-        pos = end
-    return SegmentScan(start, pos, records)

@@ -8,8 +8,6 @@ replayed day yields the same anomalies, which the store then ignores as unchange
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -39,7 +37,6 @@ class RuleEngine:
         self.rules = list(rules)
         self.clock = clock
         self.tick_s = tick_s
-        self._task: asyncio.Task[None] | None = None
         by_rule: dict[str, list[Anomaly]] = {}
         for anomaly in store.open_anomalies():
             by_rule.setdefault(anomaly.rule, []).append(anomaly)
@@ -83,17 +80,3 @@ class RuleEngine:
         except Exception:  # one rule's bug must not stop ingestion or the other rules
             metrics.ERRORS_TOTAL.labels(stage=f"rule_{rule.name}").inc()
             log.exception("rule failed", rule=rule.name)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._ticker(), name="rule-ticker")
-
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_s)
-            self.tick()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

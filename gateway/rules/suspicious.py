@@ -12,11 +12,8 @@ in it, and lists them all in `evidence["series"]` (codes in their 2017 form, wit
 sent). Another series that holds long enough joins it; a series that breaks its pattern gets
 its `until`; the anomaly closes when the last one breaks, or when the source stops.
 
-"The source runs" means, for an outlet whose `lines` have production meters, that one of them
-reads `running` at the record's time; for any other outlet, that its flow (`a00000` flue gas,
-`w00000` wastewater) is above its `stopped_flow` (0 when not set): the flow of the same upload
-(same time and interval), else the latest flow at or before the record's time. Records whose
-production is unknown are not judged.
+"The source runs" is judged by `source_running`; records whose production is unknown are
+not judged.
 
 Emission records and meter readings come by different feeds with different lags, so a record of
 an outlet with meters waits (bounded, [20000] records; past that the oldest are judged with the
@@ -25,22 +22,20 @@ meters' latest verdicts) until the production meters have reported up to its tim
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point, from_ns
+from gateway.model import Point
 from gateway.registry import Enterprise, Outlet, Registry
 from gateway.vocabulary import FLOWS, O2, canonical, describe
 
-from .base import UNKNOWN, WAIT, BaseRule, MeterStates, Unknown, event_time
+from .base import UNKNOWN, WAIT, BaseRule, Unknown, event_time
+from .source_running import Production, SourceRunning, production_meters, record_value
 
-METER_HISTORY = 2000  # verdicts kept per meter: about a week of 5-minute readings
-FLOW_HISTORY = 256  # flow readings kept per outlet without meters
 PATTERNS = ("constant", "zeros", "flag_f")
 WHAT = {
     "constant": "held the same value",
@@ -50,23 +45,6 @@ WHAT = {
 
 Series = tuple[str, str]  # (2017 code, interval)
 Run = tuple[datetime, object]  # (since, the value that holds)
-
-
-class Flow(NamedTuple):
-    """A flow reading of an outlet judged by its flow."""
-
-    ns: int  # event time
-    interval: str
-    value: float
-    code: str  # 2017 code
-
-
-@dataclass(frozen=True, slots=True)
-class Production:
-    """Whether the source ran at a record's time; for outlets judged by flow, the flow used."""
-
-    running: bool
-    flow: Flow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +76,8 @@ class SuspiciousData(BaseRule):
         self.registry = registry
         self.constant_s = constant_s
         self.persist_s = persist_s
-        self.meters = MeterStates(keep=METER_HISTORY)
+        self.source = SourceRunning()
         self.runs: dict[str, dict[Series, Run]] = {}  # subject -> each series' current run
-        self.flows: dict[str, list[Flow]] = {}  # MN -> its flows by time, outlets without meters
         self.pending: dict[str, deque[tuple[str, Point]]] = {}  # MN -> (enterprise, record)
         self.waiting = 0
         self.max_waiting = max_waiting
@@ -111,7 +88,7 @@ class SuspiciousData(BaseRule):
         meters have not reported up to yet waits (with the later ones of its device) until
         they have, so the order in which the two feeds arrive does not matter. Each anomaly
         changed by these points is returned once, as it stands after them."""
-        touched = self.meters.update(points)
+        touched = self.source.meters.update(points)
         out: dict[str, Anomaly] = {}
         registry = self.registry()
         if touched:
@@ -125,10 +102,10 @@ class SuspiciousData(BaseRule):
             ent = registry.enterprise(device.enterprise) if device is not None else None
             if device is None or ent is None:
                 continue
-            by_meters = bool(_production_meters(ent, device.outlet))
+            by_meters = bool(production_meters(ent, device.outlet))
             code = canonical(point.tag("pollutant") or "", device.outlet.version)
             if not by_meters and code in FLOWS:
-                self._keep_flow(device.outlet, point)
+                self.source.keep_flow(device.outlet, point)
             if code != O2:
                 records.append((ent, device.outlet, point, by_meters))
             elif self.legacy:  # O2 is no longer judged: its former anomalies end
@@ -140,7 +117,7 @@ class SuspiciousData(BaseRule):
                         out[old.id] = _retired(old, event_time(point), carried=False)
         for ent, outlet, point, by_meters in records:
             if not by_meters:
-                running = self._flowing(outlet, point)
+                running = self.source.flowing(outlet, point)
                 if running is not None:
                     self._judge(ent, outlet, point, running, detected_at, out)
                 continue
@@ -171,7 +148,7 @@ class SuspiciousData(BaseRule):
             point = queue[0][1]
             producing: bool | Unknown = UNKNOWN
             if device is not None and ent is not None:
-                producing = self._producing(ent, device.outlet, event_time(point), force)
+                producing = self.source.producing(ent, device.outlet, event_time(point), force)
                 if producing is WAIT:
                     break
             queue.popleft()
@@ -181,49 +158,6 @@ class SuspiciousData(BaseRule):
                 self._judge(ent, device.outlet, point, Production(producing), detected_at, out)
         if not queue:
             del self.pending[mn]
-
-    def _producing(
-        self, ent: Enterprise, outlet: Outlet, at: datetime, latest: bool
-    ) -> bool | Unknown:
-        """Whether one of the outlet's lines produced at `at` (with `latest`, the meters'
-        latest verdicts stand in for those not reported up to `at` yet)."""
-        states = [self.meters.running_at(ent.id, m, at) for m in _production_meters(ent, outlet)]
-        if any(state is True for state in states):
-            return True
-        if WAIT in states:
-            if latest:
-                return any(self.meters.running(ent.id, m) for m in _production_meters(ent, outlet))
-            return WAIT
-        return UNKNOWN if UNKNOWN in states else False
-
-    def _keep_flow(self, outlet: Outlet, point: Point) -> None:
-        """Keep a flow reading of an outlet without meters (the latest of each time and
-        interval), up to `FLOW_HISTORY` of them."""
-        value = _value(point)
-        if not isinstance(value, float):
-            return
-        past = self.flows.setdefault(outlet.mn, [])
-        code = canonical(point.tag("pollutant") or "", outlet.version)
-        reading = Flow(point.event_time_ns, point.tag("interval") or "", value, code)
-        index = bisect_left(past, reading[:2], key=lambda f: f[:2])
-        if index < len(past) and past[index][:2] == reading[:2]:
-            past[index] = reading
-        elif index or len(past) < FLOW_HISTORY:
-            past.insert(index, reading)
-            if len(past) > FLOW_HISTORY:
-                del past[0]
-
-    def _flowing(self, outlet: Outlet, point: Point) -> Production | None:
-        """Production by flow at the record's time: the flow of the same upload (same time and
-        interval), else the latest one at or before it; None when no flow is known."""
-        past = self.flows.get(outlet.mn, [])
-        ns, interval = point.event_time_ns, point.tag("interval") or ""
-        index = bisect_right(past, ns, key=lambda f: f.ns)
-        if not index:
-            return None
-        same = bisect_left(past, (ns, interval), key=lambda f: f[:2])
-        flow = past[same] if same < index and past[same][:2] == (ns, interval) else past[index - 1]
-        return Production(flow.value > (outlet.stopped_flow or 0.0), flow)
 
     def _judge(
         self,
@@ -238,7 +172,7 @@ class SuspiciousData(BaseRule):
         if not production.running:
             self._stop(ent, outlet, at, out)
             return
-        value, flag = _value(point), point.field("flag")
+        value, flag = record_value(point), point.field("flag")
         code_sent = point.tag("pollutant") or ""
         series = (canonical(code_sent, outlet.version), point.tag("interval") or "")
         record = Record(ent, outlet, series, code_sent, at, production, detected_at)
@@ -300,7 +234,7 @@ class SuspiciousData(BaseRule):
             "series": entries,
             "threshold_s": needed_s,
             "lines": outlet.lines,
-            **self._production_evidence(record.ent, outlet, record.production, at),
+            **self.source.evidence(record.ent, outlet, record.production, at),
         }
         summary = _summary(outlet, pattern, entries, started, record.production.flow is None)
         if current is None:
@@ -362,37 +296,6 @@ class SuspiciousData(BaseRule):
                 series=entries,
             )
 
-    def _production_evidence(
-        self, ent: Enterprise, outlet: Outlet, production: Production, at: datetime
-    ) -> dict[str, Any]:
-        if production.flow is None:
-            return {
-                "running_by": "meters",
-                "production": [  # each meter's verdict at the record's time, and its latest
-                    {
-                        "meter": m,
-                        "running": state if isinstance(state, bool) else None,
-                        "latest": self.meters.evidence(ent.id, m),
-                    }
-                    for m in _production_meters(ent, outlet)
-                    for state in [self.meters.running_at(ent.id, m, at)]
-                ],
-            }
-        flow = production.flow
-        return {
-            "running_by": "flow",
-            "flow": flow.value,
-            "stopped_flow": outlet.stopped_flow or 0.0,
-            "production": [
-                {
-                    "pollutant": flow.code,
-                    "interval": flow.interval,
-                    "value": flow.value,
-                    "at": from_ns(flow.ns).isoformat(),
-                }
-            ],
-        }
-
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
         """Rebuild the open anomalies and the runs of their series that still hold; an open
         anomaly of the former one-series form is closed at its series' next record."""
@@ -413,14 +316,6 @@ class SuspiciousData(BaseRule):
             self.legacy[(subject, series)] = anomaly
             since = datetime.fromisoformat(evidence["since"])
             self.runs.setdefault(subject, {})[series] = (since, evidence["value"])
-
-
-def _production_meters(ent: Enterprise, outlet: Outlet) -> list[str]:
-    return [m.id for m in ent.meters if m.role == "production" and m.line in outlet.lines]
-
-
-def _value(point: Point) -> object:
-    return point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
 
 
 def _series(entry: dict[str, Any]) -> Series:
