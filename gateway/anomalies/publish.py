@@ -20,16 +20,19 @@ log = structlog.get_logger("gateway.anomalies")
 
 
 def anomaly_point(event: AnomalyEvent) -> Point:
-    """The anomaly's current state; time = started_at, so updates overwrite the same point."""
+    """The anomaly's current state; time = started_at, so updates overwrite the same point.
+
+    Only what never changes during an anomaly is a tag: `severity` is a field, so an anomaly
+    that escalates (warning to alarm) stays one series whose latest point is its state."""
     anomaly = event.anomaly
     tags = (
         ("enterprise", anomaly.enterprise),
         ("type", anomaly.type),
-        ("severity", anomaly.severity),
         ("subject", anomaly.subject),
     )
     fields = (
         ("id", anomaly.id),
+        ("severity", anomaly.severity),
         ("state", anomaly.state),
         ("summary", anomaly.summary),
         ("evidence", json.dumps(anomaly.evidence, ensure_ascii=False, sort_keys=True)),

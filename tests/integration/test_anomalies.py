@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from adapters.hj212.device import DeviceClient
 from devkit import localstack
+from gateway.model import DeviceEvent
+from gateway.rules.offline import DeviceOffline
 from gateway.supervisor import Gateway
 from tests.conftest import influx_rows
 from tests.frames import MN_WATER, qn_for, upload
@@ -59,6 +62,53 @@ async def test_over_limit_hours_become_one_anomaly_in_store_and_influx(
     await dev.close()
 
 
+async def test_escalated_device_offline_keeps_one_series_in_influx(
+    gateway: Gateway, influx: localstack.ManagedProcess, database: str
+) -> None:
+    """Warning, then alarm, then closed: every version overwrites the same point, so InfluxDB
+    holds one series for the anomaly and no version is left behind as open."""
+    assert gateway.anomalies is not None
+    t0 = datetime(2026, 4, 8, tzinfo=UTC)
+    subject = f"mn:{MN_WATER}"
+    rule = DeviceOffline(gateway.registry, started_at=t0)
+    versions = [a for a in rule.on_tick(t0 + timedelta(minutes=10)) if a.subject == subject]
+    versions += [a for a in rule.on_tick(t0 + timedelta(minutes=61)) if a.subject == subject]
+    versions += rule.on_device_event(DeviceEvent("contact", subject, t0 + timedelta(minutes=70)))
+    assert [(a.severity, a.state) for a in versions] == [
+        ("warning", "open"),
+        ("alarm", "open"),
+        ("alarm", "closed"),
+    ]
+    events = [gateway.anomalies.record(a) for a in versions]  # the store's listeners publish
+    assert [e.event if e else None for e in events] == ["opened", "updated", "closed"]
+    anomaly_id = versions[0].id
+    query = (
+        f"SELECT * FROM anomaly WHERE \"type\" = 'device_offline' AND subject = '{subject}'"
+        " GROUP BY *"
+    )
+    asserted = ("id", "state", "severity", "summary", "evidence", "ended_at")
+    series: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 15
+    # InfluxDB 1.x may show a point's fields one by one: wait for every one asserted
+    while time.monotonic() < deadline:
+        result = await asyncio.to_thread(localstack.query, influx.url, database, query)
+        series = [s for r in result.get("results", []) for s in r.get("series", [])]
+        rows = [dict(zip(s["columns"], v, strict=True)) for s in series for v in s["values"]]
+        complete = rows and all(r.get(name) is not None for r in rows for name in asserted)
+        if complete and any(r["state"] == "closed" and r["severity"] == "alarm" for r in rows):
+            break
+        await asyncio.sleep(0.1)
+    assert len(series) == 1, [s.get("tags") for s in series]
+    assert series[0]["tags"] == {"enterprise": "E1", "subject": subject, "type": "device_offline"}
+    rows = [dict(zip(series[0]["columns"], v, strict=True)) for v in series[0]["values"]]
+    assert len(rows) == 1  # time = started_at: each version overwrote the one before
+    (latest,) = rows
+    assert (latest["id"], latest["severity"], latest["state"]) == (anomaly_id, "alarm", "closed")
+    assert latest["time"] == "2026-04-08T00:00:00Z"
+    assert latest["ended_at"] == "2026-04-08T01:10:00+00:00"
+    assert json.loads(str(latest["evidence"]))["silence_s"] == 4200
+
+
 async def test_wrong_password_opens_auth_failure_once(gateway: Gateway) -> None:
     dev = await DeviceClient.connect("127.0.0.1", gateway.hj212.port)
     for i in range(5):
@@ -107,7 +157,7 @@ async def test_officer_asks_the_api_what_is_wrong_at_an_enterprise(
             over = [a for a in body["items"] if a["type"] == "over_limit"]
             assert len(over) == 1
             assert over[0]["state"] == "closed" and over[0]["evidence"]["hours"][0]["value"] == 80.0
-            assert "limit of 50" in over[0]["summary"]
+            assert "排放限值50 mg/L" in over[0]["summary"]  # Chinese by default
             health = await client.get("/healthz")
             assert health.status_code == 200
             auth = {"Authorization": "Bearer officer-token"}
