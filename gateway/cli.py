@@ -1,4 +1,5 @@
-"""Command line: ``pollution-gateway run | check-config | backup | bench``, and ``--version``."""
+"""Command line: ``pollution-gateway run | check-config | backup | token | bench | ...``, and
+``--version``."""
 
 from __future__ import annotations
 
@@ -142,6 +143,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+def cmd_token(_args: argparse.Namespace) -> int:
+    """Print a fresh token (give it to the person or system, once) and its hash (keep it in
+    the account's entry of the accounts file)."""
+    from gateway.accounts import new_token, token_hash
+
+    token = new_token()
+    print(f"token:        {token}")
+    print(f'token_sha256 = "{token_hash(token)}"')
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from devkit.bench import main as bench_main
 
@@ -201,11 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     backup_p.add_argument("dir", metavar="DIR", help="an absent or empty folder")
     backup_p.add_argument("--config", default="config/gateway.toml")
     backup_p.set_defaults(func=cmd_backup)
+    token_p = sub.add_parser(
+        "token", help="a new bearer token, and the line of its hash for the accounts file"
+    )
+    token_p.set_defaults(func=cmd_token)
     bench_p = sub.add_parser("bench", help="measure throughput, ack latency and memory")
     bench_p.add_argument("--seconds", type=float, default=10.0, help="length of each timed run")
     bench_p.add_argument("--connections", type=int, default=50, help="device connections")
     bench_p.add_argument("--frames", type=int, default=100000, help="frames in the timed runs")
     bench_p.add_argument("--idle", type=int, default=10000, help="idle connections for RSS")
+    bench_p.add_argument(
+        "--bad", type=int, default=5000, help="bad connections open during a latency run"
+    )
     bench_p.add_argument("--workdir", default="var/bench")
     bench_p.add_argument("--mqtt-messages", type=int, default=50000, help="MQTT run size")
     bench_p.add_argument("--skip-mqtt", action="store_true", help="HJ 212 runs only")

@@ -9,8 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from adapters.hj212.config import Hj212Config
-from adapters.mqtt.config import MqttConfig
+# the adapters' sections, re-exported for the modules that check configuration
+from adapters.hj212.config import Hj212Config as Hj212Config
+from adapters.mqtt.config import MqttConfig as MqttConfig
 
 from .errors import ConfigError, format_validation_error, load_toml
 from .registry import Registry
@@ -129,6 +130,14 @@ class ApiSection(_Section):
     tokens_env: str = Field(
         "GATEWAY_API_TOKENS", description='variable holding "token:role,token:role" (viewer/admin)'
     )
+    accounts_file: str = Field(
+        "",
+        description="named accounts with hashed tokens, roles and scopes (TOML); relative to "
+        "the config file; read again when it changes",
+    )
+    stream_max_s: float | None = Field(
+        None, gt=0, description="end an event stream after this long (the page resumes it)"
+    )
     influx_unhealthy_after_s: float = Field(
         60.0, gt=0, description="/readyz: not ready once InfluxDB writes have failed this long"
     )
@@ -189,6 +198,12 @@ class LoadedConfig:
     @registry.setter
     def registry(self, registry: Registry) -> None:
         self.registry_holder.current = registry
+
+    @property
+    def accounts_path(self) -> Path | None:
+        """The accounts file, resolved; None when the config names none."""
+        name = self.config.api.accounts_file
+        return (self.path.parent / name).resolve() if name else None
 
 
 def load_config(path: Path) -> LoadedConfig:

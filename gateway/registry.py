@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError, format_validation_error, load_toml
 from .plates import valid_plate
+from .regions import Hierarchy, Region, check_regions
 from .vocabulary import canonical
 
 CrcPolicy = Literal["strict", "tolerant"]  # HJ 212 checksums: the standard's only, or MODBUS too
@@ -333,6 +334,9 @@ class RegistryFile(BaseModel):
 
     enterprises: list[Enterprise] = []
     control_periods: list[ControlPeriod] = []
+    regions: list[Region] = Field(
+        [], description="province > city > county; scopes of accounts lie in it"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:
@@ -347,6 +351,10 @@ class RegistryFile(BaseModel):
                 if outlet.mn in seen_mn:
                     raise ValueError(f"MN {outlet.mn!r} of {where} is also {seen_mn[outlet.mn]}")
                 seen_mn[outlet.mn] = where
+        used = [(f"enterprise {e.id}", e.region) for e in self.enterprises]
+        problems = check_regions(self.regions, used)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -368,6 +376,7 @@ class Registry:
         self._meters = {(e.id, m.id): m for e in data.enterprises for m in e.meters}
         self._gates = {(e.id, g.id): g for e in data.enterprises for g in e.gates}
         self._enterprises = {e.id: e for e in data.enterprises}
+        self.regions = Hierarchy(data.regions)
         for ent in data.enterprises:
             for outlet in ent.outlets:
                 self._by_mn[outlet.mn] = Device(
@@ -391,6 +400,10 @@ class Registry:
 
     def enterprise(self, enterprise_id: str) -> Enterprise | None:
         return self._enterprises.get(enterprise_id)
+
+    def counts(self) -> dict[str, int]:
+        """Enterprises and HJ 212 devices, as reloads report them."""
+        return {"enterprises": len(self.data.enterprises), "devices": len(self._by_mn)}
 
     @classmethod
     def load(cls, path: Path) -> Registry:

@@ -1,4 +1,5 @@
-"""The anomaly record of contracts.md section 3. Depends on nothing but the standard library."""
+"""The anomaly record (docs/contracts.md section 3). Depends on nothing but the standard library
+and the list of types."""
 
 from __future__ import annotations
 
@@ -8,23 +9,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-Severity = Literal["warning", "alarm"]
+from .types import FAMILIES, Severity
+
 State = Literal["open", "closed"]
 EventKind = Literal["opened", "updated", "closed"]
-
-FAMILIES = {
-    "device_offline": "data_gaps",
-    "data_gap": "data_gaps",
-    "treatment_not_running": "abnormal_operation",
-    "over_limit": "abnormal_operation",
-    "suspicious_data": "abnormal_operation",
-    "production_during_shutdown": "post_shutdown",
-    "emission_during_shutdown": "post_shutdown",
-    "curtailment_exceeded": "post_shutdown",
-    "banned_vehicle_entry": "post_shutdown",
-    "unregistered_device": "data_quality",
-    "auth_failure": "data_quality",
-}
 
 
 def anomaly_id(type_: str, subject: str, started_at: datetime) -> str:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,6 +142,7 @@ class AnomalyStore:
         self,
         *,
         enterprise: str | None = None,
+        enterprises: Collection[str] | None = None,
         type_: str | None = None,
         family: str | None = None,
         state: str | None = None,
@@ -151,9 +152,13 @@ class AnomalyStore:
         offset: int = 0,
     ) -> tuple[list[Anomaly], int]:
         """(page of anomalies, newest first; total matching). `since`/`until` bound the
-        interval: an anomaly matches when it overlaps [since, until]."""
+        interval: an anomaly matches when it overlaps [since, until]. `enterprises` limits
+        the result to those enterprises (a caller's scope; None: no limit)."""
         where: list[str] = []
         args: list[str | int] = []
+        if enterprises is not None:  # one JSON parameter, however many enterprises
+            where.append("enterprise IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(sorted(enterprises)))
         for column, value in (
             ("enterprise", enterprise),
             ("type", type_),
@@ -180,6 +185,13 @@ class AnomalyStore:
     def events_after(self, seq: int, limit: int = 500) -> list[AnomalyEvent]:
         rows = self._db.execute(
             "SELECT seq, kind, body FROM event WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [AnomalyEvent(r[0], r[1], Anomaly.from_json(json.loads(r[2]))) for r in rows]
+
+    def events_of(self, anomaly_id: str) -> list[AnomalyEvent]:
+        """Every event of one anomaly, oldest first (its history: each version as recorded)."""
+        rows = self._db.execute(
+            "SELECT seq, kind, body FROM event WHERE anomaly_id = ? ORDER BY seq", (anomaly_id,)
         ).fetchall()
         return [AnomalyEvent(r[0], r[1], Anomaly.from_json(json.loads(r[2]))) for r in rows]
 

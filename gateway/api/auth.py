@@ -1,57 +1,73 @@
-"""Bearer-token auth with two roles: `viewer` reads, `admin` also issues alerts and orders."""
+"""Bearer-token auth: each route declares the least role it needs and gets the `Caller`.
+
+Roles rank `enterprise` < `viewer` < `officer` < `admin` (see `gateway.accounts`); the
+dependency `reader` takes any account, the others at least their role. Scope (which
+enterprises a caller sees) is applied by the routes, through `Services.scope`.
+"""
 
 
-# No `from __future__ import annotations` here: FastAPI must evaluate the closure-local
-# `Depends(viewer)` annotation, which a string annotation would hide from it.
+# No `from __future__ import annotations` here: FastAPI evaluates these annotations.
 
-import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-Role = Literal["viewer", "admin"]
+from ..accounts import Accounts, Caller, Role
 
 _bearer = HTTPBearer(
-    auto_error=False, description="`Authorization: Bearer <token>`; roles viewer and admin"
+    auto_error=False,
+    description="`Authorization: Bearer <token>`; roles enterprise, viewer, officer, admin",
 )
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+async def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Any account: the caller of the app's accounts (`Services.auth.accounts`)."""
+    if credentials is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required", _CHALLENGE)
+    caller = request.app.state.services.auth.accounts.caller(credentials.credentials)
+    if caller is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token", _CHALLENGE)
+    return caller  # type: ignore[no-any-return]
+
+
+def _least(role: Role) -> Callable[..., Awaitable[Caller]]:
+    async def check(caller: Annotated[Caller, Depends(reader)]) -> Caller:
+        if not caller.at_least(role):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"the {role} role is required")
+        return caller
+
+    return check
+
+
+viewer = _least("viewer")
+officer = _least("officer")
+admin = _least("admin")
+
+# Route parameters: `caller: Reader` and so on (module-level, so that string annotations of
+# modules with `from __future__ import annotations` resolve).
+Reader = Annotated[Caller, Depends(reader)]
+Viewer = Annotated[Caller, Depends(viewer)]
+Officer = Annotated[Caller, Depends(officer)]
+Admin = Annotated[Caller, Depends(admin)]
+
+
 @dataclass(frozen=True, slots=True)
 class Auth:
-    """The two dependencies routes declare: `viewer` (any valid token) and `admin`."""
+    """The accounts in force and the dependencies routes declare, each giving the caller."""
 
-    viewer: Callable[..., Awaitable[Role]]
-    admin: Callable[..., Awaitable[Role]]
+    accounts: Accounts
+    reader: Callable[..., Awaitable[Caller]] = reader
+    viewer: Callable[..., Awaitable[Caller]] = viewer
+    officer: Callable[..., Awaitable[Caller]] = officer
+    admin: Callable[..., Awaitable[Caller]] = admin
 
 
-def make_auth(tokens: Mapping[str, Role]) -> Auth:
-    known = [(token.encode(), role) for token, role in tokens.items()]
-
-    def role_of(token: str) -> Role | None:
-        given = token.encode()
-        found: Role | None = None
-        for candidate, role in known:  # no early exit: compare every token in constant time
-            if hmac.compare_digest(candidate, given):
-                found = role
-        return found
-
-    async def viewer(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Role:
-        if credentials is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required", _CHALLENGE)
-        role = role_of(credentials.credentials)
-        if role is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token", _CHALLENGE)
-        return role
-
-    async def admin(role: Annotated[Role, Depends(viewer)]) -> Role:
-        if role != "admin":
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "the admin role is required")
-        return role
-
-    return Auth(viewer=viewer, admin=admin)
+def make_auth(accounts: Accounts) -> Auth:
+    return Auth(accounts)

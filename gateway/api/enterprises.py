@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter
 
+from .auth import Reader
 from .deps import NOT_FOUND, READ_ERRORS, Services
-from .schemas import DeviceOut, DeviceState, EnterpriseDetail, EnterpriseSummary
+from .schemas import DeviceOut, DeviceState, EnterpriseDetail, EnterpriseSummary, RegionOut
 
 
 def build_router(svc: Services) -> APIRouter:
-    router = APIRouter(
-        prefix="/api/v1", dependencies=[Depends(svc.auth.viewer)], responses=READ_ERRORS
-    )
+    router = APIRouter(prefix="/api/v1", responses=READ_ERRORS)
 
     @router.get("/enterprises", tags=["enterprises"], summary="Registered enterprises")
-    async def list_enterprises() -> list[EnterpriseSummary]:
+    async def list_enterprises(caller: Reader) -> list[EnterpriseSummary]:
         now = svc.clock()
         out = []
-        for ent in svc.registry().data.enterprises:
+        registry = svc.registry()
+        for ent in registry.data.enterprises:
+            if not caller.sees(ent.id, registry):
+                continue
             control = svc.regime.in_force(ent.id, ent.region, now)
             out.append(
                 EnterpriseSummary(
                     id=ent.id,
                     name=ent.name,
                     region=ent.region,
+                    region_name=registry.regions.name(ent.region),
                     industry=ent.industry,
                     grade=ent.grade,
                     outlets=len(ent.outlets),
@@ -41,15 +44,31 @@ def build_router(svc: Services) -> APIRouter:
         summary="One enterprise: devices, status, alerts and orders in force now",
         responses=NOT_FOUND,
     )
-    async def get_enterprise(enterprise_id: str) -> EnterpriseDetail:
-        for ent in svc.registry().data.enterprises:
-            if ent.id == enterprise_id:
-                control = svc.regime.in_force(ent.id, ent.region, svc.clock())
-                return EnterpriseDetail.of(ent, svc.status.enterprise_status(ent.id), control)
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no enterprise {enterprise_id!r}")
+    async def get_enterprise(enterprise_id: str, caller: Reader) -> EnterpriseDetail:
+        ent = svc.enterprise(enterprise_id, caller)
+        control = svc.regime.in_force(ent.id, ent.region, svc.clock())
+        return EnterpriseDetail.of(ent, svc.status.enterprise_status(ent.id), control)
+
+    @router.get("/regions", tags=["enterprises"], summary="Regions that hold visible enterprises")
+    async def list_regions(caller: Reader) -> list[RegionOut]:
+        registry = svc.registry()
+        used: set[str] = set()
+        for ent in registry.data.enterprises:
+            if caller.sees(ent.id, registry) and ent.region:
+                used.update(registry.regions.chain(ent.region))
+        return [
+            RegionOut(id=r.id, name=r.name, parent=r.parent, level=r.level)
+            for r in registry.data.regions
+            if r.id in used
+        ]
 
     @router.get("/devices", tags=["devices"], summary="Registered devices and their status")
-    async def list_devices(state: DeviceState | None = None) -> list[DeviceOut]:
-        return [DeviceOut.model_validate(d) for d in svc.status.devices(state)]
+    async def list_devices(caller: Reader, state: DeviceState | None = None) -> list[DeviceOut]:
+        registry = svc.registry()
+        return [
+            DeviceOut.model_validate(d)
+            for d in svc.status.devices(state)
+            if caller.sees(d["enterprise"], registry)
+        ]
 
     return router

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, get_args
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from gateway.anomalies.explain import (
     MAX_SERIES,
@@ -22,7 +22,9 @@ from gateway.anomalies.explain import (
 )
 from gateway.influx.reader import QueryError, Series, SeriesQuery, TagValue
 
+from .auth import Reader
 from .deps import NOT_FOUND, READ_ERRORS, Services
+from .lang import Language
 from .schemas import (
     AnomalySeries,
     EmissionField,
@@ -106,7 +108,6 @@ def build_router(svc: Services) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",
         tags=["series"],
-        dependencies=[Depends(svc.auth.viewer)],
         responses={**READ_ERRORS, **QUERY_ERRORS},
     )
 
@@ -115,11 +116,14 @@ def build_router(svc: Services) -> APIRouter:
         summary="The stored values that explain an anomaly, around it",
         responses=NOT_FOUND,
     )
-    async def anomaly_series(anomaly_id: str, max_points: MaxPoints = 600) -> AnomalySeries:
-        anomaly = svc.store.get(anomaly_id)
-        if anomaly is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no anomaly {anomaly_id!r}")
-        explainer = Explainer(anomaly, svc.registry(), max_points)
+    async def anomaly_series(
+        anomaly_id: str,
+        caller: Reader,
+        lang: Language,
+        max_points: MaxPoints = 600,
+    ) -> AnomalySeries:
+        anomaly = svc.anomaly(anomaly_id, caller)
+        explainer = Explainer(anomaly, svc.registry(), max_points, lang)
         wanted = explainer.wanted()
         series: list[SeriesOut] = []
         if wanted:
@@ -152,6 +156,8 @@ def build_router(svc: Services) -> APIRouter:
         },
     )
     async def series(
+        caller: Reader,
+        lang: Language,
         enterprise: str,
         outlet: Annotated[str | None, Query(description="an outlet id (with pollutant)")] = None,
         pollutant: Annotated[
@@ -187,10 +193,8 @@ def build_router(svc: Services) -> APIRouter:
             raise bad("start must come before end")
         if until - since > MAX_WINDOW:
             raise bad(f"at most {MAX_WINDOW.days} days at a time")
+        ent = svc.enterprise(enterprise, caller)
         registry = svc.registry()
-        ent = registry.enterprise(enterprise)
-        if ent is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no enterprise {enterprise!r}")
         tags: dict[str, TagValue] = {"enterprise": enterprise}
         if meter is not None:
             found = registry.meter(enterprise, meter)
@@ -202,7 +206,7 @@ def build_router(svc: Services) -> APIRouter:
             if chosen not in _POWER_FIELDS:
                 raise bad(f"a meter has no field {chosen!r}")
             tags["meter"] = meter
-            measurement, look = "power", meter_look(found, meter, chosen)
+            measurement, look = "power", meter_look(found, meter, chosen, lang)
         else:
             assert outlet is not None
             place = next((o for o in ent.outlets if o.id == outlet), None)
@@ -218,7 +222,7 @@ def build_router(svc: Services) -> APIRouter:
             tags |= {"outlet": outlet, "pollutant": pollutant, "interval": interval}
             measurement, look = (
                 "emission",
-                emission_look(outlet, pollutant, interval, chosen, place),
+                emission_look(outlet, pollutant, interval, chosen, place, lang),
             )
         query = SeriesQuery(measurement, chosen, tags, since, until, max_points)
         return SeriesPage(
@@ -227,3 +231,12 @@ def build_router(svc: Services) -> APIRouter:
         )
 
     return router
+
+
+def route_functions(svc: Services) -> dict[str, Any]:
+    """The functions of this module's routes by name (`anomaly_series`, `series`), for routes
+    that answer the same values in another format: called, or declared as a dependency, they
+    take the same parameters, make the same checks and raise the same errors."""
+    from fastapi.routing import APIRoute
+
+    return {r.name: r.endpoint for r in build_router(svc).routes if isinstance(r, APIRoute)}

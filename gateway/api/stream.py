@@ -13,13 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import StreamingResponse
 
+from ..anomalies.messages import summary
 from ..anomalies.model import AnomalyEvent
+from ..registry import Registry
+from .auth import Reader
 from .deps import READ_ERRORS, Services
+from .lang import Lang, Language
 from .schemas import AnomalyFamily, AnomalyType
 
 MAX_SEQ = 2**62
@@ -49,16 +54,30 @@ class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
 
-def encode(event: AnomalyEvent) -> bytes:
-    data = json.dumps(event.anomaly.to_json(), ensure_ascii=False, separators=(",", ":"))
+def encode(event: AnomalyEvent, lang: Lang = "zh", registry: Registry | None = None) -> bytes:
+    """One event as SSE; its summary rendered in `lang`."""
+    body = event.anomaly.to_json()
+    body["summary"] = summary(event.anomaly, lang, registry)
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.seq}\nevent: {event.event}\ndata: {data}\n\n".encode()
 
 
-def matcher(enterprise: str | None, type_: str | None, family: str | None) -> Match:
+def matcher(
+    enterprise: str | None,
+    type_: str | None,
+    family: str | None,
+    sees: Callable[[str], bool] = lambda _enterprise: True,
+    within: Callable[[str], bool] = lambda _enterprise: True,
+) -> Match:
+    """Events of the filters, within the scope `sees` allows (judged per event, so the scope
+    follows registry reloads)."""
+
     def match(event: AnomalyEvent) -> bool:
         a = event.anomaly
         return (
             (enterprise is None or a.enterprise == enterprise)
+            and sees(a.enterprise)
+            and within(a.enterprise)
             and (type_ is None or a.type == type_)
             and (family is None or a.family == family)
         )
@@ -66,7 +85,9 @@ def matcher(enterprise: str | None, type_: str | None, family: str | None) -> Ma
     return match
 
 
-async def events(svc: Services, after: int, match: Match) -> AsyncIterator[bytes]:
+async def events(
+    svc: Services, after: int, match: Match, lang: Lang = "zh"
+) -> AsyncIterator[bytes]:
     """Replay after `after`, then follow the store; heartbeats while quiet."""
     loop = asyncio.get_running_loop()
     heartbeat_s = svc.stream_heartbeat_s
@@ -83,7 +104,7 @@ async def events(svc: Services, after: int, match: Match) -> AsyncIterator[bytes
                 for event in batch:
                     last = event.seq
                     if match(event):
-                        yield encode(event)
+                        yield encode(event, lang, svc.registry())
                         next_beat = loop.time() + heartbeat_s
                 await asyncio.sleep(0)  # a long backlog of filtered-out events must not hog
                 continue
@@ -100,11 +121,16 @@ async def events(svc: Services, after: int, match: Match) -> AsyncIterator[bytes
         svc.streams.open -= 1
 
 
+def _in_region(svc: Services, region: str, enterprise_id: str) -> bool:
+    registry = svc.registry()
+    ent = registry.enterprise(enterprise_id)
+    return ent is not None and registry.regions.within(ent.region, [region])
+
+
 def build_router(svc: Services) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1/anomalies",
         tags=["anomalies"],
-        dependencies=[Depends(svc.auth.viewer)],
         responses=READ_ERRORS,
     )
 
@@ -123,7 +149,12 @@ def build_router(svc: Services) -> APIRouter:
         },
     )
     async def stream(
+        caller: Reader,
+        lang: Language,
         enterprise: str | None = None,
+        region: Annotated[
+            str | None, Query(description="a region id: its enterprises and those under it")
+        ] = None,
         type_: Annotated[AnomalyType | None, Query(alias="type")] = None,
         family: AnomalyFamily | None = None,
         after: Annotated[
@@ -138,7 +169,18 @@ def build_router(svc: Services) -> APIRouter:
         if start is None:
             start = svc.store.last_seq()
         return EventStreamResponse(
-            events(svc, start, matcher(enterprise, type_, family)),
+            events(
+                svc,
+                start,
+                matcher(
+                    enterprise,
+                    type_,
+                    family,
+                    partial(svc.sees, caller),
+                    (lambda _e: True) if region is None else partial(_in_region, svc, region),
+                ),
+                lang,
+            ),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from gateway.anomalies.messages import summary
 from gateway.anomalies.model import Anomaly
 from gateway.anomalies.store import AnomalyStore
+from gateway.anomalies.types import TYPES
+from gateway.registry import Registry
 from tests.api.conftest import T0, VIEWER, make_anomaly
 
 H = timedelta(hours=1)
@@ -41,7 +47,9 @@ async def ids(client: httpx.AsyncClient, **params: object) -> list[str]:
     return [item["id"] for item in body["items"]]
 
 
-async def test_all_newest_first(client: httpx.AsyncClient, recorded: list[Anomaly]) -> None:
+async def test_all_newest_first(
+    client: httpx.AsyncClient, recorded: list[Anomaly], registry: Registry
+) -> None:
     response = await client.get("/api/v1/anomalies", headers=VIEWER)
     body = response.json()
     assert body["total"] == 24 and body["limit"] == 100 and body["offset"] == 0
@@ -51,8 +59,33 @@ async def test_all_newest_first(client: httpx.AsyncClient, recorded: list[Anomal
         **recorded[0].to_json(),
         "started_at": first["started_at"],
         "detected_at": first["detected_at"],
+        "summary": summary(recorded[0], "zh", registry),  # rendered, Chinese by default
     }
     assert datetime.fromisoformat(first["started_at"]) == recorded[0].started_at
+
+
+async def test_summaries_in_the_language_asked(
+    client: httpx.AsyncClient,
+    recorded: list[Anomaly],
+    registry: Registry,
+    make_app: Callable[..., FastAPI],
+) -> None:
+    anomaly = recorded[0]
+    url = f"/api/v1/anomalies/{anomaly.id}"
+    zh = (await client.get(url, headers=VIEWER)).json()["summary"]
+    en = (await client.get(url + "?lang=en", headers=VIEWER)).json()["summary"]
+    by_header = await client.get(url, headers={**VIEWER, "Accept-Language": "en-GB,en;q=0.8"})
+    assert zh == summary(anomaly, "zh", registry) and "禁行车辆" in zh
+    assert en == summary(anomaly, "en", registry) and en != zh
+    assert by_header.json()["summary"] == en
+    ending = make_app(stream_max_s=0.3)  # a stream that ends, so that it can be read whole
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=ending), base_url="http://api"
+    ) as short:
+        streamed = (
+            await short.get("/api/v1/anomalies/stream?after=0&lang=en", headers=VIEWER)
+        ).text
+    assert json.dumps(en, ensure_ascii=False) in streamed
 
 
 @pytest.mark.parametrize(
@@ -150,3 +183,18 @@ async def test_unknown_type_names_the_known_ones(client: httpx.AsyncClient) -> N
     response = await client.get("/api/v1/anomalies", params={"type": "overlimit"}, headers=VIEWER)
     assert response.status_code == 422
     assert "unknown anomaly type 'overlimit'; one of auth_failure," in response.text
+
+
+async def test_the_api_serves_the_list_in_order(client: httpx.AsyncClient) -> None:
+    reply = await client.get("/api/v1/anomaly-types", headers=VIEWER)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert [t["type"] for t in body] == [t.name for t in TYPES]
+    assert body[0] == {
+        "type": "device_offline",
+        "family": "data_gaps",
+        "severity": "warning",
+        "rule": "device_offline",
+        "charted": True,
+    }
+    assert (await client.get("/api/v1/anomaly-types")).status_code == 401

@@ -155,6 +155,8 @@ def only(store: AnomalyStore | None, type_: str) -> str:
 
 
 async def get(plant: Plant, path: str, **params: Any) -> httpx.Response:
+    """A GET in English (`lang=en`, unless `params` says otherwise): labels asserted below."""
+    params.setdefault("lang", "en")
     async with httpx.AsyncClient(base_url=plant.base, headers=AUTH, trust_env=False) as client:
         return await client.get(path, params=params)
 
@@ -177,6 +179,9 @@ async def test_over_limit_series_is_the_outlet_hourly_means_with_the_limit(plant
         "interval": "hour",
     }
     assert series["label"] == "DW001 w01018 hourly mean"
+    zh = (await get(plant, f"/api/v1/anomalies/{anomaly_id}/series", lang="zh")).json()
+    assert zh["series"][0]["label"] == "DW001 化学需氧量(w01018) 小时均值"
+    assert zh["series"][0]["limit_label"] == "限值 50 mg/L"
     assert (series["unit"], series["limit"], series["limit_label"]) == (
         "mg/L",
         50.0,

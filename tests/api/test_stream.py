@@ -13,8 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gateway.anomalies.messages import summary
 from gateway.anomalies.store import AnomalyStore
 from gateway.api.server import ApiServer
+from gateway.registry import Registry
 from tests.api.conftest import T0, VIEWER, make_anomaly
 
 H = timedelta(hours=1)
@@ -83,7 +85,7 @@ def fill(store: AnomalyStore) -> list[int]:
 
 
 async def test_resume_from_last_event_id_then_live(
-    serve: Callable[..., Any], store: AnomalyStore
+    serve: Callable[..., Any], store: AnomalyStore, registry: Registry
 ) -> None:
     seqs = fill(store)
     _, url = await serve()
@@ -101,15 +103,19 @@ async def test_resume_from_last_event_id_then_live(
             (str(seqs[3]), "updated"),
             (str(seqs[4]), "closed"),
         ]
-        stored = [store.events_after(seqs[1])[i].anomaly.to_json() for i in range(3)]
-        assert [httpx.Response(200, content=e.data).json() for e in replayed] == stored
+        stored = [store.events_after(seqs[1])[i].anomaly for i in range(3)]
+        rendered = [{**a.to_json(), "summary": summary(a, "zh", registry)} for a in stored]
+        assert [httpx.Response(200, content=e.data).json() for e in replayed] == rendered
 
         live = make_anomaly(subject="mn:LIVE", type_="treatment_not_running")
         event = store.record(live)
         assert event is not None
         [pushed] = await read_events(lines, 1)
         assert (pushed.id, pushed.event) == (str(event.seq), "opened")
-        assert httpx.Response(200, content=pushed.data).json() == live.to_json()
+        assert httpx.Response(200, content=pushed.data).json() == {
+            **live.to_json(),
+            "summary": summary(live, "zh", registry),
+        }
 
 
 async def test_after_parameter_and_header_precedence(
