@@ -1,7 +1,8 @@
 """A copy of the gateway's state taken while the daemon runs (``pollution-gateway backup``).
 
-The SQLite stores (anomalies, regime) are copied with SQLite's online backup API in one step,
-so each copy is that store as of one committed transaction, whatever writes go on meanwhile.
+The SQLite stores (anomalies, regime, audit log) are copied with SQLite's online backup API in
+one step, so each copy is that store as of one committed transaction, whatever writes go on
+meanwhile. The audit log is never pruned: its backups are what keeps it when a disk is lost.
 
 The spool is a write-ahead log that keeps growing at its end and losing delivered segments at
 its start. Its cursor is read first, then each segment from the cursor's on is copied in turn,
@@ -21,10 +22,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.ingest.spool import Position, read_cursor, scan_segment
+from gateway.ingest.segments import Position, read_cursor, scan_segment
 from gateway.migrations import user_version
 
-STORES = ("anomalies.sqlite", "regime.sqlite")
+STORES = ("anomalies.sqlite", "regime.sqlite", "audit.sqlite")
 
 
 class BackupError(Exception):

@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 
 from gateway import cli
+from gateway import regime as regime_module
 from gateway.anomalies import store as store_module
 from gateway.anomalies.model import Anomaly
 from gateway.anomalies.store import AnomalyStore
 from gateway.backup import backup
-from gateway.ingest.spool import FORMAT_VERSION, SEGMENT_HEADER, SEGMENT_MAGIC, Position, Spool
+from gateway.ingest.segments import FORMAT_VERSION, SEGMENT_HEADER, SEGMENT_MAGIC, Position
+from gateway.ingest.spool import Spool
 from gateway.migrations import StateError, migrate, user_version
 from gateway.regime import AlertSpec, OrderSpec, Regime
 
@@ -127,17 +129,27 @@ def test_regime_store_of_release_0_1_0_opens_with_every_row(
     path = data / "regime.sqlite"
     before = schema(path)
     regime = Regime(path)
+    # version 2 records who issued and withdrew: the first release's bodies have neither
+    new_fields = {"withdrawn_at": None, "withdrawn_by": None, "withdraw_reason": None}
     try:
-        assert [a.model_dump(mode="json") for a in regime.list_alerts()] == expected["alerts"]
-        assert [o.model_dump(mode="json") for o in regime.list_orders()] == expected["orders"]
+        assert [a.model_dump(mode="json") for a in regime.list_alerts()] == [
+            {**a, "issued_by": "", **new_fields} for a in expected["alerts"]
+        ]
+        assert [o.model_dump(mode="json") for o in regime.list_orders()] == [
+            {**o, **new_fields} for o in expected["orders"]
+        ]
         assert len(expected["alerts"]) == 1 and len(expected["orders"]) == 2
+        first = expected["orders"][0]["id"]
+        assert regime.withdraw_order(first, by="admin", at=T0) is not None  # and they go on
     finally:
         regime.close()
-    assert file_version(path) == 1
-    assert schema(path) == before
+    assert file_version(path) == regime_module.SCHEMA_VERSION == 2
+    assert schema(path) == before  # 1 -> 2 changes what bodies may hold, not the tables
     again = Regime(path)  # a migrated file opens as it is
     try:
         assert len(again.list_orders()) == 2
+        withdrawn = again.get_order(first)
+        assert withdrawn is not None and withdrawn.withdrawn_by == "admin"
     finally:
         again.close()
 
@@ -170,8 +182,14 @@ async def test_spool_of_release_0_1_0_gives_every_undelivered_record(
 # -- versions -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("open_store", [AnomalyStore, Regime], ids=["anomalies", "regime"])
-def test_a_store_newer_than_the_code_is_refused(tmp_path: Path, open_store: Any) -> None:
+@pytest.mark.parametrize(
+    ("open_store", "supported"),
+    [(AnomalyStore, store_module.SCHEMA_VERSION), (Regime, regime_module.SCHEMA_VERSION)],
+    ids=["anomalies", "regime"],
+)
+def test_a_store_newer_than_the_code_is_refused(
+    tmp_path: Path, open_store: Any, supported: int
+) -> None:
     path = tmp_path / "state.sqlite"
     open_store(path).close()
     db = sqlite3.connect(path)
@@ -180,14 +198,15 @@ def test_a_store_newer_than_the_code_is_refused(tmp_path: Path, open_store: Any)
     with pytest.raises(StateError) as caught:
         open_store(path)
     message = str(caught.value)
-    assert str(path) in message and "version 7" in message and "up to 1" in message
+    assert str(path) in message and "version 7" in message and f"up to {supported}" in message
     assert file_version(path) == 7  # left as it was
 
 
 def test_a_fresh_store_is_created_at_the_current_version(tmp_path: Path) -> None:
     AnomalyStore(tmp_path / "a.sqlite").close()
     Regime(tmp_path / "r.sqlite").close()
-    assert file_version(tmp_path / "a.sqlite") == file_version(tmp_path / "r.sqlite") == 1
+    assert file_version(tmp_path / "a.sqlite") == 1
+    assert file_version(tmp_path / "r.sqlite") == 2
     memory = Regime(":memory:")  # in memory too
     memory.close()
 
@@ -334,7 +353,7 @@ async def test_backup_of_stores_in_use(tmp_path: Path) -> None:
     await spool.close()
     store.close()
     regime.close()
-    assert report.stores == {"anomalies.sqlite": 1, "regime.sqlite": 1}
+    assert report.stores == {"anomalies.sqlite": 1, "regime.sqlite": 2}
     assert report.spool is not None and report.spool.segments >= 2
     assert acked_after > acked_before, "no append happened while the copy ran"
 

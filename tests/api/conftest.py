@@ -11,9 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from gateway.accounts import Accounts, token_hash
 from gateway.anomalies.model import Anomaly
 from gateway.anomalies.store import AnomalyStore
 from gateway.api import RegistryStatus, create_app
+from gateway.audit import AuditLog
 from gateway.regime import Regime
 from gateway.registry import Registry, RegistryFile
 
@@ -25,6 +27,37 @@ VIEWER_TOKEN = "viewer-secret"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 TOKENS: dict[str, Any] = {ADMIN_TOKEN: "admin", VIEWER_TOKEN: "viewer"}
+
+# Named accounts (the `accounts` fixture), beside the legacy tokens above:
+# name -> (role, scope, token)
+NAMED_ACCOUNTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "chief": ("admin", {"all_regions": True}, "chief-secret"),
+    "r2-admin": ("admin", {"regions": ["R2"]}, "r2-admin-secret"),
+    "r1-viewer": ("viewer", {"regions": ["R1"]}, "r1-viewer-secret"),
+    "plant-e1": ("enterprise", {"enterprises": ["E1"]}, "plant-e1-secret"),
+}
+
+
+def named(name: str) -> dict[str, str]:
+    """The headers of a named account."""
+    return {"Authorization": f"Bearer {NAMED_ACCOUNTS[name][2]}"}
+
+
+def accounts_toml(accounts: dict[str, tuple[str, dict[str, Any], str]]) -> str:
+    out = []
+    for name, (role, scope, token) in accounts.items():
+        lines = [
+            "[[accounts]]",
+            f'name = "{name}"',
+            f'role = "{role}"',
+            f'token_sha256 = "{token_hash(token)}"',
+        ]
+        for key, value in scope.items():
+            rendered = "true" if value is True else "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            lines.append(f"{key} = {rendered}")
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
 
 REGISTRY = {
     "enterprises": [
@@ -95,7 +128,24 @@ def regime(tmp_path: Path) -> Iterator[Regime]:
 
 
 @pytest.fixture
-def make_app(store: AnomalyStore, regime: Regime, registry: Registry) -> Callable[..., FastAPI]:
+def audit(tmp_path: Path) -> Iterator[AuditLog]:
+    log = AuditLog(tmp_path / "audit.db")
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Accounts:
+    """The named accounts of `NAMED_ACCOUNTS` and the legacy `TOKENS`."""
+    path = tmp_path / "accounts.toml"
+    path.write_text(accounts_toml(NAMED_ACCOUNTS), encoding="utf-8")
+    return Accounts(path, TOKENS)
+
+
+@pytest.fixture
+def make_app(
+    store: AnomalyStore, regime: Regime, registry: Registry, audit: AuditLog
+) -> Callable[..., FastAPI]:
     def make(**overrides: Any) -> FastAPI:
         kwargs: dict[str, Any] = {
             "store": store,
@@ -104,6 +154,7 @@ def make_app(store: AnomalyStore, regime: Regime, registry: Registry) -> Callabl
             "status": RegistryStatus(lambda: registry),
             "tokens": TOKENS,
             "clock": lambda: T0,
+            "audit": audit,
         }
         kwargs.update(overrides)
         return create_app(**kwargs)
@@ -119,5 +170,15 @@ def app(make_app: Callable[..., FastAPI]) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+        yield c
+
+
+@pytest.fixture
+async def named_client(
+    make_app: Callable[..., FastAPI], accounts: Accounts
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with the named accounts (`named(...)` headers) and legacy tokens."""
+    transport = httpx.ASGITransport(app=make_app(accounts=accounts))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
         yield c

@@ -37,11 +37,36 @@ async def test_alert_lifecycle(client: httpx.AsyncClient, regime: Regime) -> Non
     ).json() == []
     one = await client.get(f"/api/v1/alerts/{alert['id']}", headers=VIEWER)
     assert one.json() == alert
+    assert alert["issued_by"] == "token-1"  # the account that posted it (legacy admin token)
+    assert alert["withdrawn_at"] is None and alert["withdrawn_by"] is None
 
-    deleted = await client.delete(f"/api/v1/alerts/{alert['id']}", headers=ADMIN)
-    assert deleted.status_code == 204 and deleted.content == b""
-    assert (await client.delete(f"/api/v1/alerts/{alert['id']}", headers=ADMIN)).status_code == 404
-    assert (await client.get(f"/api/v1/alerts/{alert['id']}", headers=VIEWER)).status_code == 404
+    withdrawn = await client.delete(
+        f"/api/v1/alerts/{alert['id']}", params={"reason": "天气好转"}, headers=ADMIN
+    )
+    assert withdrawn.status_code == 204 and withdrawn.content == b""
+    again = await client.delete(f"/api/v1/alerts/{alert['id']}", headers=ADMIN)
+    assert again.status_code == 409 and "was withdrawn" in again.json()["detail"]
+    kept = await client.get(f"/api/v1/alerts/{alert['id']}", headers=VIEWER)
+    assert kept.status_code == 200  # withdrawn, not deleted: still on record, with who and why
+    assert kept.json() == {
+        **alert,
+        "withdrawn_at": T0.isoformat(),
+        "withdrawn_by": "token-1",
+        "withdraw_reason": "天气好转",
+    }
+    assert [a["id"] for a in (await client.get("/api/v1/alerts", headers=VIEWER)).json()] == [
+        alert["id"]
+    ]
+    # no longer in force from its withdrawal (the API's "now", T0) on
+    at_t0 = await client.get("/api/v1/alerts", params={"active_at": T0.isoformat()}, headers=VIEWER)
+    assert at_t0.json() == []
+    assert regime.in_force("E1", "R1", T0).level is None
+    assert regime.in_force("E1", "R1", T0 - H / 2).level == "red"  # it was before
+    current = await client.get(
+        "/api/v1/alerts", params={"include_withdrawn": "false"}, headers=VIEWER
+    )
+    assert current.json() == []
+    assert (await client.delete("/api/v1/alerts/nope", headers=ADMIN)).status_code == 404
 
 
 async def test_invalid_alert_is_422_with_the_reason(client: httpx.AsyncClient) -> None:
@@ -89,8 +114,27 @@ async def test_order_lifecycle(client: httpx.AsyncClient) -> None:
     by_e1 = await client.get("/api/v1/orders", params={"enterprise": "E1"}, headers=VIEWER)
     assert [o["id"] for o in by_e1.json()] == [order["id"]]
     assert (await client.get(f"/api/v1/orders/{order['id']}", headers=VIEWER)).json() == order
+    assert order["issued_by"] == "token-1"  # the account's name: the body's "bureau" is ignored
     assert (await client.delete(f"/api/v1/orders/{order['id']}", headers=ADMIN)).status_code == 204
-    assert (await client.get(f"/api/v1/orders/{order['id']}", headers=VIEWER)).status_code == 404
+    kept = await client.get(f"/api/v1/orders/{order['id']}", headers=VIEWER)
+    assert kept.status_code == 200
+    assert kept.json() == {
+        **order,
+        "withdrawn_at": T0.isoformat(),
+        "withdrawn_by": "token-1",
+        "withdraw_reason": None,
+    }
+    again = await client.delete(f"/api/v1/orders/{order['id']}", headers=ADMIN)
+    assert again.status_code == 409
+    assert (await client.delete("/api/v1/orders/nope", headers=ADMIN)).status_code == 404
+    active = await client.get(
+        "/api/v1/orders", params={"active_at": T0.isoformat()}, headers=VIEWER
+    )
+    assert [o["id"] for o in active.json()] == [shutdown.json()["id"]]
+    current = await client.get(
+        "/api/v1/orders", params={"include_withdrawn": "false"}, headers=VIEWER
+    )
+    assert [o["id"] for o in current.json()] == [shutdown.json()["id"]]
     missing_percent = await client.post(
         "/api/v1/orders", json={**body, "percent": None}, headers=ADMIN
     )
