@@ -33,25 +33,22 @@ from gateway.ingest.spool import Spool, SpoolClosed, SpoolFull
 from gateway.status.completeness import DeviceStatusPoints
 from gateway.status.enterprises import RuleStatus
 
+from .accounts import Accounts
 from .anomalies.publish import InfluxPublisher, MqttPublisher, Publishers
 from .anomalies.store import AnomalyStore
 from .api import create_app
 from .api.health import NotReady, health_app
 from .api.server import ApiServer
+from .audit import AuditLog, accounts_recorder
 from .config import LoadedConfig
 from .errors import ConfigError
 from .model import Point
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
-from .rules.auth import RefusedDevices
-from .rules.curtailment import CurtailmentExceeded
+from .rules import catalog
 from .rules.data_gap import DataGap
-from .rules.emission_shutdown import EmissionDuringShutdown
 from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
-from .rules.over_limit import OverLimit
-from .rules.shutdown import ProductionDuringShutdown
-from .rules.suspicious import SuspiciousData
 from .rules.treatment import TreatmentNotRunning
 from .rules.vehicles import BannedVehicleEntry
 
@@ -139,6 +136,7 @@ class Gateway:
         self.publishers = Publishers()  # the anomaly store's listener: InfluxDB, MQTT
         self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
         self.regime: Regime | None = None
+        self.audit: AuditLog | None = None  # who changed what, for the API's admins
         self.api: ApiServer | None = None
         self._status_task: asyncio.Task[None] | None = None
         self._calendar_cache: tuple[Registry | None, list[Alert]] = (None, [])
@@ -180,9 +178,30 @@ class Gateway:
             log.error("registry reload refused; the registry in force stays", problems=[problem])
             return [problem]
         self.registry_holder.current = registry
-        devices = sum(1 for _ in registry.devices())
-        log.info("registry reloaded", enterprises=len(registry.data.enterprises), devices=devices)
+        log.info("registry reloaded", **registry.counts())
         return []
+
+    def reload_on_signal(self) -> None:
+        """SIGHUP: reload the registry, on the audit record as the operator's signal."""
+        before = self.registry().counts()
+        problems = self.reload_registry()
+        if self.audit is not None:
+            refused = {"refused": True, "problems": problems} if problems else {}
+            self.audit.record(
+                actor="operator (SIGHUP)",
+                actor_role="system",
+                action="registry.reload",
+                target=self.loaded.config.gateway.registry,
+                before=before,
+                after={**self.registry().counts(), **refused},
+            )
+
+    def _accounts(self) -> Accounts:
+        """The API's accounts; a change of the accounts file goes on the audit record."""
+        accounts = Accounts(self.loaded.accounts_path, self.loaded.config.api.tokens())
+        if self.audit is not None:
+            accounts.on_reload = accounts_recorder(self.audit, str(self.loaded.accounts_path))
+        return accounts
 
     def _request_backfill(self, mn: str, cn: str, begin: datetime, end: datetime) -> bool:
         """Ask a connected HJ 212 device for history (the data_gap rule's side effect)."""
@@ -194,31 +213,23 @@ class Gateway:
         self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
         self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
         self.regime.calendar = self._calendar
-        self.offline = DeviceOffline(self.registry, datetime.now(UTC))
-        self.gaps = DataGap(
-            self.registry,
-            self._request_backfill,
-            due_after_s=self.loaded.config.rules.hourly_due_after_s,
+        self.regime.within = lambda region, scope: self.registry().regions.within(region, scope)
+        self.audit = AuditLog(self.loaded.data_dir / "audit.sqlite")
+        rules = catalog.build(
+            catalog.Context(
+                self.registry,
+                self.regime,
+                datetime.now(UTC),
+                self._request_backfill,
+                self.loaded.config.rules.hourly_due_after_s,
+            )
         )
+        self.offline = catalog.find(rules, DeviceOffline)
+        self.gaps = catalog.find(rules, DataGap)
         self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
-        self.vehicles = BannedVehicleEntry(self.registry, self.regime)
-        self.treatment = TreatmentNotRunning(self.registry)
-        self.rules = RuleEngine(
-            self.anomalies,
-            [
-                self.offline,
-                self.gaps,
-                OverLimit(self.registry),
-                self.treatment,
-                ProductionDuringShutdown(self.registry, self.regime),
-                EmissionDuringShutdown(self.registry, self.regime),
-                SuspiciousData(self.registry),
-                CurtailmentExceeded(self.registry, self.regime),
-                self.vehicles,
-                RefusedDevices(),
-            ],
-            tick_s=self.loaded.config.rules.tick_s,
-        )
+        self.vehicles = catalog.find(rules, BannedVehicleEntry)
+        self.treatment = catalog.find(rules, TreatmentNotRunning)
+        self.rules = RuleEngine(self.anomalies, rules, tick_s=self.loaded.config.rules.tick_s)
         self.publishers.add("influx", InfluxPublisher(self.pipeline))
         if self.mqtt is not None:
             prefix = self.loaded.config.mqtt.topic_prefix
@@ -348,10 +359,12 @@ class Gateway:
             regime=self.regime,
             registry=self.registry,
             status=RuleStatus(self.registry, self.offline, self.treatment, self.daily),
-            tokens=cfg.api.tokens(),
+            accounts=self._accounts(),
+            stream_max_s=cfg.api.stream_max_s,
             ready=self.readiness,
             metrics_app=make_asgi_app(),
             reload_registry=self.reload_registry,
+            audit=self.audit,
             influx=cfg.influx,
         )
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
@@ -398,14 +411,14 @@ class Gateway:
                 log.exception("forwarder failed")
         for task in (self._status_task, self._create_task, self._tick_task):
             await _cancel(task)
-        if self.rules is not None:
-            await self.rules.close()
         await self.spool.close()
         await _within(self.sink.close(), max(0.1, timeout * 0.05))
         if self.anomalies is not None:
             self.anomalies.close()
         if self.regime is not None:
             self.regime.close()
+        if self.audit is not None:
+            self.audit.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
 
 
@@ -436,7 +449,7 @@ async def run(loaded: LoadedConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, gateway.stop)
-    loop.add_signal_handler(signal.SIGHUP, gateway.reload_registry)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_on_signal)
     try:
         await gateway.start()
         metrics_cfg = loaded.config.metrics

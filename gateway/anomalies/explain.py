@@ -1,6 +1,6 @@
 """The stored series that explain an anomaly, as queries with how each series is shown.
 
-What explains an anomaly, by type:
+What explains an anomaly, by the chart its type names in `types.TYPES`:
 - `over_limit`: the outlet's values of the pollutant, with its limit; `suspicious_data`: each
   affected series of the outlet (up to six);
 - `emission_during_shutdown`: the outlet's flow (`a00000` / `w00000`), with the stopped level;
@@ -17,21 +17,59 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from gateway.influx.reader import SeriesQuery, TagValue
 
 from ..registry import Enterprise, Meter, Outlet, Registry
-from ..vocabulary import FLOWS, canonical, spellings
+from ..vocabulary import FLOWS, canonical, describe, spellings
 from .model import Anomaly
+from .types import BY_NAME
 
 FLOW_CODES = tuple(code for flow in sorted(FLOWS) for code in spellings(flow))
 MAX_WINDOW = timedelta(days=31)  # the longest window a chart reads
 MAX_SERIES = 6  # series shown per chart
-HOURLY_TYPES = frozenset({"over_limit", "data_gap"})
 
-_INTERVALS = {"rtd": "real-time", "minute": "minute", "hour": "hourly", "day": "daily"}
-_FIELDS = {"rtd": "value", "avg": "mean", "zs_rtd": "converted value", "zs_avg": "converted mean"}
+Lang = Literal["zh", "en"]
+_INTERVALS = {
+    "en": {"rtd": "real-time", "minute": "minute", "hour": "hourly", "day": "daily"},
+    "zh": {"rtd": "实时", "minute": "分钟", "hour": "小时", "day": "日"},
+}
+_FIELDS = {
+    "en": {"rtd": "value", "avg": "mean", "zs_rtd": "converted value", "zs_avg": "converted mean"},
+    "zh": {"rtd": "值", "avg": "均值", "zs_rtd": "折算值", "zs_avg": "折算均值"},
+}
+_METER_FIELDS = {
+    "p_kw": "有功功率",
+    "kwh": "电量",
+    "energy_kwh": "区间电量",
+    "ua": "A相电压",
+    "ub": "B相电压",
+    "uc": "C相电压",
+    "ia": "A相电流",
+    "ib": "B相电流",
+    "ic": "C相电流",
+    "pf": "功率因数",
+}
+_ROLES = {"production": "生产", "treatment": "治污", "total": "总表"}
+_WORDS = {
+    "en": {
+        "limit": "limit {v}",
+        "o2": " at {v} % O2",
+        "stopped": "stopped level {v}",
+        "runs": "{m} runs from {v} kW",
+        "meter": "meter {m} {f}",
+        "line": "line {l}",
+    },
+    "zh": {
+        "limit": "限值 {v}",
+        "o2": "(基准氧含量 {v} %)",
+        "stopped": "停产水平 {v}",
+        "runs": "{m} 运行阈值 {v} kW",
+        "meter": "电表 {m} {f}",
+        "line": "生产线 {l}",
+    },
+}
 _POWER_UNITS = {"p_kw": "kW", "kwh": "kWh", "energy_kwh": "kWh", "ua": "V", "ub": "V", "uc": "V"}
 _POWER_UNITS |= {"ia": "A", "ib": "A", "ic": "A"}
 
@@ -61,39 +99,62 @@ class Wanted:
         return cls(((query, lambda _group: look),))
 
 
-def emission_look(outlet: str, code: str, interval: str, field: str, limits: Outlet | None) -> Look:
+def limit_label(limit: float, unit: str | None, lang: Lang = "en") -> str:
+    return _WORDS[lang]["limit"].format(v=f"{limit:g}") + (f" {unit}" if unit else "")
+
+
+def emission_look(
+    outlet: str,
+    code: str,
+    interval: str,
+    field: str,
+    limits: Outlet | None,
+    lang: Lang = "en",
+) -> Look:
     """An outlet's pollutant series, with the registry's limit when `limits` has one."""
     found = limits.limit_for(code) if limits is not None else None
     limit = found[1] if found is not None else None
-    name = f"{outlet} {code} {_INTERVALS.get(interval, interval)} {_FIELDS.get(field, field)}"
+    named = describe(code, limits.version if limits is not None else None)
+    what = f"{named.name_zh}({code})" if lang == "zh" and named is not None else code
+    when = _INTERVALS[lang].get(interval, interval)
+    name = f"{outlet} {what} {when}{'' if lang == 'zh' else ' '}{_FIELDS[lang].get(field, field)}"
     if limit is None:
         return Look(name)
     unit = limit.unit or None
-    return Look(name, unit, limit.limit, f"limit {limit.limit:g}{f' {unit}' if unit else ''}")
+    return Look(name, unit, limit.limit, limit_label(limit.limit, unit, lang))
 
 
-def meter_look(meter: Meter | None, meter_id: str, field: str = "p_kw") -> Look:
+def meter_look(meter: Meter | None, meter_id: str, field: str = "p_kw", lang: Lang = "en") -> Look:
     """A meter's series; its power with the threshold from which the meter counts as running."""
     unit = _POWER_UNITS.get(field)
+    words = _WORDS[lang]
+    shown = _METER_FIELDS.get(field, field) if lang == "zh" else field
     if meter is None:
-        return Look(f"meter {meter_id} {field}", unit)
-    where = f"line {meter.line}" if meter.role == "production" else meter.line
-    label = f"{meter.id} ({meter.role}{f', {where}' if meter.line else ''}) {field}"
+        return Look(words["meter"].format(m=meter_id, f=shown), unit)
+    role = _ROLES.get(meter.role, meter.role) if lang == "zh" else meter.role
+    where = words["line"].format(l=meter.line) if meter.role == "production" else meter.line
+    sep = "," if lang == "zh" else ", "
+    inner = f"{role}{f'{sep}{where}' if meter.line else ''}"
+    label = f"{meter.id}({inner}){shown}" if lang == "zh" else f"{meter.id} ({inner}) {field}"
     if field != "p_kw":
         return Look(label, unit)
     threshold = meter.on_threshold_kw
-    return Look(label, unit, threshold, f"{meter.id} runs from {threshold:g} kW")
+    return Look(label, unit, threshold, words["runs"].format(m=meter.id, v=f"{threshold:g}"))
 
 
 class Explainer:
     """The queries that explain one anomaly, over a window around it."""
 
-    def __init__(self, anomaly: Anomaly, registry: Registry, max_points: int) -> None:
+    def __init__(
+        self, anomaly: Anomaly, registry: Registry, max_points: int, lang: Lang = "en"
+    ) -> None:
         self.anomaly = anomaly
+        self.lang = lang
         self.registry = registry
         self.ent: Enterprise | None = registry.enterprise(anomaly.enterprise)
         self.max_points = max_points
-        hourly = anomaly.type in HOURLY_TYPES
+        self.kind = BY_NAME[anomaly.type]
+        hourly = self.kind.hourly
         last = (anomaly.ended_at or anomaly.as_of or anomaly.started_at).astimezone(UTC)
         self.start = anomaly.started_at.astimezone(UTC) - timedelta(hours=6 if hourly else 2)
         self.end = min(last + timedelta(hours=2 if hourly else 1), self.start + MAX_WINDOW)
@@ -119,25 +180,20 @@ class Explainer:
         return parts[index] if len(parts) > index else ""
 
     def wanted(self) -> list[Wanted]:
-        """What to read, by the anomaly's type (empty: nothing to chart)."""
-        kind = self.anomaly.type
-        if kind in ("over_limit", "suspicious_data"):
+        """What to read, by the chart of the anomaly's type (empty: nothing to chart)."""
+        chart = self.kind.chart
+        if chart == "pollutant":
             return self._pollutant()
-        if kind == "emission_during_shutdown":
+        if chart == "flow":
             return self._flow()
-        if kind == "data_gap":
-            return self._logger(str(self.anomaly.evidence.get("mn", "")))
-        if kind == "device_offline":
+        if chart == "device":
             what, _, ident = self.anomaly.subject.partition(":")
-            if what == "mn":
-                return self._logger(ident)
             if what == "meter":
                 return self._meters([ident.partition("/")[2]])
-            return []
-        if kind == "treatment_not_running":
-            return self._meters(self._line_meters(treatment=True))
-        if kind in ("production_during_shutdown", "curtailment_exceeded"):
-            return self._meters(self._line_meters(treatment=False))
+            mn = ident if what == "mn" else str(self.anomaly.evidence.get("mn", ""))
+            return self._logger(mn)
+        if chart in ("treatment_meters", "production_meters"):
+            return self._meters(self._line_meters(treatment=chart == "treatment_meters"))
         return []
 
     def _pollutant(self) -> list[Wanted]:
@@ -159,22 +215,22 @@ class Explainer:
         }
         outlet = self._outlet(outlet_id)
         main = "rtd" if interval == "rtd" else "avg"
-        look = emission_look(outlet_id, code, interval, main, outlet)
+        look = emission_look(outlet_id, code, interval, main, outlet, self.lang)
         if self.anomaly.type != "over_limit":
             return [Wanted.one(self.query("emission", main, tags), look)]
         limit = evidence.get("limit")
         unit = evidence.get("unit") or look.unit
         if isinstance(limit, int | float):
-            limit_label = f"limit {limit:g}{f' {unit}' if unit else ''}"
+            text = limit_label(float(limit), unit, self.lang)
             ref_o2 = evidence.get("ref_o2")
             if isinstance(ref_o2, int | float):
-                limit_label += f" at {ref_o2:g} % O2"
-            look = Look(look.label, unit, float(limit), limit_label)
+                text += _WORDS[self.lang]["o2"].format(v=f"{ref_o2:g}")
+            look = Look(look.label, unit, float(limit), text)
         hours = evidence.get("hours") or []
         if not any(isinstance(h, dict) and h.get("zs_avg") is not None for h in hours):
             return [Wanted.one(self.query("emission", "avg", tags), look)]
         converted = Look(
-            emission_look(outlet_id, code, interval, "zs_avg", None).label,
+            emission_look(outlet_id, code, interval, "zs_avg", None, self.lang).label,
             look.unit,
             look.limit,
             look.limit_label,
@@ -200,7 +256,7 @@ class Explainer:
                 "interval": interval,
             }
             main = "rtd" if interval == "rtd" else "avg"
-            look = emission_look(outlet_id, code, interval, main, outlet)
+            look = emission_look(outlet_id, code, interval, main, outlet, self.lang)
             out.append(Wanted.one(self.query("emission", main, tags), look))
         return out
 
@@ -216,10 +272,11 @@ class Explainer:
 
         def describe(interval: str, field: str) -> Describe:
             def look(code: str) -> Look:
-                name = emission_look(outlet_id, code, interval, field, None).label
+                name = emission_look(outlet_id, code, interval, field, None, self.lang).label
                 if not isinstance(stopped, int | float):
                     return Look(name)
-                return Look(name, None, float(stopped), f"stopped level {stopped:g}")
+                stopped_label = _WORDS[self.lang]["stopped"].format(v=f"{stopped:g}")
+                return Look(name, None, float(stopped), stopped_label)
 
             return look
 
@@ -252,7 +309,7 @@ class Explainer:
                 return None
             if not limited and canonical(code, version) in FLOWS:
                 return None
-            return emission_look(outlet_name, code, "hour", "avg", outlet)
+            return emission_look(outlet_name, code, "hour", "avg", outlet, self.lang)
 
         tags: dict[str, TagValue] = {"mn": mn, "interval": "hour"}
         return [Wanted(((self.query("emission", "avg", tags, "pollutant"), describe),))]
@@ -274,7 +331,7 @@ class Explainer:
         out = []
         for meter_id in meter_ids[:MAX_SERIES]:
             meter = self.registry.meter(self.anomaly.enterprise, meter_id)
-            look = meter_look(meter, meter_id)
+            look = meter_look(meter, meter_id, lang=self.lang)
             tags: dict[str, TagValue] = {"enterprise": self.anomaly.enterprise, "meter": meter_id}
             out.append(Wanted.one(self.query("power", "p_kw", tags), look))
         return out

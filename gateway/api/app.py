@@ -17,12 +17,15 @@ from starlette.types import ASGIApp
 
 from gateway.influx.factory import make_reader
 
+from ..accounts import Accounts, Role
 from ..anomalies.store import AnomalyStore
+from ..audit import AuditLog
 from ..config import InfluxSection
 from ..regime import Regime
 from ..registry import Registry
-from . import admin, anomalies, control, enterprises, health, series, stream
-from .auth import Role, make_auth
+from . import admin, anomalies, control, enterprises, export, health, series, stream, types
+from . import audit as audit_api
+from .auth import make_auth
 from .deps import Services
 from .status import StatusProvider
 
@@ -43,7 +46,8 @@ def create_app(
     regime: Regime,
     registry: Callable[[], Registry],
     status: StatusProvider,
-    tokens: Mapping[str, Role],
+    tokens: Mapping[str, Role] | None = None,
+    accounts: Accounts | None = None,
     ready: health.ReadyCheck = _always_ready,
     clock: Callable[[], datetime] = _utc_now,
     stream_heartbeat_s: float = 15.0,
@@ -51,6 +55,7 @@ def create_app(
     metrics_app: ASGIApp | None = None,
     reload_registry: Callable[[], list[str]] | None = None,
     influx: InfluxSection | None = None,
+    audit: AuditLog | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
     answers `/readyz` (True, or the components not ready and why); `clock` gives "now" for
@@ -62,26 +67,32 @@ def create_app(
         regime=regime,
         registry=registry,
         status=status,
-        auth=make_auth(tokens),
+        auth=make_auth(accounts if accounts is not None else Accounts(None, tokens)),
         clock=clock,
         stream_heartbeat_s=stream_heartbeat_s,
         stream_max_s=stream_max_s,
         series=make_reader(influx) if influx is not None else None,
+        audit=audit,
     )
     app = FastAPI(
         title="Pollution-source monitoring gateway",
         version="1",
         description="Anomalies for enforcement, the stored values that explain them, enterprise "
         "status, and the control regime (heavy-pollution alerts, shutdown and curtailment "
-        "orders). Bearer tokens: `viewer` "
-        "reads, `admin` also writes alerts and orders.",
+        "orders). Bearer tokens of named accounts: `enterprise` reads its own enterprises, "
+        "`viewer` reads, `officer` also handles anomalies, `admin` also issues alerts and "
+        "orders; every read is limited to the account's regions and enterprises.",
     )
     app.state.services = svc
     app.include_router(stream.build_router(svc))  # before /anomalies/{id}
     app.include_router(series.build_router(svc))
+    app.include_router(export.build_router(svc))
     app.include_router(anomalies.build_router(svc))
+    app.include_router(types.build_router(svc))
     app.include_router(enterprises.build_router(svc))
     app.include_router(control.build_router(svc))
+    if audit is not None:
+        app.include_router(audit_api.build_router(svc))
     if reload_registry is not None:
         app.include_router(admin.build_router(svc, reload_registry))
 

@@ -8,9 +8,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..anomalies.model import FAMILIES, Anomaly
+from ..anomalies.messages import summary
+from ..anomalies.model import Anomaly
+from ..anomalies.types import FAMILIES
 from ..regime import AlertLevel, ControlState
-from ..registry import Enterprise
+from ..registry import Enterprise, Registry
+from .lang import Lang
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -60,7 +63,7 @@ class Problem(BaseModel):
 
 
 class AnomalyOut(BaseModel):
-    """One anomaly (contracts.md section 3)."""
+    """One anomaly (docs/contracts.md section 3)."""
 
     id: str
     type: str
@@ -72,13 +75,17 @@ class AnomalyOut(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     detected_at: datetime
-    summary: str
+    summary: str = Field(description="rendered from type and evidence in the language asked")
     evidence: dict[str, Any]
     rule: str
 
     @classmethod
-    def of(cls, anomaly: Anomaly) -> AnomalyOut:
-        return cls.model_validate(anomaly.to_json())
+    def of(
+        cls, anomaly: Anomaly, lang: Lang = "zh", registry: Registry | None = None
+    ) -> AnomalyOut:
+        body = anomaly.to_json()
+        body["summary"] = summary(anomaly, lang, registry)
+        return cls.model_validate(body)
 
 
 class AnomalyPage(BaseModel):
@@ -86,12 +93,25 @@ class AnomalyPage(BaseModel):
     total: int = Field(description="anomalies matching the filters")
     limit: int
     offset: int
+    last_seq: int = Field(
+        0,
+        description="the store's last event when the list was read: a stream opened with "
+        "`after` = this misses nothing",
+    )
+
+
+class RegionOut(BaseModel):
+    id: str
+    name: str
+    parent: str | None
+    level: str | None
 
 
 class EnterpriseSummary(BaseModel):
     id: str
     name: str
     region: str
+    region_name: str = Field("", description="the region's name in the registry's hierarchy")
     industry: str
     grade: str
     outlets: int

@@ -85,15 +85,19 @@ async def test_page_lists_anomalies_filters_and_renders(
         await dev.close()
         assert gw.api is not None
         base = f"http://127.0.0.1:{gw.api.port}/"
-        everything = await asyncio.to_thread(
-            chromium, base + "#token=page-token", tmp_path / "p1", "--dump-dom"
+        everything = rendered(
+            await asyncio.to_thread(
+                chromium, base + "#token=page-token", tmp_path / "p1", "--dump-dom"
+            )
         )
-        assert "w01018 at outlet DW001 over its limit of 50" in everything
-        assert "wrong password" in everything
-        filtered = await asyncio.to_thread(
-            chromium, base + "?type=over_limit#token=page-token", tmp_path / "p2", "--dump-dom"
+        assert "化学需氧量(w01018)小时均值超标" in everything and "排放限值50 mg/L" in everything
+        assert "访问密码错误" in everything
+        filtered = rendered(
+            await asyncio.to_thread(
+                chromium, base + "?type=over_limit#token=page-token", tmp_path / "p2", "--dump-dom"
+            )
         )
-        assert "over its limit of 50" in filtered and "wrong password" not in filtered
+        assert "排放限值50 mg/L" in filtered and "访问密码错误" not in filtered
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "page.png"
         shot.unlink(missing_ok=True)
@@ -121,13 +125,13 @@ async def test_page_lists_anomalies_filters_and_renders(
         assert 'class="chart-svg"' in opened and 'class="anomaly-window"' in opened
         assert opened.count('class="series"') == 1 and 'class="limit"' in opened
         assert opened.count("<circle") == len(HOURLY)
-        assert "DW001 w01018 hourly mean (mg/L)" in opened and "limit 50 mg/L" in opened
+        assert "DW001 化学需氧量(w01018) 小时均值 (mg/L)" in opened and "限值 50 mg/L" in opened
         nothing = rendered(
             await asyncio.to_thread(
                 chromium, base + f"#anomaly={refused}", tmp_path / "p4", "--dump-dom"
             )
         )  # the token is kept from the previous visit
-        assert "no values to chart for this type" in nothing and "chart-svg" not in nothing
+        assert "该类型异常没有可绘制的数值" in nothing and "chart-svg" not in nothing
         chart = ARTIFACTS / "page-chart.png"
         chart.unlink(missing_ok=True)
         await asyncio.to_thread(

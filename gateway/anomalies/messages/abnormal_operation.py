@@ -1,0 +1,202 @@
+"""Sentences of the abnormal-operation family: over the limit, treatment not running,
+suspicious data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .common import _amount, _Ctx, _fmt, _items, _num, _power
+from .labels import INTERVAL_LABELS, PATTERN_LABELS
+
+# -- over_limit ------------------------------------------------------------------------------
+
+
+def _basis(c: _Ctx, record: Mapping[str, Any], ref_o2: object) -> str:
+    basis = str(record.get("basis", ""))
+    o2 = record.get("o2")
+    if basis.startswith("ZsAvg"):
+        return c.t("设备上报的折算值", "ZsAvg sent by the device")
+    if basis.startswith("converted") and o2 is not None and ref_o2 is not None:
+        return c.t(
+            f"按实测氧含量{_fmt(o2)}%折算至基准氧含量{_fmt(ref_o2)}%",
+            f"converted to {_fmt(ref_o2)} % reference O2 from measured O2 {_fmt(o2)} %",
+        )
+    if "no usable O2" in basis:
+        return c.t("无有效氧含量数据，按实测值比较", "measured value: no usable O2 to convert")
+    if basis.startswith("measured"):
+        return c.t("实测值", "measured value")
+    return ""
+
+
+def _over_limit(c: _Ctx) -> str:
+    ev = c.ev
+    code = ev["pollutant"]
+    limit = _num(ev["limit"])
+    records = _items(ev["hours"])
+    peak_record = max(records, key=lambda r: _num(r["value"]))
+    peak = _num(peak_record["value"])
+    unit = c.unit(ev.get("unit"), code)
+    first = c.time(records[0]["hour"])
+    count = len(records)
+    outlet, pollutant = c.outlet(ev["outlet"]), c.pollutant(code)
+    where = c.head(c.t(f"{outlet}{pollutant}", f"{pollutant} at {outlet}"))
+    about = [_basis(c, peak_record, ev.get("ref_o2"))]
+    if count > 1:
+        about.insert(0, c.time(peak_record["hour"]))
+    detail = c.t("，".join(a for a in about if a), "; ".join(a for a in about if a))
+    peak_text = _amount(peak, unit) + (c.t(f"（{detail}）", f" ({detail})") if detail else "")
+    times = _fmt((peak - limit) / limit, 2)
+    percent = _fmt((peak - limit) / limit * 100, 0)
+    split = any("upload_parts" in r for r in records)
+    if c.zh:
+        when = f"自{first}起连续{count}小时" if c.open else f"{first}至{c.end()}连续{count}小时"
+        text = (
+            f"{where}小时均值超标：{when}超过排放限值{_amount(limit, unit)}，"
+            f"最高{peak_text}，超标{times}倍"
+        )
+        text += "（含分包未收全时判定的小时）" if split else ""
+        return text + ("。" if c.open else "，已结束。")
+    when = f"for {count} h since {first}" if c.open else f"for {count} h, {first} to {c.end()}"
+    text = (
+        f"{where}: hourly mean over its limit of {_amount(limit, unit)} {when}; peak {peak_text}, "
+        f"{percent} % over the limit"
+    )
+    text += " (hours judged on split uploads with parts missing)" if split else ""
+    return text + "."
+
+
+# -- treatment_not_running ------------------------------------------------------------------
+
+
+def _treatment(c: _Ctx) -> str:
+    ev = c.ev
+    where = c.head(c.line(ev["line"]))
+    facilities = [
+        c.facility(f["facility"]) + ("" if f.get("duty", True) else c.t("(备用)", " (standby)"))
+        for f in _items(ev["treatment"])
+    ]
+    names = c.join(facilities)
+    power = _power(c, ev["production"])
+    if c.open:
+        grace = c.dur(ev["grace_s"])
+        since = c.time(ev.get("condition_since") or c.a.started_at)
+        running = c.t(f"（{power}）", f" ({power})") if power else ""
+        return c.t(
+            f"{where}自{since}起生产{running}，其治污设施{names}均未运行，已超过{grace}。",
+            f"{where} has been producing since {since}{running} while none of its treatment "
+            f"facilities ({names}) runs, for more than {grace}.",
+        )
+    resumed = [
+        c.facility(f["facility"])
+        for f in _items(ev.get("closing_treatment") or [])
+        if f.get("running") is True
+    ]
+    closing = ev.get("closing_production")
+    if resumed:
+        why = c.t(f"治污设施{c.join(resumed)}恢复运行", f"treatment resumed ({c.join(resumed)})")
+    elif isinstance(closing, list) and not any(m.get("running") is True for m in _items(closing)):
+        why = c.t("产线已停止生产", "production stopped")
+    else:
+        why = c.t("治污设施恢复运行或产线停产", "treatment resumed or production stopped")
+    return c.t(
+        f"{where}于{c.start()}至{c.end()}在治污设施（{names}）未运行的情况下生产{c.lasted()}；"
+        f"{c.end()}时{why}。",
+        f"{where} produced without treatment ({names}) for {c.lasted()}, from {c.start()} "
+        f"until {c.end()}, when {why}.",
+    )
+
+
+# -- suspicious_data -------------------------------------------------------------------------
+
+
+def _series(c: _Ctx) -> list[Mapping[str, Any]]:
+    """The series of the anomaly; the former one-series form as one."""
+    ev = c.ev
+    if "series" in ev:
+        return _items(ev["series"])
+    return [
+        {
+            "pollutant": ev["pollutant"],
+            "interval": ev["interval"],
+            "value": ev["value"],
+            "since": ev["since"],
+            "until": None,
+        }
+    ]
+
+
+def _series_text(c: _Ctx, pattern: str, series: list[Mapping[str, Any]]) -> str:
+    groups: dict[tuple[str, str, str, str | None], list[str]] = {}
+    for s in series:
+        until = s.get("until")
+        if until is None and not c.open and c.a.ended_at is not None:
+            until = c.a.ended_at.isoformat()
+        key = (
+            c.pollutant(s["pollutant"]),
+            _fmt(s["value"]) if pattern == "constant" else "",
+            c.time(s["since"]),
+            c.time(until) if until else None,
+        )
+        interval = str(s.get("interval", ""))
+        names = INTERVAL_LABELS.get(interval)
+        groups.setdefault(key, []).append(names["zh" if c.zh else "en"] if names else interval)
+    texts = []
+    for (pollutant, value, since, until), intervals in groups.items():
+        kinds = "、".join(intervals) + "数据" if c.zh else " and ".join(intervals) + " values"
+        if c.zh:
+            what = {"constant": f"恒为{value}", "zeros": "持续为0", "flag_f": "持续标记为停运"}
+            text = f"{pollutant}{kinds}自{since}起{what[pattern]}"
+            if until:
+                text += f"，至{until}" if not c.open else f"，{until}起已恢复"
+        else:
+            what = {
+                "constant": f"held {value}",
+                "zeros": "reported 0",
+                "flag_f": "reported flag F (stopped)",
+            }
+            text = f"{pollutant} {kinds} {what[pattern]} since {since}"
+            if until:
+                text += f" until {until}" if not c.open else f" (moving again since {until})"
+        texts.append(text)
+    return "；".join(texts) if c.zh else "; ".join(texts)
+
+
+def _suspicious(c: _Ctx) -> str:
+    ev = c.ev
+    pattern = str(ev["pattern"])
+    label = PATTERN_LABELS[pattern]["zh" if c.zh else "en"]
+    where = c.head(c.outlet(ev["outlet"]))
+    items = _series_text(c, pattern, _series(c))
+    running_by = ev.get("running_by")
+    if running_by == "flow" and ev.get("flow") is not None:
+        flow = _fmt(ev["flow"])
+        level = _fmt(ev.get("stopped_flow") or 0.0)
+        running = c.t(
+            f"流量{flow}高于停运判定值{level}、显示正在排放",
+            f"its flow {flow}, above the stopped level {level}, shows the source running",
+        )
+    elif running_by == "meters":
+        running = c.t("生产电表显示正在生产", "the production meters show production running")
+    else:
+        running = c.t("生产期间", "the source runs")
+    if c.open:
+        threshold = ev.get("threshold_s")
+        held = ""
+        if threshold is not None:
+            held = c.t(f"（判定时长{c.dur(threshold)}）", f" (threshold {c.dur(threshold)})")
+        return c.t(
+            f"{where}疑似数据造假（{label}）：{running}，{items}{held}。",
+            f"{where}: suspected falsification ({label}) while {running}: {items}{held}.",
+        )
+    return c.t(
+        f"{where}疑似数据造假（{label}），{c.start()}至{c.end()}：{items}，已结束。",
+        f"{where}: suspected falsification ({label}) from {c.start()} until {c.end()}: {items}.",
+    )
+
+
+RENDERERS: dict[str, Callable[[_Ctx], str]] = {
+    "over_limit": _over_limit,
+    "treatment_not_running": _treatment,
+    "suspicious_data": _suspicious,
+}

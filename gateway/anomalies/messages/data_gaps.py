@@ -1,0 +1,106 @@
+"""Sentences of the data-gaps family: a device offline, hourly records missing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from .common import HOUR, _Ctx, _num, _when, format_time
+
+# -- device_offline ------------------------------------------------------------------------
+
+
+def _offline(c: _Ctx) -> str:
+    ev = c.ev
+    who = c.head(c.device(c.a.subject))
+    if not c.open:
+        lasted = c.dur(ev["silence_s"])
+        return c.t(
+            f"{who}自{c.start()}至{c.end()}离线{lasted}，已恢复通信。",
+            f"{who} was silent for {lasted}, from {c.start()} until {c.end()}, and has been "
+            "heard from again.",
+        )
+    last = c.time(ev["last_contact"])
+    silence = c.dur(ev["silence_s"])
+    threshold = c.dur(ev["threshold_s"])
+    as_of = format_time(c.a.as_of) if c.a.as_of is not None else None
+    never = ev.get("never_seen") is True
+    alarm = c.a.severity == "alarm"
+    if c.zh:
+        text = f"{who}自{last}起未发送任何数据"
+        text += "（网关启动以来从未收到）" if never else ""
+        text += f"，截至{as_of}已{silence}" if as_of else f"，已{silence}"
+        text += f"（离线判定阈值{threshold}）"
+        return text + ("，已达报警级别。" if alarm else "。")
+    text = f"{who} has sent nothing since {last}"
+    text += " (never heard from since the gateway started)" if never else ""
+    text += f"; silent for {silence}" + (f" as of {as_of}" if as_of else "")
+    text += f" (threshold {threshold})"
+    return text + ("; now an alarm." if alarm else ".")
+
+
+# -- data_gap -------------------------------------------------------------------------------
+
+
+def _hours(c: _Ctx, begin: datetime, count: int) -> str:
+    if count <= 1:
+        return c.t(f"{format_time(begin)}的小时数据", f"hourly record of {format_time(begin)}")
+    last = format_time(begin + HOUR * (count - 1))
+    return c.t(
+        f"{format_time(begin)}至{last}共{count}条小时数据",
+        f"{count} hourly records, {format_time(begin)} to {last}",
+    )
+
+
+def _data_gap(c: _Ctx) -> str:
+    ev = c.ev
+    who = c.head(c.logger(ev["mn"]))
+    begin = _when(ev["missing_from"])
+    count = int(_num(ev["missing_hours"]))
+    hours = _hours(c, begin, count)
+    filled = ev.get("filled") or []
+    if not c.open:
+        if ev.get("closed_as") == "backfilled":
+            arrived = (
+                f"the missing {hours} has arrived"
+                if count <= 1
+                else f"the missing {hours}, have all arrived"
+            )
+            return c.t(f"{who}缺失的{hours}已全部补传到达。", f"{who}: {arrived} (back-filled).")
+        return c.t(
+            f"{who}缺失{hours}，已于{c.end()}结束。",
+            f"{who} missed {hours if count > 1 else 'the ' + hours}; ended {c.end()}.",
+        )
+    notes: list[str] = []
+    if ev.get("seen_by") == "overdue":
+        due = ev.get("due_after_s")
+        late = c.dur(due) if due is not None else ""
+        notes.append(
+            c.t(
+                f"超过应报时间{late}仍未收到" if late else "超过应报时间仍未收到",
+                f"overdue by more than {late} on the device's clock" if late else "overdue",
+            )
+        )
+    if ev.get("first_after"):
+        after = c.time(ev["first_after"])
+        notes.append(c.t(f"其后{after}的数据已到达", f"the record of {after} has arrived"))
+    why = c.t(f"（{'，'.join(notes)}）", f" ({'; '.join(notes)})") if notes else ""
+    missing = hours if count > 1 else f"the {hours}"
+    text = c.t(f"{who}缺失{hours}{why}", f"{who} is missing {missing}{why}")
+    if isinstance(filled, list) and filled:
+        text += c.t(
+            f"，已补传到达{len(filled)}条，仍缺{count - len(filled)}条",
+            f"; {len(filled)} arrived since, {count - len(filled)} still missing",
+        )
+    requested = ev.get("backfill_requested")
+    if requested is True:
+        text += c.t("，已请求设备补传", "; back-fill requested")
+    elif requested is False:
+        text += c.t("，未发出补传请求", "; no back-fill request sent")
+    return text + c.t("。", ".")
+
+
+RENDERERS: dict[str, Callable[[_Ctx], str]] = {
+    "device_offline": _offline,
+    "data_gap": _data_gap,
+}
