@@ -230,7 +230,7 @@ class Gateway:
         self.vehicles = catalog.find(rules, BannedVehicleEntry)
         self.treatment = catalog.find(rules, TreatmentNotRunning)
         self.rules = RuleEngine(self.anomalies, rules, tick_s=self.loaded.config.rules.tick_s)
-        self.publishers.add("influx", InfluxPublisher(self.pipeline))
+        self.publishers.add("influx", InfluxPublisher(self.pipeline, self.registry))
         if self.mqtt is not None:
             prefix = self.loaded.config.mqtt.topic_prefix
             self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix))

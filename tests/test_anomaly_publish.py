@@ -54,6 +54,7 @@ def test_severity_is_a_field_so_an_escalation_overwrites_the_same_point() -> Non
         "ended_at",
     ]
     assert points[-1].field("id") == opened.id
+    assert "离线" in str(points[-1].field("summary"))  # Chinese, from the catalogue
     assert points[-1].field("evidence") == '{"silence_s": 600}'
     assert points[0].field("ended_at") == ""
     assert points[-1].field("ended_at") == "2026-04-08T01:10:00+00:00"

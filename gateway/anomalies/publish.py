@@ -1,4 +1,4 @@
-"""Anomalies leave the store as `anomaly` points in InfluxDB (contracts.md section 2) and as
+"""Anomalies leave the store as `anomaly` points in InfluxDB (docs/contracts.md section 2) and as
 MQTT messages; `Publishers` hands each change to all of them, a failing one isolated."""
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ from gateway.ingest.pipeline import Pipeline
 from gateway.model import Point, to_ns
 from gateway.ratelimit import LogLimiter
 
+from ..registry import Registry
+from .messages import summary
 from .model import AnomalyEvent
 
 log = structlog.get_logger("gateway.anomalies")
 
 
-def anomaly_point(event: AnomalyEvent) -> Point:
+def anomaly_point(event: AnomalyEvent, registry: Registry | None = None) -> Point:
     """The anomaly's current state; time = started_at, so updates overwrite the same point.
 
     Only what never changes during an anomaly is a tag: `severity` is a field, so an anomaly
-    that escalates (warning to alarm) stays one series whose latest point is its state."""
+    that escalates (warning to alarm) stays one series whose latest point is its state. The
+    `summary` is the Chinese one of the message catalogue (dashboards are read by officers),
+    with the registry's names when a registry is given."""
     anomaly = event.anomaly
     tags = (
         ("enterprise", anomaly.enterprise),
@@ -34,7 +38,7 @@ def anomaly_point(event: AnomalyEvent) -> Point:
         ("id", anomaly.id),
         ("severity", anomaly.severity),
         ("state", anomaly.state),
-        ("summary", anomaly.summary),
+        ("summary", summary(anomaly, "zh", registry)),
         ("evidence", json.dumps(anomaly.evidence, ensure_ascii=False, sort_keys=True)),
         ("ended_at", anomaly.ended_at.isoformat() if anomaly.ended_at else ""),
     )
@@ -44,11 +48,13 @@ def anomaly_point(event: AnomalyEvent) -> Point:
 class InfluxPublisher:
     """A store listener that writes each change through the pipeline (spool, then InfluxDB)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, registry: Callable[[], Registry] | None = None) -> None:
         self.pipeline = pipeline
+        self.registry = registry
 
     def __call__(self, event: AnomalyEvent) -> None:
-        self.pipeline.submit([anomaly_point(event)])
+        registry = self.registry() if self.registry is not None else None
+        self.pipeline.submit([anomaly_point(event, registry)])
 
 
 class MqttPublisher:

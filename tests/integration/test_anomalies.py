@@ -107,6 +107,7 @@ async def test_escalated_device_offline_keeps_one_series_in_influx(
     assert latest["time"] == "2026-04-08T00:00:00Z"
     assert latest["ended_at"] == "2026-04-08T01:10:00+00:00"
     assert json.loads(str(latest["evidence"]))["silence_s"] == 4200
+    assert "离线" in str(latest["summary"])  # the officers' Chinese summary
 
 
 async def test_wrong_password_opens_auth_failure_once(gateway: Gateway) -> None:
