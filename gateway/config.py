@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # the adapters' sections, re-exported for the modules that check configuration
@@ -27,6 +28,9 @@ def parse_size(value: object) -> int:
     if match is None:
         raise ValueError("a size is a number of bytes or a string such as '512MiB' or '2GiB'")
     return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+log = structlog.get_logger("gateway")
 
 
 def parse_tokens(
@@ -179,6 +183,25 @@ class RegistryHolder:
 
     def __call__(self) -> Registry:
         return self.current
+
+    def reload(self, path: Path) -> list[str]:
+        """Load `path` in place of the registry in force; on problems (or a file without
+        enterprises where the one in force has some: an empty or truncated file) keep it and
+        return them."""
+        try:
+            registry = Registry.load(path)
+        except ConfigError as exc:
+            log.error("registry reload refused; the registry in force stays", problems=exc.problems)
+            return exc.problems
+        if not registry.data.enterprises and self.current.data.enterprises:
+            problem = (
+                f"{path}: no enterprises (an empty or truncated file?); the registry in force stays"
+            )
+            log.error("registry reload refused; the registry in force stays", problems=[problem])
+            return [problem]
+        self.current = registry
+        log.info("registry reloaded", **registry.counts())
+        return []
 
 
 class LoadedConfig:

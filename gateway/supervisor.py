@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from gateway import metrics
 from gateway.influx.factory import make_sink
 from gateway.influx.sink import Sink, WriteError
 from gateway.influx.v1 import InfluxV1Sink
+from gateway.influx.watched import WatchedSink
 from gateway.ingest.forwarder import Forwarder
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.power import PowerConverter
@@ -41,7 +41,6 @@ from .api.health import NotReady, health_app
 from .api.server import ApiServer
 from .audit import AuditLog, accounts_recorder
 from .config import LoadedConfig
-from .errors import ConfigError
 from .model import Point
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
@@ -57,48 +56,6 @@ log = structlog.get_logger("gateway")
 
 class GatewayFailed(RuntimeError):
     """A background task failed (or ended) while the gateway ran; the gateway stopped."""
-
-
-class WatchedSink:
-    """The sink as the forwarder writes to it, noting since when writes fail (network errors,
-    5xx, 429, auth: what is retried), for `/readyz`. A write InfluxDB answers, even refusing
-    lines, ends a failure."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.inner = sink
-        self.name = sink.name
-        self.failing_since: float | None = None  # time.monotonic() of the first failure
-        self.last_error = ""
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def write(self, body: bytes) -> None:
-        try:
-            await self.inner.write(body)
-        except WriteError as exc:
-            if exc.retryable:
-                self._failed(exc)
-            else:
-                self.failing_since = None
-            raise
-        except Exception as exc:
-            self._failed(exc)
-            raise
-        self.failing_since = None
-
-    def _failed(self, exc: Exception) -> None:
-        if self.failing_since is None:
-            self.failing_since = time.monotonic()
-        self.last_error = str(exc)[:200] or type(exc).__name__
-
-    def failing_for_s(self) -> float | None:
-        """How long writes have been failing; None while they succeed."""
-        since = self.failing_since
-        return None if since is None else time.monotonic() - since
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class Gateway:
@@ -165,21 +122,9 @@ class Gateway:
 
     def reload_registry(self) -> list[str]:
         """Load the registry file again; on problems keep the one in force and return them."""
-        path = self.loaded.path.parent / self.loaded.config.gateway.registry
-        try:
-            registry = Registry.load(path)
-        except ConfigError as exc:
-            log.error("registry reload refused; the registry in force stays", problems=exc.problems)
-            return exc.problems
-        if not registry.data.enterprises and self.registry().data.enterprises:
-            problem = (
-                f"{path}: no enterprises (an empty or truncated file?); the registry in force stays"
-            )
-            log.error("registry reload refused; the registry in force stays", problems=[problem])
-            return [problem]
-        self.registry_holder.current = registry
-        log.info("registry reloaded", **registry.counts())
-        return []
+        return self.registry_holder.reload(
+            self.loaded.path.parent / self.loaded.config.gateway.registry
+        )
 
     def reload_on_signal(self) -> None:
         """SIGHUP: reload the registry, on the audit record as the operator's signal."""

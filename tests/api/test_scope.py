@@ -274,3 +274,12 @@ async def test_the_list_says_where_its_stream_resumes(
 ) -> None:
     body = (await api.get("/api/v1/anomalies", headers=auth("admin"))).json()
     assert body["last_seq"] == store.last_seq() == 4
+
+
+async def test_the_export_follows_the_region_filter_too(
+    api: httpx.AsyncClient, recorded: dict[str, Anomaly]
+) -> None:
+    reply = await api.get("/api/v1/export/anomalies.csv?region=320200", headers=auth("admin"))
+    assert reply.status_code == 200
+    body = reply.content.decode("utf-8-sig")
+    assert recorded["E3"].id in body and recorded["E1"].id not in body
