@@ -46,7 +46,11 @@ def new_token() -> str:
 class AccountSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._@-]+$", description="login name")
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9._@-]+$",
+        description="login name (not token-..., the names of the legacy tokens)",
+    )
     display_name: str = Field("", description="e.g. 张三 (虎丘区执法大队)")
     role: Role
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -57,6 +61,8 @@ class AccountSpec(BaseModel):
 
     @model_validator(mode="after")
     def _scope(self) -> AccountSpec:
+        if self.name.startswith("token-"):
+            raise ValueError("names token-... are the legacy tokens'")
         if self.role == "enterprise" and (self.all_regions or self.regions or not self.enterprises):
             raise ValueError("an enterprise account has a list of enterprises and no regions")
         if not (self.all_regions or self.regions or self.enterprises):
@@ -128,15 +134,15 @@ class Accounts:
         self.path = path
         # told what a reload changed: {"added": names, "removed": names, "changed": names}
         self.on_reload: Callable[[dict[str, list[str]]], None] | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._by_hash: dict[str, Caller] = {}
-        self._legacy = {
-            token_hash(token): Caller(f"token-{i}", role, all_regions=True)
-            for i, (token, role) in enumerate((legacy or {}).items(), start=1)
+        self._legacy = {  # named by their hash, so that the name does not depend on order
+            (digest := token_hash(token)): Caller(f"token-{digest[:8]}", role, all_regions=True)
+            for token, role in (legacy or {}).items()
         }
         if path is not None:
-            self._by_hash = self._read(load_accounts(path))
             self._stamp = _stamp(path)
+            self._by_hash = self._read(load_accounts(path))
 
     @staticmethod
     def _read(data: AccountsFile) -> dict[str, Caller]:
@@ -154,17 +160,29 @@ class Accounts:
         }
 
     def _refresh(self) -> None:
+        """Read the file again when it changed. A file caught mid-write (its stamp moved while
+        it was read) is read at the next request; one that does not parse, or that has no
+        account where some are in force (an empty or truncated file), keeps those in force:
+        write the file elsewhere and rename it into place."""
         if self.path is None:
             return
         stamp = _stamp(self.path)
         if stamp == self._stamp:
             return
-        self._stamp = stamp
         try:
-            fresh = self._read(load_accounts(self.path))
+            data = load_accounts(self.path)
         except ConfigError as exc:
-            log.error("accounts file refused; the accounts in force stay", problem=str(exc))
+            if _stamp(self.path) == stamp:
+                self._stamp = stamp
+                log.error("accounts file refused; the accounts in force stay", problem=str(exc))
             return
+        if _stamp(self.path) != stamp:
+            return  # changed while it was read
+        self._stamp = stamp
+        if not data.accounts and self._by_hash:
+            log.error("accounts file without accounts refused; the accounts in force stay")
+            return
+        fresh = self._read(data)
         change = _changes(self._by_hash, fresh)
         self._by_hash = fresh
         log.info("accounts reloaded", accounts=len(fresh), **change)
@@ -193,9 +211,9 @@ def _changes(old: Mapping[str, Caller], new: Mapping[str, Caller]) -> dict[str, 
     }
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)

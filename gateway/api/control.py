@@ -69,18 +69,25 @@ def alert_scope(caller: Caller, registry: Registry) -> Callable[[Alert], bool]:
     by the enterprise's region, as `Alert.covers`), or names a region within the caller's."""
     if caller.all_regions:
         return lambda _alert: True
-    regions = {
-        e.region for e in registry.data.enterprises if e.region and caller.sees(e.id, registry)
-    }
+    mine = [e for e in registry.data.enterprises if caller.sees(e.id, registry)]
+    within = registry.regions.within
 
     def sees(alert: Alert) -> bool:
         return (
-            any(caller.sees(e, registry) for e in alert.enterprises)
-            or any(r in regions for r in alert.regions)
-            or any(registry.regions.within(r, caller.regions) for r in alert.regions)
+            any(alert.covers(e.id, e.region, within) for e in mine)  # a city's covers counties
+            or any(within(r, caller.regions) for r in alert.regions)
         )
 
     return sees
+
+
+def scoped_alert(alert: Alert, caller: Caller, registry: Registry) -> Alert:
+    """The alert as the caller may read it: the enterprises it names outside the caller's
+    scope are left out of its list."""
+    if caller.all_regions:
+        return alert
+    named = [e for e in alert.enterprises if caller.sees(e, registry)]
+    return alert if named == alert.enterprises else alert.model_copy(update={"enterprises": named})
 
 
 def alert_within(caller: Caller, alert: AlertSpec, registry: Registry) -> bool:
@@ -117,9 +124,10 @@ def build_router(svc: Services) -> APIRouter:
         """Alerts that concern the caller's scope, highest level first. Withdrawn ones are
         listed with who withdrew them and why, unless `include_withdrawn=false`; with
         `active_at`, only those in force then (a withdrawn one only before its withdrawal)."""
-        sees = alert_scope(caller, svc.registry())
+        registry = svc.registry()
+        sees = alert_scope(caller, registry)
         alerts = svc.regime.list_alerts(active_at, include_withdrawn=include_withdrawn)
-        return [a for a in alerts if sees(a)]
+        return [scoped_alert(a, caller, registry) for a in alerts if sees(a)]
 
     @router.post(
         "/alerts",
@@ -153,7 +161,7 @@ def build_router(svc: Services) -> APIRouter:
         summary="One alert (withdrawn ones too)",
     )
     async def get_alert(alert_id: str, caller: reader) -> Alert:
-        return visible_alert(alert_id, caller)
+        return scoped_alert(visible_alert(alert_id, caller), caller, svc.registry())
 
     @router.delete(
         "/alerts/{alert_id}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from .auth import Reader
+from .control import scoped_alert
 from .deps import NOT_FOUND, READ_ERRORS, Services
 from .schemas import DeviceOut, DeviceState, EnterpriseDetail, EnterpriseSummary, RegionOut
 
@@ -47,6 +48,9 @@ def build_router(svc: Services) -> APIRouter:
     async def get_enterprise(enterprise_id: str, caller: Reader) -> EnterpriseDetail:
         ent = svc.enterprise(enterprise_id, caller)
         control = svc.regime.in_force(ent.id, ent.region, svc.clock())
+        registry = svc.registry()
+        alerts = [scoped_alert(a, caller, registry) for a in control.alerts]
+        control = control.model_copy(update={"alerts": alerts})
         return EnterpriseDetail.of(ent, svc.status.enterprise_status(ent.id), control)
 
     @router.get("/regions", tags=["enterprises"], summary="Regions that hold visible enterprises")

@@ -249,7 +249,9 @@ def build_router(svc: Services) -> APIRouter:
             )
         pack = Pack(
             anomaly=anomaly,
-            history=svc.store.events_of(anomaly.id),
+            history=[  # every version, but one of an enterprise outside the scope
+                e for e in svc.store.events_of(anomaly.id) if svc.sees(caller, e.anomaly.enterprise)
+            ],
             charted=charted,
             note=note,
             chart=chart,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +26,7 @@ T0 = datetime(2025, 1, 10, 8, 0, tzinfo=CST)  # "now" of the API in these tests
 ADMIN_TOKEN = "admin-secret"
 VIEWER_TOKEN = "viewer-secret"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+ADMIN_NAME = "token-" + hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()[:8]  # its account
 VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 TOKENS: dict[str, Any] = {ADMIN_TOKEN: "admin", VIEWER_TOKEN: "viewer"}
 

@@ -20,7 +20,7 @@ from gateway.backup import backup
 from gateway.migrations import StateError
 from gateway.regime import Regime
 from gateway.registry import Registry, RegistryFile
-from tests.api.conftest import ADMIN, REGISTRY, T0, VIEWER, named
+from tests.api.conftest import ADMIN, ADMIN_NAME, REGISTRY, T0, VIEWER, named
 
 H = timedelta(hours=1)
 ALERT = {
@@ -130,11 +130,11 @@ async def test_every_state_change_writes_one_entry_with_actor_before_and_after(
     entries, total = audit.query()
     assert total == 6
     assert [(e.action, e.actor, e.actor_role, e.target) for e in entries] == [
-        ("registry.reload", "token-1", "admin", None),
+        ("registry.reload", ADMIN_NAME, "admin", None),
         ("registry.reload", "chief", "admin", None),
-        ("alert.withdraw", "token-1", "admin", alert["id"]),
+        ("alert.withdraw", ADMIN_NAME, "admin", alert["id"]),
         ("order.withdraw", "chief", "admin", order["id"]),
-        ("order.issue", "token-1", "admin", order["id"]),
+        ("order.issue", ADMIN_NAME, "admin", order["id"]),
         ("alert.issue", "chief", "admin", alert["id"]),
     ]  # newest first
     assert [e.seq for e in entries] == [6, 5, 4, 3, 2, 1]
@@ -146,7 +146,7 @@ async def test_every_state_change_writes_one_entry_with_actor_before_and_after(
     assert alert_issue.before is None and alert_issue.after == alert
     assert alert["issued_by"] == "chief"
     assert order_issue.before is None and order_issue.after == order
-    assert order["issued_by"] == "token-1"  # from the account, not the body
+    assert order["issued_by"] == ADMIN_NAME  # from the account, not the body
     assert order_withdraw.before == order
     assert order_withdraw.after == {
         **order,
@@ -156,7 +156,7 @@ async def test_every_state_change_writes_one_entry_with_actor_before_and_after(
     }
     assert order_withdraw.reason == "企业已整改"
     assert alert_withdraw.before == alert and alert_withdraw.reason is None
-    assert alert_withdraw.after["withdrawn_by"] == "token-1"
+    assert alert_withdraw.after["withdrawn_by"] == ADMIN_NAME
     assert reload.before == {"enterprises": 2, "devices": 2}  # data loggers
     assert reload.after == {"enterprises": 3, "devices": 3}
     assert refused_reload.before == {"enterprises": 3, "devices": 3}
@@ -195,7 +195,7 @@ async def test_the_audit_filters_and_pages(
         return reply.json()  # type: ignore[no-any-return]
 
     assert (await query(actor="chief"))["total"] == 3
-    assert (await query(actor="token-1"))["total"] == 3
+    assert (await query(actor=ADMIN_NAME))["total"] == 3
     assert (await query(action="order.withdraw"))["total"] == 1
     by_target = await query(target=ids[0])
     assert [e["action"] for e in by_target["items"]] == ["order.withdraw", "order.issue"]
@@ -219,7 +219,10 @@ async def test_only_an_admin_reads_the_audit(api: httpx.AsyncClient) -> None:
         reply = await api.get("/api/v1/audit", headers=headers)
         assert reply.status_code == 403
         assert reply.json() == {"detail": "the admin role is required"}
-    assert (await api.get("/api/v1/audit", headers=named("r2-admin"))).status_code == 200
+    # an admin of one region does not read what the record says of the others
+    scoped = await api.get("/api/v1/audit", headers=named("r2-admin"))
+    assert scoped.status_code == 403 and "whole province" in scoped.json()["detail"]
+    assert (await api.get("/api/v1/audit", headers=named("chief"))).status_code == 200
 
 
 async def test_the_audit_cannot_be_changed_or_deleted_through_sql(
@@ -251,14 +254,14 @@ async def test_without_an_audit_log_the_routes_still_work(
 ) -> None:
     async for api in client_of(make_app(audit=None, reload_registry=list)):
         order = (await api.post("/api/v1/orders", json=ORDER, headers=ADMIN)).json()
-        assert order["issued_by"] == "token-1"
+        assert order["issued_by"] == ADMIN_NAME
         assert (await api.delete(f"/api/v1/orders/{order['id']}", headers=ADMIN)).status_code == 204
         alert = (await api.post("/api/v1/alerts", json=ALERT, headers=ADMIN)).json()
         assert (await api.delete(f"/api/v1/alerts/{alert['id']}", headers=ADMIN)).status_code == 204
         assert (await api.post("/api/v1/registry/reload", headers=ADMIN)).status_code == 200
         assert (await api.get("/api/v1/audit", headers=ADMIN)).status_code == 404  # not served
     withdrawn = regime.get_order(order["id"])
-    assert withdrawn is not None and withdrawn.withdrawn_by == "token-1"
+    assert withdrawn is not None and withdrawn.withdrawn_by == ADMIN_NAME
 
 
 async def test_a_change_the_audit_cannot_record_is_not_made(

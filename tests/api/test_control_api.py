@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 
 from gateway.regime import Regime
-from tests.api.conftest import ADMIN, T0, VIEWER
+from tests.api.conftest import ADMIN, ADMIN_NAME, T0, VIEWER
 
 H = timedelta(hours=1)
 
@@ -37,7 +37,7 @@ async def test_alert_lifecycle(client: httpx.AsyncClient, regime: Regime) -> Non
     ).json() == []
     one = await client.get(f"/api/v1/alerts/{alert['id']}", headers=VIEWER)
     assert one.json() == alert
-    assert alert["issued_by"] == "token-1"  # the account that posted it (legacy admin token)
+    assert alert["issued_by"] == ADMIN_NAME  # the account that posted it (legacy admin token)
     assert alert["withdrawn_at"] is None and alert["withdrawn_by"] is None
 
     withdrawn = await client.delete(
@@ -51,7 +51,7 @@ async def test_alert_lifecycle(client: httpx.AsyncClient, regime: Regime) -> Non
     assert kept.json() == {
         **alert,
         "withdrawn_at": T0.isoformat(),
-        "withdrawn_by": "token-1",
+        "withdrawn_by": ADMIN_NAME,
         "withdraw_reason": "天气好转",
     }
     assert [a["id"] for a in (await client.get("/api/v1/alerts", headers=VIEWER)).json()] == [
@@ -114,14 +114,14 @@ async def test_order_lifecycle(client: httpx.AsyncClient) -> None:
     by_e1 = await client.get("/api/v1/orders", params={"enterprise": "E1"}, headers=VIEWER)
     assert [o["id"] for o in by_e1.json()] == [order["id"]]
     assert (await client.get(f"/api/v1/orders/{order['id']}", headers=VIEWER)).json() == order
-    assert order["issued_by"] == "token-1"  # the account's name: the body's "bureau" is ignored
+    assert order["issued_by"] == ADMIN_NAME  # the account's name: the body's "bureau" is ignored
     assert (await client.delete(f"/api/v1/orders/{order['id']}", headers=ADMIN)).status_code == 204
     kept = await client.get(f"/api/v1/orders/{order['id']}", headers=VIEWER)
     assert kept.status_code == 200
     assert kept.json() == {
         **order,
         "withdrawn_at": T0.isoformat(),
-        "withdrawn_by": "token-1",
+        "withdrawn_by": ADMIN_NAME,
         "withdraw_reason": None,
     }
     again = await client.delete(f"/api/v1/orders/{order['id']}", headers=ADMIN)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from gateway.regime import Regime
-from tests.api.conftest import ADMIN, T0, named
+from tests.api.conftest import ADMIN, ADMIN_NAME, T0, named
 
 H = timedelta(hours=1)
 WINDOW = {"starts_at": (T0 - H).isoformat(), "ends_at": (T0 + 24 * H).isoformat()}
@@ -65,7 +65,7 @@ async def test_a_withdrawn_order_stays_visible_to_its_enterprise_with_who_and_wh
         "chief",
         "误发",
     )
-    assert seen["issued_by"] == "token-1"
+    assert seen["issued_by"] == ADMIN_NAME
     listed = (await api.get("/api/v1/orders", headers=named("plant-e1"))).json()
     assert [o["id"] for o in listed] == [order_id]
     in_force = await api.get(

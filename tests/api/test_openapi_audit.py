@@ -18,7 +18,7 @@ from gateway.api import RegistryStatus, create_app
 from gateway.audit import AuditLog
 from gateway.regime import Regime
 from gateway.registry import Registry, RegistryFile
-from tests.api.conftest import ADMIN, REGISTRY, T0, TOKENS
+from tests.api.conftest import ADMIN, ADMIN_NAME, REGISTRY, T0, TOKENS
 from tests.api.test_openapi import CHECKS
 
 PREFIXES = ("/api/v1/alerts", "/api/v1/orders", "/api/v1/audit", "/api/v1/registry")
@@ -64,4 +64,4 @@ def test_control_and_audit_conform_with_an_audit_log(tmp_path: Path, mode: Gener
     if mode is GenerationMode.POSITIVE:
         assert total > 0, "no write went through"
     assert total == len(audit) and len(entries) == min(total, 1000)
-    assert all(e.actor == "token-1" and e.actor_role == "admin" for e in entries)
+    assert all(e.actor == ADMIN_NAME and e.actor_role == "admin" for e in entries)

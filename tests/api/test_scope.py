@@ -103,6 +103,7 @@ def recorded(store: AnomalyStore) -> dict[str, Anomaly]:
 @pytest.fixture
 def scoped_app(store: AnomalyStore, regime: Regime, accounts_file: Path) -> Callable[..., FastAPI]:
     registry = Registry(RegistryFile.model_validate(REGISTRY))
+    regime.within = registry.regions.within  # as the daemon wires it
 
     def make(**overrides: Any) -> FastAPI:
         kwargs: dict[str, Any] = {
@@ -283,3 +284,42 @@ async def test_the_export_follows_the_region_filter_too(
     assert reply.status_code == 200
     body = reply.content.decode("utf-8-sig")
     assert recorded["E3"].id in body and recorded["E1"].id not in body
+
+
+async def test_an_alert_names_only_what_the_caller_sees_and_a_city_alert_covers_its_counties(
+    api: httpx.AsyncClient,
+) -> None:
+    window = {"starts_at": "2025-01-10T00:00:00+08:00", "ends_at": "2025-01-11T00:00:00+08:00"}
+    both = {"level": "orange", "enterprises": ["E1", "E3"], **window}
+    named = (await api.post("/api/v1/alerts", json=both, headers=auth("admin"))).json()
+    city = {"level": "red", "regions": ["320500"], **window}
+    suzhou = (await api.post("/api/v1/alerts", json=city, headers=auth("admin"))).json()
+    seen = {a["id"]: a for a in (await api.get("/api/v1/alerts", headers=auth("county"))).json()}
+    assert seen[named["id"]]["enterprises"] == ["E1"]  # E3 lies outside 虎丘区
+    assert suzhou["id"] in seen  # 苏州市's alert covers 虎丘区's enterprise
+    one = await api.get(f"/api/v1/alerts/{named['id']}", headers=auth("plant"))
+    assert one.status_code == 200 and one.json()["enterprises"] == ["E3"]
+    assert (
+        await api.get(f"/api/v1/alerts/{suzhou['id']}", headers=auth("plant"))
+    ).status_code == 404
+    detail = (await api.get("/api/v1/enterprises/E1", headers=auth("county"))).json()
+    shown = {a["id"]: a["enterprises"] for a in detail["control"]["alerts"]}
+    assert shown == {named["id"]: ["E1"], suzhou["id"]: []}
+
+
+def test_an_accounts_file_emptied_or_cut_keeps_the_accounts_in_force(accounts_file: Path) -> None:
+    accounts = Accounts(accounts_file)
+    assert accounts.caller(_token("county")) is not None
+    accounts_file.write_text("", encoding="utf-8")  # an editor that truncates first
+    assert accounts.caller(_token("county")) is not None
+    accounts_file.write_bytes(_accounts_toml(ACCOUNTS).encode()[:-3] + "张".encode()[:2])
+    assert accounts.caller(_token("county")) is not None  # cut mid-character: refused
+
+
+def test_account_names_of_the_legacy_tokens_are_refused_in_the_file(tmp_path: Path) -> None:
+    from gateway.errors import ConfigError
+
+    path = tmp_path / "accounts.toml"
+    path.write_text(_accounts_toml({"token-1": ("viewer", {"all_regions": True})}))
+    with pytest.raises(ConfigError, match="legacy"):
+        Accounts(path)

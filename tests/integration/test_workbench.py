@@ -146,6 +146,8 @@ async def test_a_county_officer_works_in_chinese_within_the_county(
     workbench: Gateway, tmp_path: Path
 ) -> None:
     gw = workbench
+    assert gw.regime is not None and gw.regime.within is not None  # the registry's hierarchy
+    assert gw.regime.within("320505", ["320500"]) and not gw.regime.within("320505", ["320506"])
     await refused(gw, "MNHQ0000000001")
     await refused(gw, "MNWZ0000000002")
     assert gw.api is not None and gw.anomalies is not None
