@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adapters.hj212.config import Hj212Config as Hj212Config
 from adapters.mqtt.config import MqttConfig as MqttConfig
 
+from .anomalies.types import FAMILIES
 from .errors import ConfigError, format_validation_error, load_toml
 from .registry import Registry
 
@@ -119,6 +120,24 @@ class SpoolSection(_Section):
         return self
 
 
+class CasesSection(_Section):
+    enabled: bool = Field(True, description="a case to handle for anomalies that need action")
+    warning_types: list[str] = Field(
+        [], description="warnings of these types open a case too (every alarm does)"
+    )
+    join_same_day: bool = Field(
+        True, description="an enterprise's anomalies of one Beijing day join its open case"
+    )
+
+    @field_validator("warning_types")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown anomaly types: {', '.join(unknown)}")
+        return value
+
+
 class RulesSection(_Section):
     enabled: bool = True
     tick_s: float = Field(1.0, gt=0, description="how often wall-clock rules (silence) run")
@@ -170,6 +189,7 @@ class Config(_Section):
     influx: InfluxSection = InfluxSection()
     spool: SpoolSection = SpoolSection()
     rules: RulesSection = RulesSection()
+    cases: CasesSection = CasesSection()
     api: ApiSection = ApiSection()
     metrics: MetricsSection = MetricsSection()
 

@@ -40,6 +40,7 @@ from .api import create_app
 from .api.health import NotReady, health_app
 from .api.server import ApiServer
 from .audit import AuditLog, accounts_recorder
+from .cases.store import CaseStore, policy
 from .config import LoadedConfig
 from .model import Point
 from .regime import Alert, Regime, period_alerts
@@ -94,6 +95,7 @@ class Gateway:
         self.anomalies: AnomalyStore | None = None  # opened by start(), in the data folder
         self.regime: Regime | None = None
         self.audit: AuditLog | None = None  # who changed what, for the API's admins
+        self.cases: CaseStore | None = None  # the handling of anomalies that need action
         self.api: ApiServer | None = None
         self._status_task: asyncio.Task[None] | None = None
         self._calendar_cache: tuple[Registry | None, list[Alert]] = (None, [])
@@ -160,6 +162,13 @@ class Gateway:
         self.regime.calendar = self._calendar
         self.regime.within = lambda region, scope: self.registry().regions.within(region, scope)
         self.audit = AuditLog(self.loaded.data_dir / "audit.sqlite")
+        cases = self.loaded.config.cases
+        if cases.enabled:
+            self.cases = CaseStore(
+                self.loaded.data_dir / "cases.sqlite",
+                policy(cases.warning_types),
+                join_same_day=cases.join_same_day,
+            )
         rules = catalog.build(
             catalog.Context(
                 self.registry,
@@ -180,6 +189,8 @@ class Gateway:
             prefix = self.loaded.config.mqtt.topic_prefix
             self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix))
         self.anomalies.add_listener(self.publishers)
+        if self.cases is not None:
+            self.anomalies.add_listener(self.cases.on_anomaly)
         self.pipeline.add_listener(self.rules.on_points)
         self.pipeline.add_listener(self._write_allowed)
         self.hj212.handler.on_event = self.rules.on_device_event
@@ -310,6 +321,7 @@ class Gateway:
             metrics_app=make_asgi_app(),
             reload_registry=self.reload_registry,
             audit=self.audit,
+            cases=self.cases,
             influx=cfg.influx,
         )
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
@@ -364,6 +376,8 @@ class Gateway:
             self.regime.close()
         if self.audit is not None:
             self.audit.close()
+        if self.cases is not None:
+            self.cases.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
 
 

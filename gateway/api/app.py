@@ -20,11 +20,13 @@ from gateway.influx.factory import make_reader
 from ..accounts import Accounts, Role
 from ..anomalies.store import AnomalyStore
 from ..audit import AuditLog
+from ..cases.store import CaseStore
 from ..config import InfluxSection
 from ..regime import Regime
 from ..registry import Registry
 from . import admin, anomalies, control, enterprises, export, health, series, stream, types
 from . import audit as audit_api
+from . import cases as cases_api
 from .auth import make_auth
 from .deps import Services
 from .status import StatusProvider
@@ -56,12 +58,14 @@ def create_app(
     reload_registry: Callable[[], list[str]] | None = None,
     influx: InfluxSection | None = None,
     audit: AuditLog | None = None,
+    cases: CaseStore | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
     answers `/readyz` (True, or the components not ready and why); `clock` gives "now" for
     what is in force now (the enterprise views). `app.state.services.streams` counts open
     Server-Sent Event connections. Charts read stored values from `influx` (the gateway's
-    InfluxDB settings)."""
+    InfluxDB settings). With a case store (`cases`), `/api/v1/cases` serves the handling of
+    anomalies that need action."""
     svc = Services(
         store=store,
         regime=regime,
@@ -73,6 +77,7 @@ def create_app(
         stream_max_s=stream_max_s,
         series=make_reader(influx) if influx is not None else None,
         audit=audit,
+        cases=cases,
     )
     app = FastAPI(
         title="Pollution-source monitoring gateway",
@@ -93,6 +98,8 @@ def create_app(
     app.include_router(control.build_router(svc))
     if audit is not None:
         app.include_router(audit_api.build_router(svc))
+    if cases is not None:
+        app.include_router(cases_api.build_router(svc))
     if reload_registry is not None:
         app.include_router(admin.build_router(svc, reload_registry))
 

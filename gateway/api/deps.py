@@ -15,6 +15,7 @@ from ..accounts import Caller
 from ..anomalies.model import Anomaly
 from ..anomalies.store import AnomalyStore
 from ..audit import AuditLog
+from ..cases.store import CaseStore
 from ..regime import Regime
 from ..registry import Enterprise, Registry
 from .auth import Auth
@@ -43,6 +44,7 @@ class Services:
     streams: StreamStats = field(default_factory=StreamStats)
     series: SeriesReader | None = None  # where charts read stored values
     audit: AuditLog | None = None  # where state-changing calls are recorded
+    cases: CaseStore | None = None  # the handling of anomalies that need action
 
     def visible(self, caller: Caller) -> frozenset[str] | None:
         """The enterprise ids the caller sees; None for every one (and those of none)."""

@@ -218,6 +218,13 @@ async def test_the_live_list_resumes_after_a_drop_without_losing_an_event(
                 break
             await asyncio.sleep(0.1)
         assert gw.anomalies.query(type_="over_limit")[1] == 1
+        # an alarm needs action: the daemon opened its case (待签收), a warning none
+        alarm = gw.anomalies.query(type_="over_limit")[0][0]
+        assert gw.cases is not None
+        case = gw.cases.case_of(alarm.id)
+        assert case is not None and case.state == "new"
+        refused_warning = gw.anomalies.query(type_="auth_failure")[0][0]
+        assert gw.cases.case_of(refused_warning.id) is None
         resumed_from = {k.lower(): v for k, v in again["request"]["headers"].items()}
         assert int(resumed_from["last-event-id"]) >= 1
         assert int(resumed_from["last-event-id"]) <= before
