@@ -89,8 +89,4 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **READ_ERRORS,
     403: {"model": Problem, "description": "the account's role is below the one required"},
 }
-BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    **WRITE_ERRORS,
-    400: {"model": Problem, "description": "the body is not valid JSON"},
-}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "not found"}}

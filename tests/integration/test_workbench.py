@@ -237,3 +237,43 @@ async def test_the_live_list_resumes_after_a_drop_without_losing_an_event(
         text = await visible_text(page)
         assert "化学需氧量" in text
         assert page.exceptions == []
+
+
+async def test_an_officer_signs_for_a_case_from_the_opened_anomaly(
+    workbench: Gateway, tmp_path: Path
+) -> None:
+    gw = workbench
+    assert gw.api is not None and gw.anomalies is not None and gw.cases is not None
+    await over_limit(gw)
+    for _ in range(100):
+        found = gw.anomalies.query(type_="over_limit")[0]
+        if found and gw.cases.case_of(found[0].id) is not None:
+            break
+        await asyncio.sleep(0.1)
+    alarm = gw.anomalies.query(type_="over_limit")[0][0]
+    case = gw.cases.case_of(alarm.id)
+    assert case is not None and case.state == "new"
+    base = f"http://127.0.0.1:{gw.api.port}/"
+    panel = f"document.querySelector('.expanded .case-panel[data-anomaly=\"{alarm.id}\"]')"
+    async with browser(tmp_path / "case") as page:
+        await page.goto(base + f"#token={OFFICER}&anomaly={alarm.id}")
+        await page.wait(f"{panel}?.dataset.state === 'new'")
+        assert "处置" in await page.eval(f"{panel}.innerText")
+        buttons = await page.eval(
+            f"[...{panel}.querySelectorAll('button')].map(b => b.textContent)"
+        )
+        assert "签收" in buttons and "销号" not in buttons, buttons
+        await page.eval(f"{panel}.querySelector('button[data-action=sign]').click()")
+        await page.wait(f"{panel}?.querySelector('.case-state')?.textContent === '已签收'")
+        signed = gw.cases.case_of(alarm.id)
+        assert signed is not None and signed.state == "signed"
+        assert signed.signed_by == "hq.officer"
+        history = await page.eval(
+            f"[...{panel}.querySelectorAll('.case-history li')].map(li => li.textContent)"
+        )
+        assert len(history) == 2 and "立案" in history[0] and "系统" in history[0], history
+        assert "hq.officer" in history[1] and "签收" in history[1], history
+        text = str(await page.eval(f"{panel}.innerText"))
+        assert "已签收" in text and "分派核查" in text  # the next step is offered
+        assert latin_words(text.replace("hq.officer", "")) == set(), text  # the account's id
+        assert page.exceptions == []
