@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from .auth import Reader
 from .deps import NOT_FOUND, READ_ERRORS, Services
+from .filters import Filters
 from .lang import Language
-from .schemas import AnomalyFamily, AnomalyOut, AnomalyPage, AnomalyType, QueryTime
+from .schemas import AnomalyOut, AnomalyPage
 
 MAX_OFFSET = 1_000_000_000
 
@@ -25,40 +26,13 @@ def build_router(svc: Services) -> APIRouter:
     async def list_anomalies(
         caller: Reader,
         lang: Language,
-        enterprise: str | None = None,
-        region: Annotated[
-            str | None, Query(description="a region id: its enterprises and those under it")
-        ] = None,
-        type_: Annotated[AnomalyType | None, Query(alias="type")] = None,
-        family: AnomalyFamily | None = None,
-        state: Literal["open", "closed"] | None = None,
-        since: Annotated[
-            QueryTime | None,
-            Query(
-                description="ISO 8601; anomalies still going on at or after it (no offset: "
-                "Beijing time)"
-            ),
-        ] = None,
-        until: Annotated[
-            QueryTime | None,
-            Query(
-                description="ISO 8601; anomalies started at or before it (no offset: Beijing time)"
-            ),
-        ] = None,
+        filters: Filters,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> AnomalyPage:
         last_seq = svc.store.last_seq()  # before the query: the stream resumes from it
         items, total = svc.store.query(
-            enterprise=enterprise,
-            enterprises=svc.scope(caller, region),
-            type_=type_,
-            family=family,
-            state=state,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
+            **filters.store_args(svc, caller), limit=limit, offset=offset
         )
         return AnomalyPage(
             items=[AnomalyOut.of(a, lang, svc.registry()) for a in items],

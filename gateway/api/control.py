@@ -115,6 +115,38 @@ def build_router(svc: Services) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r}")
         return order
 
+    def withdraw(
+        regime_withdraw: Callable[..., Alert | Order | None],
+        what: str,
+        record_id: str,
+        caller: Caller,
+        request: Request,
+        reason: str | None,
+    ) -> None:
+        """Withdraw an alert or order through the regime, its audit row in the same step;
+        409 when it was withdrawn before."""
+        try:
+            withdrawn = regime_withdraw(
+                record_id,
+                by=caller.name,
+                at=svc.clock(),
+                reason=reason,
+                audit=lambda before, after: record(
+                    svc,
+                    caller,
+                    request,
+                    f"{what}.withdraw",
+                    target=record_id,
+                    before=before.model_dump(mode="json"),
+                    after=after.model_dump(mode="json"),
+                    reason=after.withdraw_reason,
+                ),
+            )
+        except AlreadyWithdrawn as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        if withdrawn is None:  # gone since it was read: cannot happen, as nothing erases
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {record_id!r}")
+
     # -- alerts ---------------------------------------------------------------------------
 
     @router.get("/alerts", responses=READ_ERRORS, summary="Alerts (withdrawn ones too)")
@@ -179,27 +211,7 @@ def build_router(svc: Services) -> APIRouter:
         alert = visible_alert(alert_id, caller)
         if not alert_within(caller, alert, svc.registry()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, ALERT_OUTSIDE_SCOPE)
-        try:
-            withdrawn = svc.regime.withdraw_alert(
-                alert_id,
-                by=caller.name,
-                at=svc.clock(),
-                reason=reason,
-                audit=lambda before, after: record(
-                    svc,
-                    caller,
-                    request,
-                    "alert.withdraw",
-                    target=alert_id,
-                    before=before.model_dump(mode="json"),
-                    after=after.model_dump(mode="json"),
-                    reason=after.withdraw_reason,
-                ),
-            )
-        except AlreadyWithdrawn as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        if withdrawn is None:  # gone since it was read: cannot happen, as nothing erases
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
+        withdraw(svc.regime.withdraw_alert, "alert", alert_id, caller, request, reason)
         log.info("alert withdrawn", alert_id=alert_id, by=caller.name)
 
     # -- orders ---------------------------------------------------------------------------
@@ -275,27 +287,7 @@ def build_router(svc: Services) -> APIRouter:
         `withdrawn_by` (the account) and `withdraw_reason` (`reason`), and is no longer in
         force from now on. 409 when it was withdrawn before; 404 outside the scope."""
         visible_order(order_id, caller)
-        try:
-            withdrawn = svc.regime.withdraw_order(
-                order_id,
-                by=caller.name,
-                at=svc.clock(),
-                reason=reason,
-                audit=lambda before, after: record(
-                    svc,
-                    caller,
-                    request,
-                    "order.withdraw",
-                    target=order_id,
-                    before=before.model_dump(mode="json"),
-                    after=after.model_dump(mode="json"),
-                    reason=after.withdraw_reason,
-                ),
-            )
-        except AlreadyWithdrawn as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        if withdrawn is None:  # gone since it was read: cannot happen, as nothing erases
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r}")
+        withdraw(svc.regime.withdraw_order, "order", order_id, caller, request, reason)
         log.info("order withdrawn", order_id=order_id, by=caller.name)
 
     return router

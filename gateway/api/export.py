@@ -19,9 +19,9 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from starlette.responses import StreamingResponse
 
 from . import series as series_routes
@@ -31,14 +31,12 @@ from .deps import NOT_FOUND, READ_ERRORS, Services
 from .evidence_pack import Pack, evidence_zip
 from .export_csv import BOM, _csv, anomaly_row, series_csv
 from .export_wording import _HEADERS, _NOTES, _TEXTS, _labels
+from .filters import Filters
 from .lang import Language
 from .schemas import (
     BEIJING,
-    AnomalyFamily,
     AnomalySeries,
-    AnomalyType,
     Problem,
-    QueryTime,
     SeriesPage,
 )
 
@@ -111,39 +109,12 @@ def build_router(svc: Services) -> APIRouter:
     async def anomalies_csv(
         caller: Reader,
         lang: Language,
-        enterprise: str | None = None,
-        region: Annotated[
-            str | None, Query(description="a region id: its enterprises and those under it")
-        ] = None,
-        type_: Annotated[AnomalyType | None, Query(alias="type")] = None,
-        family: AnomalyFamily | None = None,
-        state: Literal["open", "closed"] | None = None,
-        since: Annotated[
-            QueryTime | None,
-            Query(
-                description="ISO 8601; anomalies still going on at or after it (no offset: "
-                "Beijing time)"
-            ),
-        ] = None,
-        until: Annotated[
-            QueryTime | None,
-            Query(
-                description="ISO 8601; anomalies started at or before it (no offset: Beijing time)"
-            ),
-        ] = None,
+        filters: Filters,
     ) -> StreamingResponse:
         registry = svc.registry()
         labels = _labels()
-        filters: dict[str, Any] = {
-            "enterprise": enterprise,
-            "enterprises": svc.scope(caller, region),
-            "type_": type_,
-            "family": family,
-            "state": state,
-            "since": since,
-            "until": until,
-        }
-        first, total = svc.store.query(**filters, limit=PAGE_ROWS, offset=0)
+        query = filters.store_args(svc, caller)
+        first, total = svc.store.query(**query, limit=PAGE_ROWS, offset=0)
 
         async def body() -> AsyncIterator[bytes]:
             yield (BOM + _csv([_HEADERS[lang]["anomalies"]])).encode("utf-8")
@@ -157,7 +128,7 @@ def build_router(svc: Services) -> APIRouter:
                     return
                 offset += len(page)
                 await asyncio.sleep(0)
-                page, _ = svc.store.query(**filters, limit=PAGE_ROWS, offset=offset)
+                page, _ = svc.store.query(**query, limit=PAGE_ROWS, offset=offset)
 
         headers = {
             **_attachment(f"anomalies-{_stamp(svc.clock())}.csv"),

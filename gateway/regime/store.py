@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from ..migrations import Migration, migrate
 from .model import LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
@@ -49,9 +50,23 @@ def _order_key(order: Order) -> tuple[datetime, str]:
     return (order.starts_at, order.id)
 
 
+def _withdrawn(
+    record: R, kind: str, record_id: str, by: str, at: datetime, reason: str | None
+) -> R:
+    """`record` withdrawn at `at` by `by`; `AlreadyWithdrawn` when it was before."""
+    if record.withdrawn_at is not None:
+        raise AlreadyWithdrawn(kind, record_id, record.withdrawn_at, record.withdrawn_by)
+    return record.model_copy(
+        update={"withdrawn_at": at, "withdrawn_by": by, "withdraw_reason": reason or None}
+    )
+
+
 def _require_aware(at: datetime, name: str) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {at.isoformat()}")
+
+
+R = TypeVar("R", Alert, Order)
 
 
 class Regime:
@@ -156,11 +171,7 @@ class Regime:
         before = self._alerts.get(alert_id)
         if before is None:
             return None
-        if before.withdrawn_at is not None:
-            raise AlreadyWithdrawn("alert", alert_id, before.withdrawn_at, before.withdrawn_by)
-        after = before.model_copy(
-            update={"withdrawn_at": at, "withdrawn_by": by, "withdraw_reason": reason or None}
-        )
+        after = _withdrawn(before, "alert", alert_id, by, at, reason)
         self._write(
             "UPDATE alert SET body = ? WHERE id = ?",
             (after.model_dump_json(), alert_id),
@@ -242,11 +253,7 @@ class Regime:
         before = self._orders.get(order_id)
         if before is None:
             return None
-        if before.withdrawn_at is not None:
-            raise AlreadyWithdrawn("order", order_id, before.withdrawn_at, before.withdrawn_by)
-        after = before.model_copy(
-            update={"withdrawn_at": at, "withdrawn_by": by, "withdraw_reason": reason or None}
-        )
+        after = _withdrawn(before, "order", order_id, by, at, reason)
         self._write(
             "UPDATE control_order SET body = ? WHERE id = ?",
             (after.model_dump_json(), order_id),
