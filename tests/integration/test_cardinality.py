@@ -14,6 +14,15 @@ from tests.frames import KEY_2025 as KEY
 from tests.frames import MN_2025, MN_WATER, qn_for, upload
 
 
+async def answer(device: DeviceClient) -> str:
+    """The CN of the next reply to the device's own upload: a history request the data_gap
+    rule may send meanwhile (2061: the hours run far behind the wall clock) is not one."""
+    while True:
+        frame = await device.read_frame()
+        if frame.cn not in ("2031", "2041", "2051", "2061"):
+            return frame.cn
+
+
 async def test_invented_codes_are_kept_out_of_the_tag_space(
     gateway: Gateway, influx: localstack.ManagedProcess, database: str
 ) -> None:
@@ -27,10 +36,10 @@ async def test_invented_codes_are_kept_out_of_the_tag_space(
         hour = first + timedelta(hours=i)
         frame = upload(mn=MN_2025, st="31", qn=qn_for(i), data_time=hour, values=codes, key=KEY)
         await hostile.send(frame)  # encrypted: MN_2025 has a key
-        assert (await hostile.read_frame()).cn == "9014"
+        assert await answer(hostile) == "9014"
         values = {"w01018": 40.0 + i % 5, "w21011": 0.3}  # w21011: a code InfluxDB has not seen
         await good.send(upload(qn=qn_for(1000 + i), data_time=hour, values=values))
-        acks += (await good.read_frame()).cn == "9014"
+        acks += await answer(good) == "9014"
     assert acks == 100
     rows = await wait_rows(
         influx.url,
