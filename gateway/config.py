@@ -123,7 +123,9 @@ class SpoolSection(_Section):
 class CasesSection(_Section):
     enabled: bool = Field(True, description="a case to handle for anomalies that need action")
     warning_types: list[str] = Field(
-        [], description="warnings of these types open a case too (every alarm does)"
+        ["device_offline", "suspicious_data"],
+        description="warnings of these types open a case too, a 预警 for the enterprise to "
+        "answer (every alarm opens a 报警)",
     )
     join_same_day: bool = Field(
         True, description="an enterprise's anomalies of one Beijing day join its open case"

@@ -13,6 +13,7 @@ from gateway.cases.model import (
     ACTIONS,
     STATE_LABELS,
     STATES,
+    SYSTEM,
     VERDICT_LABELS,
     VERDICTS,
     BadDetails,
@@ -43,12 +44,19 @@ ROLES = {"officer": OFFICER, "admin": ADMIN, "viewer": VIEWER, "enterprise": PLA
 EXPECTED: dict[str, tuple[set[str], str | None, set[str]]] = {
     "sign": ({"new"}, "signed", {"officer", "admin"}),
     "assign": ({"signed", "checking"}, "checking", {"officer", "admin"}),
-    "answer": ({"checking", "answered"}, "answered", {"enterprise", "officer", "admin"}),
+    # answered early (new, signed), the state stays: see test_an_early_answer_keeps_the_state
+    "answer": (
+        {"new", "signed", "checking", "answered"},
+        "answered",
+        {"enterprise", "officer", "admin"},
+    ),
     "verify": ({"checking", "answered"}, "verified", {"officer", "admin"}),
     "close": ({"verified"}, "closed", {"officer", "admin"}),
     "reopen": ({"verified", "closed"}, "checking", {"officer", "admin"}),
     "join": ({"new", "signed", "checking", "answered"}, None, {"officer", "admin"}),
+    "escalate": ({"new", "signed", "checking", "answered"}, None, set()),  # the gateway's only
 }
+EARLY = {"new", "signed"}
 
 DETAILS: dict[str, dict[str, Any]] = {
     "sign": {"note": "收到"},
@@ -58,6 +66,7 @@ DETAILS: dict[str, dict[str, Any]] = {
     "close": {},
     "reopen": {"reason": "复查发现问题"},
     "join": {"anomaly_id": "a2", "enterprise": "E1", "day": date(2025, 1, 10)},
+    "escalate": {"anomaly_id": "a1"},
 }
 
 
@@ -83,7 +92,8 @@ def test_each_action_by_role_and_state(action: str, role: str, state: str) -> No
             apply(case, action, ROLES[role], LATER, **DETAILS[action])
     else:
         after = apply(case, action, ROLES[role], LATER, **DETAILS[action])
-        assert after.state == (to or state)
+        early = action == "answer" and state in EARLY
+        assert after.state == (state if early else to or state)
         assert after.updated_at == LATER and case.state == state  # the old one unchanged
 
 
@@ -103,6 +113,46 @@ def test_the_whole_loop() -> None:
     assert (case.finding.verdict, case.finding.by) == ("normal_operation", "zhang")
     case = apply(case, "close", ADMIN, LATER)
     assert case.state == "closed"
+
+
+def test_an_early_answer_keeps_the_state_and_stays_through_the_check() -> None:
+    warning = replace(new_case(), level="warning")
+    answered = apply(warning, "answer", PLANT, LATER, text="已安排检修分析仪")
+    assert answered.state == "new" and answered.answer is not None
+    assert answered.answer.text == "已安排检修分析仪" and not answered.answer.on_behalf
+    signed = apply(answered, "sign", OFFICER, LATER)
+    deadline = T0 + timedelta(days=2)
+    checking = apply(signed, "assign", OFFICER, LATER, assignee="一中队", deadline=deadline)
+    assert checking.state == "checking" and checking.answer == answered.answer
+
+
+def test_escalate_raises_a_warning_case_to_an_alarm_by_the_gateway_only() -> None:
+    warning = replace(new_case(), level="warning")
+    answered = apply(warning, "answer", PLANT, LATER, text="停电")
+    raised = apply(answered, "escalate", SYSTEM, LATER, anomaly_id="a1")
+    assert (raised.level, raised.state, raised.answer) == ("alarm", "new", answered.answer)
+    with pytest.raises(Conflict, match="alarm already"):
+        apply(raised, "escalate", SYSTEM, LATER, anomaly_id="a1")
+    with pytest.raises(Conflict, match="not in case"):
+        apply(warning, "escalate", SYSTEM, LATER, anomaly_id="other")
+    for who in (OFFICER, ADMIN, PLANT):
+        with pytest.raises(Forbidden):
+            apply(warning, "escalate", who, LATER, anomaly_id="a1")
+    with pytest.raises(Conflict):
+        apply(replace(warning, state="closed"), "escalate", SYSTEM, LATER, anomaly_id="a1")
+
+
+def test_joining_an_alarm_raises_the_level_and_a_warning_does_not_lower_it() -> None:
+    warning = replace(new_case(), level="warning")
+    join = {"enterprise": "E1", "day": date(2025, 1, 10)}
+    same = apply(warning, "join", SYSTEM, LATER, anomaly_id="a2", level="warning", **join)
+    assert same.level == "warning"
+    raised = apply(same, "join", SYSTEM, LATER, anomaly_id="a3", level="alarm", **join)
+    assert raised.level == "alarm"
+    kept = apply(raised, "join", SYSTEM, LATER, anomaly_id="a4", level="warning", **join)
+    assert kept.level == "alarm" and kept.anomalies == ("a1", "a2", "a3", "a4")
+    with pytest.raises(BadDetails, match="level"):
+        apply(warning, "join", SYSTEM, LATER, anomaly_id="a5", level="severe", **join)
 
 
 def test_an_officer_records_an_answer_on_the_enterprise_s_behalf() -> None:

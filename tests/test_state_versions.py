@@ -22,6 +22,9 @@ from gateway.anomalies import store as store_module
 from gateway.anomalies.model import Anomaly
 from gateway.anomalies.store import AnomalyStore
 from gateway.backup import backup
+from gateway.cases import schema as case_schema
+from gateway.cases.model import case_json, open_case
+from gateway.cases.store import CaseStore
 from gateway.ingest.segments import FORMAT_VERSION, SEGMENT_HEADER, SEGMENT_MAGIC, Position
 from gateway.ingest.spool import Spool
 from gateway.migrations import StateError, migrate, user_version
@@ -410,3 +413,29 @@ def test_version_flag_prints_the_package_version(capsys: pytest.CaptureFixture[s
         cli.main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"pollution-gateway {version('pollution-gateway')}"
+
+
+def test_a_case_store_of_schema_1_gains_levels_and_keeps_its_cases(tmp_path: Path) -> None:
+    """Cases written before levels existed are alarms (every alarm opened one)."""
+    path = tmp_path / "cases.sqlite"
+    db = sqlite3.connect(str(path), isolation_level=None)
+    migrate(db, path, "case store", case_schema.MIGRATIONS[:1])
+    at = datetime(2026, 3, 10, 8, tzinfo=timezone(timedelta(hours=8)))
+    v1 = case_json(open_case("a1", "E1", at, at))
+    del v1["level"]
+    v1["id"] = 1
+    db.execute(
+        "INSERT INTO case_file (enterprise, day, state, opened_at, body) VALUES (?, ?, ?, ?, ?)",
+        ("E1", "2026-03-10", "new", "2026-03-10T00:00:00.000000Z", json.dumps(v1)),
+    )
+    db.close()
+    store = CaseStore(path)
+    try:
+        case = store.get(1)
+        assert case is not None and case.level == "alarm" and case.anomalies == ("a1",)
+        at_now = at + timedelta(days=1)
+        assert [c.id for c in store.query(now=at_now, level="alarm")[0]] == [1]
+        assert store.query(now=at_now, level="warning")[1] == 0
+    finally:
+        store.close()
+    assert file_version(path) == case_schema.SCHEMA_VERSION == 2

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..accounts import Caller
 from ..cases.model import (
     ACTION_LABELS,
+    LEVEL_LABELS,
     STATE_LABELS,
     TRANSITIONS,
     VERDICT_LABELS,
@@ -32,6 +33,7 @@ from ..cases.model import (
     Case,
     Conflict,
     Forbidden,
+    Level,
     State,
     Verdict,
     beijing_day,
@@ -130,6 +132,11 @@ class CaseOut(BaseModel):
     day: date = Field(description="the Beijing day of its anomalies")
     state: State
     state_label: str = Field(description="e.g. 待签收, 核查中")
+    level: Level = Field(
+        description="warning (预警: the enterprise's to answer) or alarm (报警: the bureau's);"
+        " the highest severity of its anomalies"
+    )
+    level_label: str = Field(description="预警 or 报警")
     anomalies: list[str] = Field(description="anomaly ids, in the order they joined")
     opened_at: datetime
     updated_at: datetime
@@ -148,7 +155,10 @@ class StepOut(BaseModel):
     at: datetime
     actor: str
     actor_role: str = Field(description="the account's role; system for the gateway")
-    action: str = Field(description="open, join, sign, assign, answer, verify, close, reopen")
+    action: str = Field(
+        description="open, join, escalate (to an alarm), sign, assign, answer, verify, close,"
+        " reopen"
+    )
     action_label: str = Field(description="e.g. 立案, 签收")
     from_state: State | None = Field(description="null for the opening")
     to_state: State
@@ -192,6 +202,7 @@ def build_router(svc: Services) -> APIRouter:
             **body,
             "enterprise_name": ent.name if ent is not None else None,
             "state_label": STATE_LABELS[case.state],
+            "level_label": LEVEL_LABELS[case.level],
             "overdue": case.overdue(svc.clock()),
             "actions": may(case, caller),
         }
@@ -236,6 +247,9 @@ def build_router(svc: Services) -> APIRouter:
     async def list_cases(
         caller: Reader,
         state: State | None = None,
+        level: Annotated[
+            Level | None, Query(description="warning: the enterprises' 预警; alarm: 报警")
+        ] = None,
         enterprise: Annotated[str | None, Query(max_length=200)] = None,
         assignee: Annotated[str | None, Query(max_length=200)] = None,
         overdue: Annotated[
@@ -248,6 +262,7 @@ def build_router(svc: Services) -> APIRouter:
         items, total = cases.query(
             now=svc.clock(),
             state=state,
+            level=level,
             enterprise=enterprise,
             enterprises=svc.visible(caller),
             assignee=assignee,
@@ -307,9 +322,10 @@ def build_router(svc: Services) -> APIRouter:
 
     @action_route("answer", "The enterprise's explanation (its account, or an officer for it)")
     async def answer(case_id: CaseId, caller: Reader, request: Request, body: AnswerIn) -> CaseOut:
-        """An enterprise account answers its own enterprises' cases; an officer or admin may
-        record an answer given otherwise (`on_behalf`). A later answer supersedes, and the
-        history keeps, an earlier one."""
+        """An enterprise account answers its own enterprises' cases, from the moment they
+        open (a 预警 before it becomes an alarm: the state stays until the check starts); an
+        officer or admin may record an answer given otherwise (`on_behalf`). A later answer
+        supersedes, and the history keeps, an earlier one."""
         return act(case_id, "answer", caller, request, body.model_dump())
 
     @action_route("verify", "The verdict of the check, with a note (officer)")
@@ -338,6 +354,7 @@ def build_router(svc: Services) -> APIRouter:
             "anomaly_id": anomaly.id,
             "enterprise": anomaly.enterprise,
             "day": beijing_day(anomaly.started_at),
+            "level": anomaly.severity,
         }
         return act(case_id, "join", caller, request, details)
 

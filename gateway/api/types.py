@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from ..accounts import Role
 from ..anomalies.messages import TIME_NOTE, labels
 from ..anomalies.types import TYPES
-from ..cases.model import ACTION_LABELS, STATE_LABELS, VERDICT_LABELS
+from ..cases.model import ACTION_LABELS, LEVEL_LABELS, STATE_LABELS, VERDICT_LABELS
 from .auth import Reader
 from .deps import READ_ERRORS, Services
 from .lang import Lang, Language
@@ -38,7 +38,9 @@ _CASE_EN: dict[str, dict[str, str]] = {
         "close": "close",
         "reopen": "reopen",
         "join": "join",
+        "escalate": "raised to an alarm",
     },
+    "level": {"warning": "warning (the enterprise's)", "alarm": "alarm (the bureau's)"},
     "verdict": {
         "confirmed": "confirmed",
         "device_fault": "device fault",
@@ -51,12 +53,13 @@ _CASE_ZH: dict[str, dict[str, str]] = {
     "state": {str(k): v for k, v in STATE_LABELS.items()},
     "action": dict(ACTION_LABELS),
     "verdict": {str(k): v for k, v in VERDICT_LABELS.items()},
+    "level": {str(k): v for k, v in LEVEL_LABELS.items()},
 }
 assert all(_CASE_EN[k].keys() == _CASE_ZH[k].keys() for k in _CASE_ZH), "case labels differ"
 
 
 def case_labels(lang: Lang) -> dict[str, dict[str, str]]:
-    """The case's state, action and verdict labels: {"state": {"new": "待签收", ...}, ...}."""
+    """The case's state, action, verdict and level labels: {"state": {"new": "待签收"}, ...}."""
     return {k: dict(v) for k, v in (_CASE_EN if lang == "en" else _CASE_ZH).items()}
 
 

@@ -7,6 +7,12 @@ States, in order: 待签收 `new` (opened for an anomaly) → 已签收 `signed`
 note) → 已销号 `closed`. `reopen` (with a reason) takes a verified or closed case back to
 `checking`; `join` adds another anomaly of the same enterprise and Beijing day.
 
+A case's `level` is the highest severity of its anomalies: 预警 `warning`, the enterprise's to
+answer, or 报警 `alarm`, the bureau's to handle. `escalate` (the gateway's own action) raises a
+预警 case to 报警 when one of its anomalies becomes an alarm; the state and any answer stay. The
+enterprise may answer from the moment a case opens: an answer given while the case is 待签收 or
+已签收 is kept and the state stays; one given in 核查中 moves it to 企业已反馈.
+
 Who may act (`TRANSITIONS`): officers and admins do everything but answer for themselves;
 an enterprise account only answers, and only on cases of its own enterprises. An officer or
 admin may also record the answer on the enterprise's behalf (one given on paper, by phone or
@@ -29,7 +35,8 @@ from zoneinfo import ZoneInfo
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 State = Literal["new", "signed", "checking", "answered", "verified", "closed"]
-Action = Literal["sign", "assign", "answer", "verify", "close", "reopen", "join"]
+Action = Literal["sign", "assign", "answer", "verify", "close", "reopen", "join", "escalate"]
+Level = Literal["warning", "alarm"]
 Verdict = Literal["confirmed", "device_fault", "normal_operation", "false_alarm", "other"]
 
 STATE_LABELS: dict[State, str] = {
@@ -50,7 +57,9 @@ ACTION_LABELS: dict[str, str] = {
     "close": "销号",
     "reopen": "重新核查",
     "join": "并案",
+    "escalate": "升级为报警",
 }
+LEVEL_LABELS: dict[Level, str] = {"warning": "预警", "alarm": "报警"}
 VERDICT_LABELS: dict[Verdict, str] = {
     "confirmed": "属实",
     "device_fault": "设备故障",
@@ -60,7 +69,16 @@ VERDICT_LABELS: dict[Verdict, str] = {
 }
 
 STATES: tuple[State, ...] = tuple(STATE_LABELS)
-ACTIONS: tuple[Action, ...] = ("sign", "assign", "answer", "verify", "close", "reopen", "join")
+ACTIONS: tuple[Action, ...] = (
+    "sign",
+    "assign",
+    "answer",
+    "verify",
+    "close",
+    "reopen",
+    "join",
+    "escalate",
+)
 VERDICTS: tuple[Verdict, ...] = tuple(VERDICT_LABELS)
 DONE: frozenset[State] = frozenset({"verified", "closed"})  # never overdue
 
@@ -82,18 +100,17 @@ class Transition:
 
 
 _HANDLERS = frozenset({"officer", "admin"})
+_OPEN: frozenset[State] = frozenset({"new", "signed", "checking", "answered"})
 TRANSITIONS: dict[Action, Transition] = {
     "sign": Transition(frozenset({"new"}), "signed", _HANDLERS),
     "assign": Transition(frozenset({"signed", "checking"}), "checking", _HANDLERS),
-    "answer": Transition(
-        frozenset({"checking", "answered"}), "answered", _HANDLERS | {"enterprise"}
-    ),
+    # from new or signed the state stays (see the module's docstring)
+    "answer": Transition(_OPEN, "answered", _HANDLERS | {"enterprise"}),
     "verify": Transition(frozenset({"checking", "answered"}), "verified", _HANDLERS),
     "close": Transition(frozenset({"verified"}), "closed", _HANDLERS),
     "reopen": Transition(frozenset({"verified", "closed"}), "checking", _HANDLERS),
-    "join": Transition(
-        frozenset({"new", "signed", "checking", "answered"}), None, _HANDLERS | {"system"}
-    ),
+    "join": Transition(_OPEN, None, _HANDLERS | {"system"}),
+    "escalate": Transition(_OPEN, None, frozenset({"system"})),
 }
 
 
@@ -168,6 +185,7 @@ class Case:
     answer: Answer | None = None
     finding: Finding | None = None
     reopened: int = 0
+    level: Level = "alarm"
 
     def overdue(self, now: datetime) -> bool:
         return self.deadline is not None and self.deadline < now and self.state not in DONE
@@ -196,6 +214,7 @@ def case_from_json(data: dict[str, Any]) -> Case:
         else Answer(a["text"], tuple(a["attachments"]), a["by"], _time(a["at"]), a["on_behalf"]),
         finding=None if f is None else Finding(f["verdict"], f["note"], f["by"], _time(f["at"])),
         reopened=data["reopened"],
+        level=data.get("level", "alarm"),  # cases written before levels: alarms only
     )
 
 
@@ -203,14 +222,16 @@ def beijing_day(moment: datetime) -> date:
     return moment.astimezone(BEIJING).date()
 
 
-def open_case(anomaly_id: str, enterprise: str, started_at: datetime, at: datetime) -> Case:
+def open_case(
+    anomaly_id: str, enterprise: str, started_at: datetime, at: datetime, level: Level = "alarm"
+) -> Case:
     """A new case (state `new`) for one anomaly, on the Beijing day it started."""
     _aware(at, "at")
-    return Case(0, enterprise, beijing_day(started_at), (anomaly_id,), at, at)
+    return Case(0, enterprise, beijing_day(started_at), (anomaly_id,), at, at, level=level)
 
 
 # What each action takes: name -> (required, kind); kinds: text, note, name, time, urls,
-# verdict, date. Anything else in the details is refused.
+# verdict, date, level. Anything else in the details is refused.
 _DETAILS: dict[Action, dict[str, tuple[bool, str]]] = {
     "sign": {"note": (False, "note")},
     "assign": {"assignee": (True, "name"), "deadline": (True, "time"), "note": (False, "note")},
@@ -222,7 +243,13 @@ _DETAILS: dict[Action, dict[str, tuple[bool, str]]] = {
         "assignee": (False, "name"),
         "deadline": (False, "time"),
     },
-    "join": {"anomaly_id": (True, "name"), "enterprise": (True, "id"), "day": (True, "date")},
+    "join": {
+        "anomaly_id": (True, "name"),
+        "enterprise": (True, "id"),
+        "day": (True, "date"),
+        "level": (False, "level"),
+    },
+    "escalate": {"anomaly_id": (True, "name")},
 }
 _LIMITS = {"text": MAX_TEXT, "note": MAX_NOTE, "name": MAX_NAME}
 
@@ -245,6 +272,10 @@ def _value(action: str, key: str, kind: str, value: Any) -> Any:
     if kind == "date":
         if not isinstance(value, date) or isinstance(value, datetime):
             raise BadDetails(f"{where} must be a date")
+        return value
+    if kind == "level":
+        if value not in LEVEL_LABELS:
+            raise BadDetails(f"{where} must be one of {', '.join(LEVEL_LABELS)}")
         return value
     if kind == "verdict":
         if value not in VERDICTS:
@@ -316,7 +347,8 @@ def apply(case: Case, action: str, by: Actor, at: datetime, **details: Any) -> C
     if act == "answer":
         links = d.get("attachments", ())
         answer = Answer(d["text"], links, by.name, at, on_behalf=by.role != "enterprise")
-        return replace(new, answer=answer)
+        early = case.state in ("new", "signed")  # before the check: the state stays
+        return replace(new, answer=answer, state=case.state if early else new.state)
     if act == "verify":
         return replace(new, finding=Finding(d["verdict"], d["note"], by.name, at))
     if act == "reopen":
@@ -335,7 +367,14 @@ def apply(case: Case, action: str, by: Actor, at: datetime, **details: Any) -> C
                 f"case {case.id} holds anomalies of enterprise {case.enterprise!r} on"
                 f" {case.day.isoformat()} (Beijing time) only"
             )
-        return replace(new, anomalies=(*case.anomalies, d["anomaly_id"]))
+        level = "alarm" if "alarm" in (case.level, d.get("level")) else case.level
+        return replace(new, anomalies=(*case.anomalies, d["anomaly_id"]), level=level)
+    if act == "escalate":
+        if d["anomaly_id"] not in case.anomalies:
+            raise Conflict(f"anomaly {d['anomaly_id']!r} is not in case {case.id}")
+        if case.level == "alarm":
+            raise Conflict(f"case {case.id} is an alarm already")
+        return replace(new, level="alarm")
     return new  # close
 
 

@@ -49,6 +49,13 @@ BEGIN
 END;
 """
 
+# v2: the case's level (预警 warning / 报警 alarm); cases before it were opened for alarms only
+# unless warning types were configured, and say "alarm"
+_LEVEL_V2 = """
+ALTER TABLE case_file ADD COLUMN level TEXT NOT NULL DEFAULT 'alarm';
+CREATE INDEX case_level ON case_file (level, state);
+"""
+
 # (version, step) in order; append a step for every change of the schema, never edit one
-MIGRATIONS: list[Migration] = [(1, _SCHEMA_V1)]
+MIGRATIONS: list[Migration] = [(1, _SCHEMA_V1), (2, _LEVEL_V2)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

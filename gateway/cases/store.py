@@ -3,12 +3,14 @@ folder), schema versioned with `gateway.migrations`.
 
 The anomaly store's listener `on_anomaly` opens a case for every anomaly the policy
 `open_for` names (by default every `alarm`; `policy(...)` adds `warning`s of chosen types),
-also when a later version brings it in (a `device_offline` escalated to `alarm`). An anomaly
+also when a later version brings it in (a `device_offline` escalated to `alarm`). The case's
+level is its anomaly's severity; when an anomaly of a 预警 case becomes an alarm, the gateway
+escalates the case (`escalate`) while it is neither verified nor closed. Otherwise an anomaly
 with a case gets nothing new: a replayed event opens no second case. An anomaly of the same
-enterprise and Beijing day joins the case in hand (`join`, by the gateway) while that one is
-neither verified nor closed, unless `join_same_day` is off; anomalies of no enterprise each get
-their own. Officers join anomalies by hand with `act(..., "join")`. A failure of the listener
-is logged, never raised into the anomaly store.
+enterprise and Beijing day joins the case in hand (`join`, by the gateway; an alarm raises the
+case to 报警) while that one is neither verified nor closed, unless `join_same_day` is off;
+anomalies of no enterprise each get their own. Officers join anomalies by hand with
+`act(..., "join")`. A failure of the listener is logged, never raised into the anomaly store.
 
 Every change writes one history row (who, role, when, action, from and to state, details) in
 its transaction; history rows cannot be changed or deleted through SQL. An `audit` callable
@@ -120,27 +122,31 @@ class CaseStore:
             log.exception("could not open a case", anomaly_id=event.anomaly.id)
 
     def take(self, anomaly: Anomaly) -> Case | None:
-        """The case opened or joined for the anomaly; None when the policy leaves it out or
-        it has a case already."""
+        """The case opened, joined or escalated for the anomaly; None when the policy leaves
+        it out or its case has nothing to change."""
         if not self.open_for(anomaly):
             return None
         at = self.clock()
         with self._lock, self._transaction():
-            if self._case_id_of(anomaly.id) is not None:
-                return None
+            held = self._case_id_of(anomaly.id)
+            if held is not None:
+                return self._escalate(held, anomaly, at)
             target = self._same_day(anomaly) if self.join_same_day else None
             if target is not None:
                 joined = {
                     "anomaly_id": anomaly.id,
                     "enterprise": anomaly.enterprise,
                     "day": beijing_day(anomaly.started_at),
+                    "level": anomaly.severity,
                 }
                 return self._change(target, "join", SYSTEM, at, joined, None)
-            case = open_case(anomaly.id, anomaly.enterprise, anomaly.started_at, at)
+            case = open_case(
+                anomaly.id, anomaly.enterprise, anomaly.started_at, at, anomaly.severity
+            )
             cursor = self._db.execute(
-                "INSERT INTO case_file (enterprise, day, state, opened_at, body)"
-                " VALUES (?, ?, ?, ?, '{}')",
-                (case.enterprise, case.day.isoformat(), case.state, _utc(at)),
+                "INSERT INTO case_file (enterprise, day, state, opened_at, level, body)"
+                " VALUES (?, ?, ?, ?, ?, '{}')",
+                (case.enterprise, case.day.isoformat(), case.state, _utc(at), case.level),
             )
             case = replace(case, id=int(cursor.lastrowid or 0))
             self._save(case)
@@ -149,6 +155,15 @@ class CaseStore:
             self._step(case.id, SYSTEM, at, "open", None, case.state, about)
             log.info("case opened", case_id=case.id, anomaly_id=anomaly.id)
             return case
+
+    def _escalate(self, case_id: int, anomaly: Anomaly, at: datetime) -> Case | None:
+        case = self.get(case_id)
+        if case is None or anomaly.severity != "alarm" or case.level == "alarm":
+            return None
+        if case.state in DONE:  # handled as a warning; the alarm is the anomaly's to show
+            log.info("alarm for a handled case", case_id=case_id, anomaly_id=anomaly.id)
+            return None
+        return self._change(case, "escalate", SYSTEM, at, {"anomaly_id": anomaly.id}, None)
 
     def _same_day(self, anomaly: Anomaly) -> Case | None:
         if not anomaly.enterprise:
@@ -231,6 +246,7 @@ class CaseStore:
         *,
         now: datetime,
         state: str | None = None,
+        level: str | None = None,
         enterprise: str | None = None,
         enterprises: Collection[str] | None = None,
         assignee: str | None = None,
@@ -245,7 +261,13 @@ class CaseStore:
         if enterprises is not None:
             where.append("enterprise IN (SELECT value FROM json_each(?))")
             args.append(json.dumps(sorted(enterprises)))
-        for column, value in (("state", state), ("enterprise", enterprise), ("assignee", assignee)):
+        columns = (
+            ("state", state),
+            ("level", level),
+            ("enterprise", enterprise),
+            ("assignee", assignee),
+        )
+        for column, value in columns:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -291,9 +313,11 @@ class CaseStore:
 
     def _save(self, case: Case) -> None:
         self._db.execute(
-            "UPDATE case_file SET state = ?, assignee = ?, deadline = ?, body = ? WHERE id = ?",
+            "UPDATE case_file SET state = ?, level = ?, assignee = ?, deadline = ?, body = ?"
+            " WHERE id = ?",
             (
                 case.state,
+                case.level,
                 case.assignee,
                 _utc(case.deadline) if case.deadline else None,
                 json.dumps(case_json(case), ensure_ascii=False),

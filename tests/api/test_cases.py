@@ -152,7 +152,8 @@ async def test_the_whole_loop_with_history_and_audit(
     assert case["anomalies"] == [anomaly.id] and case["day"] == "2025-01-10"
     assert case["enterprise_name"] == "企业1" and case["overdue"] is False
     county = (await api.get(f"/api/v1/cases/{case['id']}", headers=who("county"))).json()
-    assert county["actions"] == ["sign", "join"]
+    assert county["actions"] == ["sign", "answer", "join"]
+    assert (county["level"], county["level_label"]) == ("alarm", "报警")
     steps = [("sign", "county"), ("assign", "county"), ("answer", "plant")]
     steps += [("verify", "county"), ("close", "county")]
     for action, name in steps:
@@ -231,7 +232,7 @@ async def test_each_action_is_allowed_or_refused_by_role(
 REFUSED_IN = {
     "sign": ["signed", "checking", "closed"],
     "assign": ["new", "answered", "verified", "closed"],
-    "answer": ["new", "signed", "verified", "closed"],
+    "answer": ["verified", "closed"],
     "verify": ["new", "signed", "verified", "closed"],
     "close": ["new", "checking", "answered", "closed"],
     "reopen": ["new", "signed", "checking", "answered"],
@@ -444,6 +445,64 @@ def test_an_escalated_warning_opens_its_case_then(store: AnomalyStore, cases: Ca
     assert len(cases) == 0
     store.record(replace(warning, severity="alarm", as_of=T0 + timedelta(hours=2)))
     assert cases.case_of(warning.id) is not None
+
+
+async def test_a_warning_is_the_enterprise_s_to_answer_and_stays_answered_as_an_alarm(
+    api: httpx.AsyncClient, store: AnomalyStore, cases: CaseStore, audit: AuditLog
+) -> None:
+    warning = alarm(store, type_="suspicious_data", severity="warning")
+    case = await case_of(api, warning)
+    assert (case["level"], case["level_label"], case["state"]) == ("warning", "预警", "new")
+    own = await api.get("/api/v1/cases?level=warning", headers=who("plant"))
+    assert [c["id"] for c in own.json()["items"]] == [case["id"]]
+    assert (await api.get("/api/v1/cases?level=alarm", headers=who("plant"))).json()["total"] == 0
+    assert (await api.get("/api/v1/cases?level=severe", headers=who("plant"))).status_code == 422
+    answered = await post(api, case["id"], "answer", "plant", {"text": "分析仪校准中"})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["state"] == "new" and answered.json()["answer"]["text"] == "分析仪校准中"
+    # the warning becomes an alarm: the case is raised, by the gateway, its answer kept
+    store.record(replace(warning, severity="alarm", as_of=T0 + timedelta(hours=2)))
+    detail = (await api.get(f"/api/v1/cases/{case['id']}", headers=who("county"))).json()
+    assert (detail["level"], detail["level_label"], detail["state"]) == ("alarm", "报警", "new")
+    assert detail["answer"]["text"] == "分析仪校准中" and detail["answer"]["by"] == "plant"
+    steps = [(h["action"], h["actor"], h["action_label"]) for h in detail["history"]]
+    assert steps == [
+        ("open", "gateway", "立案"),
+        ("answer", "plant", "企业反馈"),
+        ("escalate", "gateway", "升级为报警"),
+    ]
+    assert [e.action for e in audit.query(target=str(case["id"]), limit=10)[0]] == ["case.answer"]
+    alarms = await api.get("/api/v1/cases?level=alarm", headers=who("county"))
+    assert [c["id"] for c in alarms.json()["items"]] == [case["id"]]
+    # a second alarm version raises nothing more
+    store.record(replace(warning, severity="alarm", as_of=T0 + timedelta(hours=3)))
+    assert len(cases.history(case["id"])) == 3
+
+
+def test_an_alarm_joining_a_warning_case_raises_it(store: AnomalyStore, cases: CaseStore) -> None:
+    warning = make_anomaly(type_="suspicious_data", severity="warning", subject="outlet:DA001")
+    store.record(warning)
+    case = cases.case_of(warning.id)
+    assert case is not None and case.level == "warning"
+    store.record(make_anomaly(subject="outlet:DA002", started_at=T0 + timedelta(hours=1)))
+    joined = cases.get(case.id)
+    assert joined is not None and joined.level == "alarm" and len(joined.anomalies) == 2
+
+
+def test_a_handled_warning_case_is_not_raised(store: AnomalyStore, cases: CaseStore) -> None:
+    warning = make_anomaly(type_="suspicious_data", severity="warning")
+    store.record(warning)
+    case = cases.case_of(warning.id)
+    assert case is not None
+    for action, details in (
+        ("sign", {}),
+        ("assign", {"assignee": "一中队", "deadline": T0 + timedelta(days=1)}),
+        ("verify", {"verdict": "false_alarm", "note": "校准"}),
+    ):
+        cases.act(case.id, action, By("zhang", "officer"), T0, details)
+    store.record(replace(warning, severity="alarm", as_of=T0 + timedelta(hours=2)))
+    after = cases.get(case.id)
+    assert after is not None and (after.level, after.state) == ("warning", "verified")
 
 
 def test_anomalies_of_one_enterprise_and_beijing_day_join_one_case(
