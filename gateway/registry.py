@@ -97,6 +97,10 @@ class Outlet(BaseModel):
         None, ge=0, description="flow (a00000 / w00000) at or below which the outlet is stopped"
     )
     lines: list[str] = Field(default_factory=list, description="production lines it serves")
+    bypass: bool = Field(
+        False, description="a bypass flue or discharge: any flow above stopped_flow is an alarm"
+    )
+    bypass_persist_s: float = Field(300.0, gt=0, description="bypass_flow: flow this long")
     constant_after_s: float | None = Field(None, gt=0, description="suspicious_data: constant")
     zeros_after_s: float | None = Field(None, gt=0, description="suspicious_data: zeros, flag F")
 

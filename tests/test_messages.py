@@ -40,6 +40,7 @@ from gateway.rules.suspicious import SuspiciousData
 from gateway.rules.treatment import TreatmentNotRunning
 from gateway.rules.vehicles import BannedVehicleEntry
 from gateway.vocabulary import describe
+from tests.rules import test_bypass as bypass
 from tests.rules import test_curtailment as curtail
 from tests.rules import test_data_gap as gaps
 from tests.rules import test_emission_shutdown as emission
@@ -911,6 +912,9 @@ def every_type(tmp_path: Path) -> list[Anomaly]:
     """Anomalies of every type, each with the evidence its rule writes."""
     out = offline() + later_hour_gap() + overdue_gap() + o2_run() + no_treatment()
     out += [*frozen_stack(), legacy_suspicious()]
+    bypass_rule = bypass.BypassFlow(lambda: bypass.REGISTRY)
+    out += bypass.feed(bypass_rule, [bypass.flow(m, 900.0, flag="C") for m in range(0, 8)])
+    out += bypass.feed(bypass_rule, [bypass.flow(8, 0.0)])
     regime = Regime(tmp_path / "every.sqlite")
     shutdown.alert(regime, "orange", 0, 3)
     shutdown.alert(regime, "red", 3, 12)

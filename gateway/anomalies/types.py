@@ -49,6 +49,7 @@ TYPES: tuple[AnomalyType, ...] = (
         "emission_during_shutdown", "post_shutdown", "alarm", "emission_during_shutdown", "flow"
     ),
     AnomalyType("suspicious_data", "abnormal_operation", "warning", "suspicious_data", "pollutant"),
+    AnomalyType("bypass_flow", "abnormal_operation", "alarm", "bypass_flow", "flow"),
     AnomalyType(
         "curtailment_exceeded",
         "post_shutdown",

@@ -16,6 +16,7 @@ from ..regime import Regime
 from ..registry import Registry
 from .auth import RefusedDevices
 from .base import Rule
+from .bypass import BypassFlow
 from .curtailment import CurtailmentExceeded
 from .data_gap import BackfillRequest, DataGap
 from .emission_shutdown import EmissionDuringShutdown
@@ -46,6 +47,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "production_during_shutdown": lambda c: ProductionDuringShutdown(c.registry, c.regime),
     "emission_during_shutdown": lambda c: EmissionDuringShutdown(c.registry, c.regime),
     "suspicious_data": lambda c: SuspiciousData(c.registry),
+    "bypass_flow": lambda c: BypassFlow(c.registry),
     "curtailment_exceeded": lambda c: CurtailmentExceeded(c.registry, c.regime),
     "banned_vehicle_entry": lambda c: BannedVehicleEntry(c.registry, c.regime),
     "refused_devices": lambda _c: RefusedDevices(),

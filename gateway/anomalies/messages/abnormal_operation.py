@@ -1,5 +1,5 @@
 """Sentences of the abnormal-operation family: over the limit, treatment not running,
-suspicious data."""
+suspicious data, flow through a bypass."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .common import _amount, _Ctx, _fmt, _items, _num, _power
-from .labels import INTERVAL_LABELS, PATTERN_LABELS
+from .labels import INTERVAL_LABELS, PATTERN_LABELS, VALUE_LABELS
 
 # -- over_limit ------------------------------------------------------------------------------
 
@@ -195,8 +195,37 @@ def _suspicious(c: _Ctx) -> str:
     )
 
 
+# -- bypass_flow ------------------------------------------------------------------------------
+
+
+def _bypass(c: _Ctx) -> str:
+    ev = c.ev
+    where = c.head(c.t(f"旁路{c.outlet(ev['outlet'])}", f"bypass {c.outlet(ev['outlet'])}"))
+    name, unit = c.flow(ev["outlet"])
+    peak, floor = _amount(ev["peak_flow"], unit), _amount(ev["stopped_flow"], unit)
+    flags = [str(f) for f in ev.get("flags") or [] if f != "N"]
+    flagged = ""
+    if flags:
+        named = [VALUE_LABELS.get(f"flag:{f}", {"zh": f, "en": f}) for f in flags]
+        shown = c.join([c.t(n["zh"], n["en"]) for n in named])
+        flagged = c.t(f"，期间数据标记含{shown}", f"; values flagged {shown}")
+    if c.open:
+        return c.t(
+            f"{where}自{c.start()}起有{name}（最高{peak}，高于{floor}）{flagged}：旁路不应排放。",
+            f"{where} has carried {name} since {c.start()} (peak {peak}, above {floor})"
+            f"{flagged}: a bypass must not discharge.",
+        )
+    return c.t(
+        f"{where}于{c.start()}至{c.end()}有{name}，历时{c.lasted()}（最高{peak}）{flagged}，"
+        f"已停止。",
+        f"{where} carried {name} for {c.lasted()}, from {c.start()} until {c.end()} (peak "
+        f"{peak}){flagged}; it has stopped.",
+    )
+
+
 RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "over_limit": _over_limit,
     "treatment_not_running": _treatment,
     "suspicious_data": _suspicious,
+    "bypass_flow": _bypass,
 }

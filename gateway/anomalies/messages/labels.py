@@ -25,6 +25,7 @@ TYPE_LABELS: Labels = {
         "zh": "数据异常（疑似造假）",
         "en": "Suspicious data (possible falsification)",
     },
+    "bypass_flow": {"zh": "旁路排放", "en": "Flow through a bypass"},
     "production_during_shutdown": {"zh": "停产期间生产", "en": "Production during shutdown"},
     "emission_during_shutdown": {"zh": "停产期间排放", "en": "Emission during shutdown"},
     "curtailment_exceeded": {"zh": "限产超限", "en": "Curtailment exceeded"},
@@ -152,6 +153,10 @@ EVIDENCE_LABELS: Labels = {
     "stopped_flow": {"zh": "停产流量水平", "en": "Stopped flow level"},
     "closing_flow": {"zh": "结束时流量", "en": "Flow at the end"},
     "closing_flag": {"zh": "结束时数据标记", "en": "Flag at the end"},
+    # bypass_flow
+    "peak_flow": {"zh": "最高流量", "en": "Peak flow"},
+    "last_flow": {"zh": "最新流量", "en": "Latest flow"},
+    "flags": {"zh": "数据标记", "en": "Flags"},
     "pattern": {"zh": "模式", "en": "Pattern"},
     "pollutants": {"zh": "涉及污染物", "en": "Pollutants"},
     "series": {"zh": "序列", "en": "Series"},
@@ -266,6 +271,7 @@ VALUE_LABELS: Labels = {
     **_keyed("banned_classes", CLASS_LABELS),
     **_keyed("flag", _FLAGS),
     **_keyed("closing_flag", _FLAGS),
+    **_keyed("flags", _FLAGS),
 }
 
 LABELS: dict[str, Labels] = {
