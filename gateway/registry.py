@@ -102,6 +102,13 @@ class Outlet(BaseModel):
     )
     bypass_persist_s: float = Field(300.0, gt=0, description="bypass_flow: flow this long")
     constant_after_s: float | None = Field(None, gt=0, description="suspicious_data: constant")
+    pinned_hours: int = Field(12, ge=3, le=168, description="values_pinned: hours in a window")
+    pinned_band: float = Field(
+        0.8, gt=0, lt=1, description="values_pinned: every value within this share of the limit"
+    )
+    pinned_cv: float = Field(
+        0.01, gt=0, lt=1, description="values_pinned: and their variation (std / mean) under this"
+    )
     zeros_after_s: float | None = Field(None, gt=0, description="suspicious_data: zeros, flag F")
 
     def limit_for(self, code: str) -> tuple[str, PollutantLimit] | None:

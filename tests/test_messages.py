@@ -4,6 +4,7 @@ of older shapes."""
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -32,9 +33,11 @@ from gateway.model import DeviceEvent
 from gateway.regime import AlertSpec, OrderSpec, Regime, period_alerts
 from gateway.registry import Registry, RegistryFile
 from gateway.rules.auth import RefusedDevices
+from gateway.rules.bypass import BypassFlow
 from gateway.rules.curtailment import CurtailmentExceeded
 from gateway.rules.emission_shutdown import EmissionDuringShutdown
 from gateway.rules.offline import DeviceOffline
+from gateway.rules.pinned import ValuesPinned
 from gateway.rules.shutdown import ProductionDuringShutdown
 from gateway.rules.suspicious import SuspiciousData
 from gateway.rules.treatment import TreatmentNotRunning
@@ -44,6 +47,7 @@ from tests.rules import test_bypass as bypass
 from tests.rules import test_curtailment as curtail
 from tests.rules import test_data_gap as gaps
 from tests.rules import test_emission_shutdown as emission
+from tests.rules import test_pinned as pinned
 from tests.rules import test_refused as refused
 from tests.rules import test_rules as base
 from tests.rules import test_shutdown as shutdown
@@ -912,9 +916,12 @@ def every_type(tmp_path: Path) -> list[Anomaly]:
     """Anomalies of every type, each with the evidence its rule writes."""
     out = offline() + later_hour_gap() + overdue_gap() + o2_run() + no_treatment()
     out += [*frozen_stack(), legacy_suspicious()]
-    bypass_rule = bypass.BypassFlow(lambda: bypass.REGISTRY)
+    bypass_rule = BypassFlow(lambda: bypass.REGISTRY)
     out += bypass.feed(bypass_rule, [bypass.flow(m, 900.0, flag="C") for m in range(0, 8)])
     out += bypass.feed(bypass_rule, [bypass.flow(8, 0.0)])
+    pinned_rule = ValuesPinned(lambda: pinned.REGISTRY)
+    out += pinned.feed(pinned_rule, pinned.pinned(random.Random(1), range(0, 13)))
+    out += pinned.feed(pinned_rule, [pinned.hour(13, 20.0)])
     regime = Regime(tmp_path / "every.sqlite")
     shutdown.alert(regime, "orange", 0, 3)
     shutdown.alert(regime, "red", 3, 12)

@@ -51,6 +51,9 @@ TYPES: tuple[AnomalyType, ...] = (
     AnomalyType("suspicious_data", "abnormal_operation", "warning", "suspicious_data", "pollutant"),
     AnomalyType("bypass_flow", "abnormal_operation", "alarm", "bypass_flow", "flow"),
     AnomalyType(
+        "values_pinned", "abnormal_operation", "warning", "values_pinned", "pollutant", hourly=True
+    ),
+    AnomalyType(
         "curtailment_exceeded",
         "post_shutdown",
         "alarm",

@@ -22,6 +22,7 @@ from .data_gap import BackfillRequest, DataGap
 from .emission_shutdown import EmissionDuringShutdown
 from .offline import DeviceOffline
 from .over_limit import OverLimit
+from .pinned import ValuesPinned
 from .shutdown import ProductionDuringShutdown
 from .suspicious import SuspiciousData
 from .treatment import TreatmentNotRunning
@@ -48,6 +49,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "emission_during_shutdown": lambda c: EmissionDuringShutdown(c.registry, c.regime),
     "suspicious_data": lambda c: SuspiciousData(c.registry),
     "bypass_flow": lambda c: BypassFlow(c.registry),
+    "values_pinned": lambda c: ValuesPinned(c.registry),
     "curtailment_exceeded": lambda c: CurtailmentExceeded(c.registry, c.regime),
     "banned_vehicle_entry": lambda c: BannedVehicleEntry(c.registry, c.regime),
     "refused_devices": lambda _c: RefusedDevices(),

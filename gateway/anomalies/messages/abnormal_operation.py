@@ -1,5 +1,5 @@
 """Sentences of the abnormal-operation family: over the limit, treatment not running,
-suspicious data, flow through a bypass."""
+suspicious data, flow through a bypass, values pinned under the limit."""
 
 from __future__ import annotations
 
@@ -223,9 +223,39 @@ def _bypass(c: _Ctx) -> str:
     )
 
 
+# -- values_pinned ----------------------------------------------------------------------------
+
+
+def _pinned(c: _Ctx) -> str:
+    ev = c.ev
+    code = ev["pollutant"]
+    unit = c.unit(ev.get("unit"), code)
+    outlet, pollutant = c.outlet(ev["outlet"]), c.pollutant(code)
+    where = c.head(c.t(f"{outlet}{pollutant}", f"{pollutant} at {outlet}"))
+    limit = _amount(ev["limit"], unit)
+    low, high = _amount(ev["min_value"], unit), _amount(ev["max_value"], unit)
+    band = _fmt(_num(ev["band"]) * 100, 0)
+    cv = _fmt(_num(ev["cv"]) * 100, 2)
+    hours = int(_num(ev["held_hours"]))
+    if c.zh:
+        span = f"自{c.start()}起" if c.open else f"{c.start()}至{c.end()}"
+        text = (
+            f"{where}小时均值疑似贴线：{span}连续{hours}小时均在排放限值{limit}的{band}%至100%之间"
+            f"（{low}至{high}），变异系数{cv}%，远低于正常工况的波动"
+        )
+        return text + ("。" if c.open else "，已恢复波动。")
+    span = f"since {c.start()}" if c.open else f"from {c.start()} until {c.end()}"
+    text = (
+        f"{where}: hourly means held between {band} % and 100 % of the limit {limit} for "
+        f"{hours} h {span} ({low} to {high}), varying by {cv} % only"
+    )
+    return text + ("." if c.open else "; they vary again.")
+
+
 RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "over_limit": _over_limit,
     "treatment_not_running": _treatment,
     "suspicious_data": _suspicious,
     "bypass_flow": _bypass,
+    "values_pinned": _pinned,
 }
