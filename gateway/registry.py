@@ -102,6 +102,8 @@ class Outlet(BaseModel):
     )
     bypass_persist_s: float = Field(300.0, gt=0, description="bypass_flow: flow this long")
     constant_after_s: float | None = Field(None, gt=0, description="suspicious_data: constant")
+    copied_hours: int = Field(6, ge=2, description="values_copied: equal hours in a window")
+    copied_window: int = Field(12, ge=2, le=168, description="values_copied: hours compared")
     pinned_hours: int = Field(12, ge=3, le=168, description="values_pinned: hours in a window")
     pinned_band: float = Field(
         0.8, gt=0, lt=1, description="values_pinned: every value within this share of the limit"
@@ -148,6 +150,12 @@ class Outlet(BaseModel):
                     f"outlet {self.id!r}: pollutants {seen[code]!r} and {key!r} are one factor"
                 )
             seen[code] = key
+        return self
+
+    @model_validator(mode="after")
+    def _copied_window(self) -> Outlet:
+        if self.copied_hours > self.copied_window:
+            raise ValueError(f"outlet {self.id!r}: copied_hours exceeds copied_window")
         return self
 
 

@@ -34,6 +34,7 @@ from gateway.regime import AlertSpec, OrderSpec, Regime, period_alerts
 from gateway.registry import Registry, RegistryFile
 from gateway.rules.auth import RefusedDevices
 from gateway.rules.bypass import BypassFlow
+from gateway.rules.copied import ValuesCopied
 from gateway.rules.curtailment import CurtailmentExceeded
 from gateway.rules.emission_shutdown import EmissionDuringShutdown
 from gateway.rules.offline import DeviceOffline
@@ -44,6 +45,7 @@ from gateway.rules.treatment import TreatmentNotRunning
 from gateway.rules.vehicles import BannedVehicleEntry
 from gateway.vocabulary import describe
 from tests.rules import test_bypass as bypass
+from tests.rules import test_copied as copied
 from tests.rules import test_curtailment as curtail
 from tests.rules import test_data_gap as gaps
 from tests.rules import test_emission_shutdown as emission
@@ -922,6 +924,11 @@ def every_type(tmp_path: Path) -> list[Anomaly]:
     pinned_rule = ValuesPinned(lambda: pinned.REGISTRY)
     out += pinned.feed(pinned_rule, pinned.pinned(random.Random(1), range(0, 13)))
     out += pinned.feed(pinned_rule, [pinned.hour(13, 20.0)])
+    copied_rule = ValuesCopied(lambda: copied.REGISTRY)
+    out += copied.feed(copied_rule, copied.copied_stack(random.Random(1), range(0, 6)))
+    differ = [copied.hour(h, 10.0 + h) for h in range(6, 13)]
+    differ += [copied.hour(h, 50.0 + h, mn=copied.MN2) for h in range(6, 13)]
+    out += copied.feed(copied_rule, differ)
     regime = Regime(tmp_path / "every.sqlite")
     shutdown.alert(regime, "orange", 0, 3)
     shutdown.alert(regime, "red", 3, 12)

@@ -54,6 +54,9 @@ TYPES: tuple[AnomalyType, ...] = (
         "values_pinned", "abnormal_operation", "warning", "values_pinned", "pollutant", hourly=True
     ),
     AnomalyType(
+        "values_copied", "abnormal_operation", "warning", "values_copied", "pollutant", hourly=True
+    ),
+    AnomalyType(
         "curtailment_exceeded",
         "post_shutdown",
         "alarm",

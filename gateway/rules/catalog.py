@@ -17,6 +17,7 @@ from ..registry import Registry
 from .auth import RefusedDevices
 from .base import Rule
 from .bypass import BypassFlow
+from .copied import ValuesCopied
 from .curtailment import CurtailmentExceeded
 from .data_gap import BackfillRequest, DataGap
 from .emission_shutdown import EmissionDuringShutdown
@@ -50,6 +51,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "suspicious_data": lambda c: SuspiciousData(c.registry),
     "bypass_flow": lambda c: BypassFlow(c.registry),
     "values_pinned": lambda c: ValuesPinned(c.registry),
+    "values_copied": lambda c: ValuesCopied(c.registry),
     "curtailment_exceeded": lambda c: CurtailmentExceeded(c.registry, c.regime),
     "banned_vehicle_entry": lambda c: BannedVehicleEntry(c.registry, c.regime),
     "refused_devices": lambda _c: RefusedDevices(),

@@ -1,5 +1,6 @@
 """Sentences of the abnormal-operation family: over the limit, treatment not running,
-suspicious data, flow through a bypass, values pinned under the limit."""
+suspicious data, flow through a bypass, values pinned under the limit, values copied between
+series."""
 
 from __future__ import annotations
 
@@ -252,10 +253,43 @@ def _pinned(c: _Ctx) -> str:
     return text + ("." if c.open else "; they vary again.")
 
 
+# -- values_copied ----------------------------------------------------------------------------
+
+
+def _copied(c: _Ctx) -> str:
+    ev = c.ev
+    one = c.t(
+        f"{c.outlet(ev['outlet'])}{c.pollutant(ev['pollutant'])}",
+        f"{c.pollutant(ev['pollutant'])} at {c.outlet(ev['outlet'])}",
+    )
+    other = c.t(
+        f"{c.outlet(ev['other_outlet'])}{c.pollutant(ev['other_pollutant'])}",
+        f"{c.pollutant(ev['other_pollutant'])} at {c.outlet(ev['other_outlet'])}",
+    )
+    count, window = int(_num(ev["equal_count"])), int(_num(ev["window_hours"]))
+    if c.zh:
+        head = c.head(f"{one}与{other}")
+        if c.open:
+            return (
+                f"{head}的小时均值疑似雷同：自{c.start()}起共{count}小时数值完全相同"
+                f"（判定：{window}小时内至少{int(_num(ev['copied_hours']))}小时相同）。"
+            )
+        span = f"{c.start()}至{c.end()}"
+        return f"{head}的小时均值疑似雷同：{span}共{count}小时数值完全相同，已不再相同。"
+    head = c.head(f"{one} and {other}")
+    if c.open:
+        return (
+            f"{head}: hourly means identical in {count} hours since {c.start()} (opens at "
+            f"{int(_num(ev['copied_hours']))} of {window} hours)."
+        )
+    return f"{head}: hourly means identical in {count} hours from {c.start()} until {c.end()}."
+
+
 RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "over_limit": _over_limit,
     "treatment_not_running": _treatment,
     "suspicious_data": _suspicious,
     "bypass_flow": _bypass,
     "values_pinned": _pinned,
+    "values_copied": _copied,
 }

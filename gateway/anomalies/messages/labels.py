@@ -26,6 +26,7 @@ TYPE_LABELS: Labels = {
         "en": "Suspicious data (possible falsification)",
     },
     "bypass_flow": {"zh": "旁路排放", "en": "Flow through a bypass"},
+    "values_copied": {"zh": "数据雷同（疑似复制）", "en": "Values copied between series"},
     "values_pinned": {
         "zh": "数据贴线（疑似人为控制）",
         "en": "Values pinned under the limit (possible manipulation)",
@@ -169,6 +170,12 @@ EVIDENCE_LABELS: Labels = {
     "min_value": {"zh": "最小值", "en": "Lowest value"},
     "cv": {"zh": "变异系数", "en": "Coefficient of variation"},
     "window_values": {"zh": "首个窗口小时值", "en": "Values of the first window"},
+    # values_copied
+    "other_outlet": {"zh": "对照排放口", "en": "Other outlet"},
+    "other_pollutant": {"zh": "对照污染物", "en": "Other pollutant"},
+    "equal_hours": {"zh": "数值相同的小时", "en": "Equal hours"},
+    "equal_count": {"zh": "相同小时数", "en": "Equal hours (count)"},
+    "copied_hours": {"zh": "雷同判定小时数", "en": "Equal hours to open"},
     "pattern": {"zh": "模式", "en": "Pattern"},
     "pollutants": {"zh": "涉及污染物", "en": "Pollutants"},
     "series": {"zh": "序列", "en": "Series"},
@@ -252,6 +259,7 @@ VALUE_LABELS: Labels = {
     "closed_as:released": {"zh": "管控解除", "en": "released"},
     "closed_as:stopped": {"zh": "已停止排放", "en": "stopped"},
     "closed_as:varies": {"zh": "数据恢复正常波动", "en": "values vary again"},
+    "closed_as:differ": {"zh": "数值不再相同", "en": "the values differ again"},
     "basis:ZsAvg": {"zh": "折算值", "en": "ZsAvg"},
     "basis:Avg": {"zh": "实测值", "en": "Avg"},
     "closed_as:stopped (flag F)": {"zh": "数据标记停运", "en": "stopped (flag F)"},
