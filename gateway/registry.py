@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -252,6 +253,22 @@ class WhitelistEntry(BaseModel):
         return valid_plate(value)  # PlateError is a ValueError: a config error naming the key
 
 
+_QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def quiet_window(text: str) -> tuple[int, int]:
+    """("22:00-06:00") -> (start, end) in minutes of the day; an end before the start wraps
+    past midnight. ValueError when malformed or empty (start = end)."""
+    found = _QUIET.match(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not HH:MM-HH:MM")
+    h1, m1, h2, m2 = map(int, found.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end:
+        raise ValueError(f"{text!r} is empty")
+    return start, end
+
+
 class Gate(BaseModel):
     """A gate with a vehicle access system (MQTT topic ``gate/{enterprise}/{id}``)."""
 
@@ -259,6 +276,21 @@ class Gate(BaseModel):
 
     id: str = Field(min_length=1)
     name: str = ""
+    offline_after_s: float | None = Field(
+        None, gt=0, description="device_offline: silence outside quiet_hours [4 h]"
+    )
+    quiet_hours: list[str] = Field(
+        ["22:00-06:00"],
+        description="Beijing-time windows when no vehicle passing is normal (silence there "
+        "does not count); [] for a gate in use day and night",
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: list[str]) -> list[str]:
+        for text in value:
+            quiet_window(text)
+        return value
 
 
 class Enterprise(BaseModel):

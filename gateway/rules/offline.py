@@ -1,30 +1,58 @@
 """`device_offline`: a registered device has sent nothing for its threshold (wall clock).
 
-Opens `offline_after_s` after the last contact (frames of any kind, heartbeats included);
-severity `warning`, raised to `alarm` after `alarm_after_s` of silence; closes at the next
-contact. Devices never heard from since start-up count from the start.
+Opens `offline_after_s` after the last contact (frames of any kind, heartbeats included;
+a meter's readings; a gate's vehicle passages); severity `warning`, raised to `alarm` after
+`alarm_after_s` of silence; closes at the next contact. Devices never heard from since
+start-up count from the start.
+
+A gate sends only passages, so its silence counts only outside its `quiet_hours` (Beijing
+time; by default 22:00-06:00, when no truck passing is normal) and its threshold is longer
+[4 h]: a gate system switched off by day, during an alert or not, is found; a quiet night is
+not an anomaly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point
-from gateway.registry import Registry
+from gateway.registry import Registry, quiet_window
 
 from .base import DeviceEvent
 
 HJ212_OFFLINE_S = 600.0
 METER_OFFLINE_S = 1800.0
+GATE_OFFLINE_S = 4 * 3600.0
 ALARM_AFTER_S = 3600.0
+BEIJING = ZoneInfo("Asia/Shanghai")
+Quiet = tuple[tuple[int, int], ...]  # (start, end) minutes of the Beijing day
+
+
+def silent_seconds(last: datetime, now: datetime, quiet: Quiet = ()) -> float:
+    """Seconds from `last` to `now` outside the quiet windows."""
+    total = (now - last).total_seconds()
+    if not quiet or total <= 0:
+        return total
+    day = last.astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+    hushed = 0.0
+    while day < now:
+        for start, end in quiet:
+            spans = [(start, end)] if start < end else [(0, end), (start, 24 * 60)]
+            for a, b in spans:
+                begin, stop = day + timedelta(minutes=a), day + timedelta(minutes=b)
+                overlap = (min(stop, now) - max(begin, last)).total_seconds()
+                hushed += max(0.0, overlap)
+        day += timedelta(days=1)  # Beijing keeps no daylight saving time
+    return total - hushed
 
 
 class DeviceOffline:
     name = "device_offline"
-    measurements = frozenset({"power"})
+    measurements = frozenset({"power", "vehicle_passage"})
 
     def __init__(self, registry: Callable[[], Registry], started_at: datetime) -> None:
         self.registry = registry
@@ -32,25 +60,34 @@ class DeviceOffline:
         self.last_contact: dict[str, datetime] = {}
         self.open: dict[str, Anomaly] = {}
 
-    def _devices(self) -> dict[str, tuple[str, float]]:
-        """subject -> (enterprise, threshold seconds) for every registered device."""
-        out: dict[str, tuple[str, float]] = {}
+    def _devices(self) -> dict[str, tuple[str, float, Quiet]]:
+        """subject -> (enterprise, threshold seconds, quiet windows) for every registered
+        device."""
+        out: dict[str, tuple[str, float, Quiet]] = {}
         for ent in self.registry().data.enterprises:
             for outlet in ent.outlets:
-                out[f"mn:{outlet.mn}"] = (ent.id, outlet.offline_after_s or HJ212_OFFLINE_S)
+                out[f"mn:{outlet.mn}"] = (ent.id, outlet.offline_after_s or HJ212_OFFLINE_S, ())
             for meter in ent.meters:
                 out[f"meter:{ent.id}/{meter.id}"] = (
                     ent.id,
                     meter.offline_after_s or METER_OFFLINE_S,
+                    (),
                 )
+            for gate in ent.gates:
+                quiet = tuple(quiet_window(q) for q in gate.quiet_hours)
+                threshold = gate.offline_after_s or GATE_OFFLINE_S
+                out[f"gate:{ent.id}/{gate.id}"] = (ent.id, threshold, quiet)
         return out
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        """Meters' contact is their data (HJ 212 loggers report contact as device events)."""
+        """Meters' and gates' contact is their data (HJ 212 loggers report contact as device
+        events)."""
         subjects = set()
         for point in points:
             if point.measurement == "power":
                 subjects.add(f"meter:{point.tag('enterprise')}/{point.tag('meter')}")
+            elif point.measurement == "vehicle_passage":
+                subjects.add(f"gate:{point.tag('enterprise')}/{point.tag('gate')}")
         return [a for s in subjects if (a := self._contact(s, detected_at)) is not None]
 
     def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
@@ -74,9 +111,9 @@ class DeviceOffline:
 
     def on_tick(self, now: datetime) -> list[Anomaly]:
         out = []
-        for subject, (enterprise, threshold) in self._devices().items():
+        for subject, (enterprise, threshold, quiet) in self._devices().items():
             last = self.last_contact.get(subject, self.started_at)
-            silence = (now - last).total_seconds()
+            silence = silent_seconds(last, now, quiet)
             anomaly = self.open.get(subject)
             if anomaly is None and silence >= threshold:
                 anomaly = Anomaly(
@@ -92,7 +129,8 @@ class DeviceOffline:
                         "threshold_s": threshold,
                         "silence_s": round(silence),
                         "never_seen": subject not in self.last_contact,
-                    },
+                    }
+                    | ({"quiet_hours": _quiet_text(quiet)} if quiet else {}),
                     rule=self.name,
                     detected_at=now,
                     as_of=now,
@@ -121,9 +159,13 @@ class DeviceOffline:
             self.last_contact.setdefault(anomaly.subject, anomaly.started_at)
 
 
+def _quiet_text(quiet: Quiet) -> list[str]:
+    return [f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in quiet]
+
+
 def _name(subject: str) -> str:
     kind, _, ident = subject.partition(":")
-    return {"mn": "Data logger", "meter": "Meter"}.get(kind, "Device") + f" {ident}"
+    return {"mn": "Data logger", "meter": "Meter", "gate": "Gate"}.get(kind, "Device") + f" {ident}"
 
 
 def _duration(seconds: float) -> str:

@@ -57,7 +57,10 @@ class RuleStatus:
             self._device("meter", m.id, f"meter:{ent.id}/{m.id}", enterprise=ent.id, line=m.line)
             for m in ent.meters
         ]
-        out += [self._device("gate", g.id, None, enterprise=ent.id) for g in ent.gates]
+        out += [
+            self._device("gate", g.id, f"gate:{ent.id}/{g.id}", enterprise=ent.id)
+            for g in ent.gates
+        ]
         return out
 
     def enterprise_status(self, enterprise_id: str) -> dict[str, Any] | None:

@@ -231,12 +231,14 @@ class _Ctx:
         return found["zh" if self.zh else "en"]
 
     def device(self, subject: str) -> str:
-        """The device a `mn:` or `meter:` subject names."""
+        """The device a `mn:`, `meter:` or `gate:` subject names."""
         kind, _, ident = subject.partition(":")
         if kind == "mn":
             return self.logger(ident.partition("/")[0])
         if kind == "meter":
             return self.meter(ident.partition("/")[2] or ident)
+        if kind == "gate":
+            return self.gate(ident.partition("/")[2] or ident)
         return self.t(f"设备{ident or subject}", f"device {ident or subject}")
 
 
@@ -247,7 +249,7 @@ def _place(c: _Ctx) -> str:
     """What the subject names, as well as it can be read."""
     subject = c.a.subject
     kind, _, rest = subject.partition(":")
-    if kind in ("mn", "meter"):
+    if kind in ("mn", "meter", "gate"):
         return c.device(subject)
     head, _, pattern = rest.rpartition(":") if kind == "outlet" else (rest, "", "")
     if pattern not in PATTERN_LABELS:

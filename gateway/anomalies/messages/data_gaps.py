@@ -30,12 +30,22 @@ def _offline(c: _Ctx) -> str:
         text = f"{who}自{last}起未发送任何数据"
         text += "（网关启动以来从未收到）" if never else ""
         text += f"，截至{as_of}已{silence}" if as_of else f"，已{silence}"
-        text += f"（离线判定阈值{threshold}）"
+        quiet = ev.get("quiet_hours")
+        if isinstance(quiet, list) and quiet:
+            text += f"（离线判定阈值{threshold}，不计{'、'.join(map(str, quiet))}的正常静默时段）"
+        else:
+            text += f"（离线判定阈值{threshold}）"
         return text + ("，已达报警级别。" if alarm else "。")
     text = f"{who} has sent nothing since {last}"
     text += " (never heard from since the gateway started)" if never else ""
     text += f"; silent for {silence}" + (f" as of {as_of}" if as_of else "")
-    text += f" (threshold {threshold})"
+    quiet = ev.get("quiet_hours")
+    if isinstance(quiet, list) and quiet:
+        text += (
+            f" (threshold {threshold}, not counting the quiet hours {', '.join(map(str, quiet))})"
+        )
+    else:
+        text += f" (threshold {threshold})"
     return text + ("; now an alarm." if alarm else ".")
 
 

@@ -170,6 +170,8 @@ EVIDENCE_LABELS: Labels = {
     "min_value": {"zh": "最小值", "en": "Lowest value"},
     "cv": {"zh": "变异系数", "en": "Coefficient of variation"},
     "window_values": {"zh": "首个窗口小时值", "en": "Values of the first window"},
+    # device_offline of a gate
+    "quiet_hours": {"zh": "正常静默时段", "en": "Quiet hours"},
     # values_copied
     "other_outlet": {"zh": "对照排放口", "en": "Other outlet"},
     "other_pollutant": {"zh": "对照污染物", "en": "Other pollutant"},
