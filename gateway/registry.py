@@ -103,6 +103,12 @@ class Outlet(BaseModel):
     )
     bypass_persist_s: float = Field(300.0, gt=0, description="bypass_flow: flow this long")
     constant_after_s: float | None = Field(None, gt=0, description="suspicious_data: constant")
+    min_transmission: float = Field(
+        0.9, ge=0, le=1, description="low_transmission: hours with a record / hours expected"
+    )
+    min_validity: float = Field(
+        0.9, ge=0, le=1, description="low_transmission: hours all flagged N / hours expected"
+    )
     copied_hours: int = Field(6, ge=2, description="values_copied: equal hours in a window")
     copied_window: int = Field(12, ge=2, le=168, description="values_copied: hours compared")
     pinned_hours: int = Field(12, ge=3, le=168, description="values_pinned: hours in a window")

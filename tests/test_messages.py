@@ -39,6 +39,7 @@ from gateway.rules.curtailment import CurtailmentExceeded
 from gateway.rules.emission_shutdown import EmissionDuringShutdown
 from gateway.rules.offline import DeviceOffline
 from gateway.rules.pinned import ValuesPinned
+from gateway.rules.rates import LowTransmission
 from gateway.rules.shutdown import ProductionDuringShutdown
 from gateway.rules.suspicious import SuspiciousData
 from gateway.rules.treatment import TreatmentNotRunning
@@ -50,6 +51,7 @@ from tests.rules import test_curtailment as curtail
 from tests.rules import test_data_gap as gaps
 from tests.rules import test_emission_shutdown as emission
 from tests.rules import test_pinned as pinned
+from tests.rules import test_rates as rates
 from tests.rules import test_refused as refused
 from tests.rules import test_rules as base
 from tests.rules import test_shutdown as shutdown
@@ -924,6 +926,9 @@ def every_type(tmp_path: Path) -> list[Anomaly]:
     pinned_rule = ValuesPinned(lambda: pinned.REGISTRY)
     out += pinned.feed(pinned_rule, pinned.pinned(random.Random(1), range(0, 13)))
     out += pinned.feed(pinned_rule, [pinned.hour(13, 20.0)])
+    rates_rule = LowTransmission(lambda: rates.REGISTRY)
+    rates.send_day(rates_rule, rates.DAY, skip={1, 2, 3})
+    out += rates.send_day(rates_rule, rates.DAY + timedelta(days=1))
     copied_rule = ValuesCopied(lambda: copied.REGISTRY)
     out += copied.feed(copied_rule, copied.copied_stack(random.Random(1), range(0, 6)))
     differ = [copied.hour(h, 10.0 + h) for h in range(6, 13)]

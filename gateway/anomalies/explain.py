@@ -190,7 +190,12 @@ class Explainer:
             what, _, ident = self.anomaly.subject.partition(":")
             if what == "meter":
                 return self._meters([ident.partition("/")[2]])
-            mn = ident if what == "mn" else str(self.anomaly.evidence.get("mn", ""))
+            # `mn:<MN>`, or `mn:<MN>/rates:day` (low_transmission)
+            mn = (
+                ident.partition("/")[0]
+                if what == "mn"
+                else str(self.anomaly.evidence.get("mn", ""))
+            )
             return self._logger(mn)
         if chart in ("treatment_meters", "production_meters"):
             return self._meters(self._line_meters(treatment=chart == "treatment_meters"))

@@ -29,6 +29,9 @@ TYPES: tuple[AnomalyType, ...] = (
     AnomalyType("device_offline", "data_gaps", "warning", "device_offline", "device"),
     AnomalyType("data_gap", "data_gaps", "warning", "data_gap", "device", hourly=True),
     AnomalyType(
+        "low_transmission", "data_gaps", "alarm", "low_transmission", "device", hourly=True
+    ),
+    AnomalyType(
         "over_limit", "abnormal_operation", "alarm", "over_limit", "pollutant", hourly=True
     ),
     AnomalyType(

@@ -24,6 +24,7 @@ from .emission_shutdown import EmissionDuringShutdown
 from .offline import DeviceOffline
 from .over_limit import OverLimit
 from .pinned import ValuesPinned
+from .rates import LowTransmission
 from .shutdown import ProductionDuringShutdown
 from .suspicious import SuspiciousData
 from .treatment import TreatmentNotRunning
@@ -44,6 +45,7 @@ class Context:
 FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "device_offline": lambda c: DeviceOffline(c.registry, c.started_at),
     "data_gap": lambda c: DataGap(c.registry, c.request_backfill, due_after_s=c.hourly_due_after_s),
+    "low_transmission": lambda c: LowTransmission(c.registry),
     "over_limit": lambda c: OverLimit(c.registry),
     "treatment_not_running": lambda c: TreatmentNotRunning(c.registry),
     "production_during_shutdown": lambda c: ProductionDuringShutdown(c.registry, c.regime),

@@ -1,11 +1,12 @@
-"""Sentences of the data-gaps family: a device offline, hourly records missing."""
+"""Sentences of the data-gaps family: a device offline, hourly records missing, transmission or
+validity rates too low."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
 
-from .common import HOUR, _Ctx, _num, _when, format_time
+from .common import HOUR, _Ctx, _fmt, _num, _when, format_time
 
 # -- device_offline ------------------------------------------------------------------------
 
@@ -47,6 +48,30 @@ def _offline(c: _Ctx) -> str:
     else:
         text += f" (threshold {threshold})"
     return text + ("; now an alarm." if alarm else ".")
+
+
+# -- low_transmission -----------------------------------------------------------------------
+
+
+def _low_transmission(c: _Ctx) -> str:
+    ev = c.ev
+    who = c.head(c.logger(ev["mn"]))
+    monthly = ev.get("period") == "month"
+    label = str(ev["period_label"])
+    span = c.t(f"（{c.start()}至{c.end()}）", f" ({c.start()} to {c.end()})")
+    when = c.t(f"{label}月" if monthly else label, label) + span
+    keys = ("expected_hours", "received_hours", "valid_hours")
+    expected, received, valid = (int(_num(ev[k])) for k in keys)
+    rate = _fmt(_num(ev["transmission_rate"]) * 100, 1)
+    validity = _fmt(_num(ev["validity_rate"]) * 100, 1)
+    need_t = _fmt(_num(ev["min_transmission"]) * 100, 0)
+    need_v = _fmt(_num(ev["min_validity"]) * 100, 0)
+    return c.t(
+        f"{who}{when}传输率{rate}%（应报{expected}小时，实报{received}小时），有效率{validity}%"
+        f"（有效{valid}小时），低于要求（传输率{need_t}%、有效率{need_v}%）。",
+        f"{who}, {when}: transmission {rate} % ({received} of {expected} hours), validity "
+        f"{validity} % ({valid} valid hours), under the required {need_t} % and {need_v} %.",
+    )
 
 
 # -- data_gap -------------------------------------------------------------------------------
@@ -113,4 +138,5 @@ def _data_gap(c: _Ctx) -> str:
 RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "device_offline": _offline,
     "data_gap": _data_gap,
+    "low_transmission": _low_transmission,
 }

@@ -19,6 +19,7 @@ TIME_NOTE: dict[Lang, str] = {
 TYPE_LABELS: Labels = {
     "device_offline": {"zh": "设备离线", "en": "Device offline"},
     "data_gap": {"zh": "数据缺失", "en": "Missing data"},
+    "low_transmission": {"zh": "传输率或有效率不达标", "en": "Transmission or validity too low"},
     "over_limit": {"zh": "超标排放", "en": "Emission over limit"},
     "treatment_not_running": {"zh": "治污设施未运行", "en": "Treatment not running"},
     "suspicious_data": {
@@ -170,6 +171,18 @@ EVIDENCE_LABELS: Labels = {
     "min_value": {"zh": "最小值", "en": "Lowest value"},
     "cv": {"zh": "变异系数", "en": "Coefficient of variation"},
     "window_values": {"zh": "首个窗口小时值", "en": "Values of the first window"},
+    # low_transmission
+    "period": {"zh": "统计周期", "en": "Period"},
+    "period_label": {"zh": "统计期", "en": "Of"},
+    "expected_hours": {"zh": "应报小时数", "en": "Hours expected"},
+    "received_hours": {"zh": "实报小时数", "en": "Hours received"},
+    "valid_hours": {"zh": "有效小时数", "en": "Valid hours"},
+    "transmission_rate": {"zh": "传输率", "en": "Transmission rate"},
+    "validity_rate": {"zh": "有效率", "en": "Validity rate"},
+    "min_transmission": {"zh": "传输率要求", "en": "Transmission required"},
+    "min_validity": {"zh": "有效率要求", "en": "Validity required"},
+    "missing_hours_at": {"zh": "缺失小时", "en": "Missing hours"},
+    "invalid_hours_at": {"zh": "无效小时", "en": "Invalid hours"},
     # device_offline of a gate
     "quiet_hours": {"zh": "正常静默时段", "en": "Quiet hours"},
     # values_copied
@@ -260,6 +273,8 @@ VALUE_LABELS: Labels = {
     "closed_as:backfilled": {"zh": "已补传", "en": "back-filled"},
     "closed_as:released": {"zh": "管控解除", "en": "released"},
     "closed_as:stopped": {"zh": "已停止排放", "en": "stopped"},
+    "period:day": {"zh": "日", "en": "day"},
+    "period:month": {"zh": "月", "en": "month"},
     "closed_as:varies": {"zh": "数据恢复正常波动", "en": "values vary again"},
     "closed_as:differ": {"zh": "数值不再相同", "en": "the values differ again"},
     "basis:ZsAvg": {"zh": "折算值", "en": "ZsAvg"},
