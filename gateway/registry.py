@@ -109,6 +109,13 @@ class Outlet(BaseModel):
     min_validity: float = Field(
         0.9, ge=0, le=1, description="low_transmission: hours all flagged N / hours expected"
     )
+    flag_window_hours: int = Field(24, ge=2, le=168, description="flag_abuse: hours judged")
+    flag_share: float = Field(
+        0.3, gt=0, le=1, description="flag_abuse: share of hours flagged M, C, D, T or S"
+    )
+    flag_over_limit_hours: int = Field(
+        2, ge=1, description="flag_abuse: or this many flagged hours with a value over its limit"
+    )
     copied_hours: int = Field(6, ge=2, description="values_copied: equal hours in a window")
     copied_window: int = Field(12, ge=2, le=168, description="values_copied: hours compared")
     pinned_hours: int = Field(12, ge=3, le=168, description="values_pinned: hours in a window")

@@ -37,6 +37,7 @@ from gateway.rules.bypass import BypassFlow
 from gateway.rules.copied import ValuesCopied
 from gateway.rules.curtailment import CurtailmentExceeded
 from gateway.rules.emission_shutdown import EmissionDuringShutdown
+from gateway.rules.flags import FlagAbuse
 from gateway.rules.offline import DeviceOffline
 from gateway.rules.pinned import ValuesPinned
 from gateway.rules.rates import LowTransmission
@@ -50,6 +51,7 @@ from tests.rules import test_copied as copied
 from tests.rules import test_curtailment as curtail
 from tests.rules import test_data_gap as gaps
 from tests.rules import test_emission_shutdown as emission
+from tests.rules import test_flags as flags
 from tests.rules import test_pinned as pinned
 from tests.rules import test_rates as rates
 from tests.rules import test_refused as refused
@@ -926,6 +928,9 @@ def every_type(tmp_path: Path) -> list[Anomaly]:
     pinned_rule = ValuesPinned(lambda: pinned.REGISTRY)
     out += pinned.feed(pinned_rule, pinned.pinned(random.Random(1), range(0, 13)))
     out += pinned.feed(pinned_rule, [pinned.hour(13, 20.0)])
+    flags_rule = FlagAbuse(lambda: flags.REGISTRY)
+    out += flags.feed(flags_rule, [flags.hour(h, 150.0, "D") for h in range(2)])
+    out += flags.feed(flags_rule, [flags.hour(h) for h in range(2, 30)])
     rates_rule = LowTransmission(lambda: rates.REGISTRY)
     rates.send_day(rates_rule, rates.DAY, skip={1, 2, 3})
     out += rates.send_day(rates_rule, rates.DAY + timedelta(days=1))

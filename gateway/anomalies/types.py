@@ -56,6 +56,7 @@ TYPES: tuple[AnomalyType, ...] = (
     AnomalyType(
         "values_pinned", "abnormal_operation", "warning", "values_pinned", "pollutant", hourly=True
     ),
+    AnomalyType("flag_abuse", "abnormal_operation", "warning", "flag_abuse", "pollutant", True),
     AnomalyType(
         "values_copied", "abnormal_operation", "warning", "values_copied", "pollutant", hourly=True
     ),

@@ -21,6 +21,7 @@ from .copied import ValuesCopied
 from .curtailment import CurtailmentExceeded
 from .data_gap import BackfillRequest, DataGap
 from .emission_shutdown import EmissionDuringShutdown
+from .flags import FlagAbuse
 from .offline import DeviceOffline
 from .over_limit import OverLimit
 from .pinned import ValuesPinned
@@ -54,6 +55,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "bypass_flow": lambda c: BypassFlow(c.registry),
     "values_pinned": lambda c: ValuesPinned(c.registry),
     "values_copied": lambda c: ValuesCopied(c.registry),
+    "flag_abuse": lambda c: FlagAbuse(c.registry),
     "curtailment_exceeded": lambda c: CurtailmentExceeded(c.registry, c.regime),
     "banned_vehicle_entry": lambda c: BannedVehicleEntry(c.registry, c.regime),
     "refused_devices": lambda _c: RefusedDevices(),

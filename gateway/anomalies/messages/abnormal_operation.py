@@ -1,6 +1,6 @@
 """Sentences of the abnormal-operation family: over the limit, treatment not running,
 suspicious data, flow through a bypass, values pinned under the limit, values copied between
-series."""
+series, flags abused."""
 
 from __future__ import annotations
 
@@ -285,6 +285,38 @@ def _copied(c: _Ctx) -> str:
     return f"{head}: hourly means identical in {count} hours from {c.start()} until {c.end()}."
 
 
+# -- flag_abuse -------------------------------------------------------------------------------
+
+
+def _flag_abuse(c: _Ctx) -> str:
+    ev = c.ev
+    where = c.head(c.outlet(ev["outlet"]))
+    flagged, counted = int(_num(ev["flagged_hours"])), int(_num(ev["hours_with_record"]))
+    over = int(_num(ev["flagged_over_limit"]))
+    share = _fmt(_num(ev["flagged_share"]) * 100, 0)
+    window = int(_num(ev["window_hours"]))
+    flags = sorted({str(f) for h in _items(ev["flagged_at"]) for f in h.get("flags", [])})
+    named = [VALUE_LABELS.get(f"flag:{f}", {"zh": f, "en": f}) for f in flags]
+    shown = c.join([c.t(n["zh"], n["en"]) for n in named])
+    if c.zh:
+        text = (
+            f"{where}数据标记疑似滥用：{window}小时内有数据的{counted}小时中{flagged}小时被标记为"
+            f"{shown}（占{share}%）"
+        )
+        text += f"，其中{over}小时的数值超过排放限值" if over else ""
+        return text + (
+            f"，自{c.start()}起。" if c.open else f"，{c.start()}至{c.end()}，已恢复正常。"
+        )
+    text = (
+        f"{where}: {flagged} of {counted} hours with a record in {window} h flagged {shown} "
+        f"({share} %)"
+    )
+    text += f", {over} of them over the limit" if over else ""
+    return text + (
+        f", since {c.start()}." if c.open else f", {c.start()} to {c.end()}; routine again."
+    )
+
+
 RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "over_limit": _over_limit,
     "treatment_not_running": _treatment,
@@ -292,4 +324,5 @@ RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "bypass_flow": _bypass,
     "values_pinned": _pinned,
     "values_copied": _copied,
+    "flag_abuse": _flag_abuse,
 }

@@ -27,6 +27,7 @@ TYPE_LABELS: Labels = {
         "en": "Suspicious data (possible falsification)",
     },
     "bypass_flow": {"zh": "旁路排放", "en": "Flow through a bypass"},
+    "flag_abuse": {"zh": "数据标记异常（疑似滥用）", "en": "Data flags abused"},
     "values_copied": {"zh": "数据雷同（疑似复制）", "en": "Values copied between series"},
     "values_pinned": {
         "zh": "数据贴线（疑似人为控制）",
@@ -185,6 +186,15 @@ EVIDENCE_LABELS: Labels = {
     "invalid_hours_at": {"zh": "无效小时", "en": "Invalid hours"},
     # device_offline of a gate
     "quiet_hours": {"zh": "正常静默时段", "en": "Quiet hours"},
+    # flag_abuse
+    "flagged_hours": {"zh": "标记小时数", "en": "Flagged hours"},
+    "hours_with_record": {"zh": "有数据小时数", "en": "Hours with a record"},
+    "flagged_share": {"zh": "标记占比", "en": "Flagged share"},
+    "flagged_over_limit": {"zh": "标记且超标小时数", "en": "Flagged hours over the limit"},
+    "flag_share": {"zh": "标记占比判定值", "en": "Share to open"},
+    "flag_over_limit_hours": {"zh": "标记超标判定小时数", "en": "Flagged exceedances to open"},
+    "over_limit": {"zh": "超标污染物", "en": "Over the limit"},
+    "flagged_at": {"zh": "被标记的小时", "en": "Flagged hours"},
     # values_copied
     "other_outlet": {"zh": "对照排放口", "en": "Other outlet"},
     "other_pollutant": {"zh": "对照污染物", "en": "Other pollutant"},
@@ -276,6 +286,7 @@ VALUE_LABELS: Labels = {
     "period:day": {"zh": "日", "en": "day"},
     "period:month": {"zh": "月", "en": "month"},
     "closed_as:varies": {"zh": "数据恢复正常波动", "en": "values vary again"},
+    "closed_as:routine": {"zh": "标记恢复正常", "en": "flags back to routine"},
     "closed_as:differ": {"zh": "数值不再相同", "en": "the values differ again"},
     "basis:ZsAvg": {"zh": "折算值", "en": "ZsAvg"},
     "basis:Avg": {"zh": "实测值", "en": "Avg"},
