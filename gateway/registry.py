@@ -109,6 +109,13 @@ class Outlet(BaseModel):
     min_validity: float = Field(
         0.9, ge=0, le=1, description="low_transmission: hours all flagged N / hours expected"
     )
+    mismatch_persist_s: float = Field(
+        1800.0, gt=0, description="flow_mismatch: no flow while producing, or flow while idle"
+    )
+    dilution_o2_rise: float = Field(
+        3.0, gt=0, lt=21, description="dilution: O2 points above the outlet's normal"
+    )
+    dilution_persist_s: float = Field(7200.0, gt=0, description="dilution: held this long")
     flag_window_hours: int = Field(24, ge=2, le=168, description="flag_abuse: hours judged")
     flag_share: float = Field(
         0.3, gt=0, le=1, description="flag_abuse: share of hours flagged M, C, D, T or S"

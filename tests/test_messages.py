@@ -38,6 +38,7 @@ from gateway.rules.copied import ValuesCopied
 from gateway.rules.curtailment import CurtailmentExceeded
 from gateway.rules.emission_shutdown import EmissionDuringShutdown
 from gateway.rules.flags import FlagAbuse
+from gateway.rules.mismatch import OperatingMismatch
 from gateway.rules.offline import DeviceOffline
 from gateway.rules.pinned import ValuesPinned
 from gateway.rules.rates import LowTransmission
@@ -52,6 +53,7 @@ from tests.rules import test_curtailment as curtail
 from tests.rules import test_data_gap as gaps
 from tests.rules import test_emission_shutdown as emission
 from tests.rules import test_flags as flags
+from tests.rules import test_mismatch as mismatch
 from tests.rules import test_pinned as pinned
 from tests.rules import test_rates as rates
 from tests.rules import test_refused as refused
@@ -939,6 +941,15 @@ def every_type(tmp_path: Path) -> list[Anomaly]:
     differ = [copied.hour(h, 10.0 + h) for h in range(6, 13)]
     differ += [copied.hour(h, 50.0 + h, mn=copied.MN2) for h in range(6, 13)]
     out += copied.feed(copied_rule, differ)
+    regime = Regime(tmp_path / "mismatch.sqlite")
+    mismatch_rule = OperatingMismatch(lambda: mismatch.REGISTRY, regime)
+    rng = random.Random(2)
+    out += mismatch.run(mismatch_rule, range(0, 40), 320.0, 0.5, rng)
+    out += mismatch.run(mismatch_rule, range(40, 45), 320.0, 45.0, rng)
+    out += mismatch.o2_hours(mismatch_rule, range(1, 49), 10.5, 320.0)
+    out += mismatch.o2_hours(mismatch_rule, range(49, 53), 16.0, 320.0)
+    out += mismatch.o2_hours(mismatch_rule, range(53, 54), 10.5, 320.0)
+    regime.close()
     regime = Regime(tmp_path / "every.sqlite")
     shutdown.alert(regime, "orange", 0, 3)
     shutdown.alert(regime, "red", 3, 12)

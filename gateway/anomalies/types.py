@@ -56,6 +56,10 @@ TYPES: tuple[AnomalyType, ...] = (
     AnomalyType(
         "values_pinned", "abnormal_operation", "warning", "values_pinned", "pollutant", hourly=True
     ),
+    AnomalyType("flow_mismatch", "abnormal_operation", "warning", "operating_mismatch", "flow"),
+    AnomalyType(
+        "dilution", "abnormal_operation", "warning", "operating_mismatch", "pollutant", True
+    ),
     AnomalyType("flag_abuse", "abnormal_operation", "warning", "flag_abuse", "pollutant", True),
     AnomalyType(
         "values_copied", "abnormal_operation", "warning", "values_copied", "pollutant", hourly=True

@@ -22,6 +22,7 @@ from .curtailment import CurtailmentExceeded
 from .data_gap import BackfillRequest, DataGap
 from .emission_shutdown import EmissionDuringShutdown
 from .flags import FlagAbuse
+from .mismatch import OperatingMismatch
 from .offline import DeviceOffline
 from .over_limit import OverLimit
 from .pinned import ValuesPinned
@@ -56,6 +57,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "values_pinned": lambda c: ValuesPinned(c.registry),
     "values_copied": lambda c: ValuesCopied(c.registry),
     "flag_abuse": lambda c: FlagAbuse(c.registry),
+    "operating_mismatch": lambda c: OperatingMismatch(c.registry, c.regime),
     "curtailment_exceeded": lambda c: CurtailmentExceeded(c.registry, c.regime),
     "banned_vehicle_entry": lambda c: BannedVehicleEntry(c.registry, c.regime),
     "refused_devices": lambda _c: RefusedDevices(),

@@ -1,6 +1,6 @@
 """Sentences of the abnormal-operation family: over the limit, treatment not running,
 suspicious data, flow through a bypass, values pinned under the limit, values copied between
-series, flags abused."""
+series, flags abused, flow against production, dilution."""
 
 from __future__ import annotations
 
@@ -317,6 +317,71 @@ def _flag_abuse(c: _Ctx) -> str:
     )
 
 
+# -- flow_mismatch, dilution ----------------------------------------------------------------
+
+
+def _running(c: _Ctx) -> str:
+    """What the production meters said, from the evidence `source_running` writes."""
+    meters = [m for m in _items(c.ev.get("production", [])) if "meter" in m]
+    on = [c.meter(m["meter"]) for m in meters if m.get("running") is True]
+    if on:
+        return c.t(f"{c.join(on)}显示正在生产", f"{c.join(on)} show production running")
+    named = [c.meter(m["meter"]) for m in meters]
+    return c.t(f"{c.join(named)}显示未生产", f"{c.join(named)} show no production")
+
+
+def _flow_mismatch(c: _Ctx) -> str:
+    ev = c.ev
+    where = c.head(c.outlet(ev["outlet"]))
+    name, unit = c.flow(ev["outlet"])
+    flow, floor = _amount(ev["flow"], unit), _amount(ev["stopped_flow"], unit)
+    running = _running(c)
+    held = c.dur(ev["persist_s"])
+    if ev.get("pattern") == "no_flow":
+        what = c.t(
+            f"{running}，但{name}仅{flow}（不高于停运判定值{floor}），疑似经旁路排放或流量计被干扰",
+            f"{running}, but its {name} is {flow} (at or below its stopped level {floor}): "
+            "the gas or water may leave by a bypass, or the flow meter is tampered with",
+        )
+    else:
+        what = c.t(
+            f"{running}且不在停产管控期，但{name}为{flow}（高于停运判定值{floor}），"
+            "疑似生产电表未反映实际工况或有其他排放源",
+            f"{running} and no shutdown covers it, but its {name} is {flow} (above its "
+            f"stopped level {floor}): the meters may not see what runs",
+        )
+    if c.open:
+        return c.t(
+            f"{where}自{c.start()}起{what}（持续判定{held}）。",
+            f"{where} since {c.start()}: {what} (held {held}).",
+        )
+    return c.t(
+        f"{where}于{c.start()}至{c.end()}{what}，已结束。",
+        f"{where} from {c.start()} until {c.end()}: {what}.",
+    )
+
+
+def _dilution(c: _Ctx) -> str:
+    ev = c.ev
+    where = c.head(c.outlet(ev["outlet"]))
+    o2, normal = _fmt(ev["o2"], 1), _fmt(ev["normal_o2"], 1)
+    rise = _fmt(ev["o2_rise"], 1)
+    running = _running(c)
+    if c.open:
+        return c.t(
+            f"{where}疑似稀释排放：{running}，自{c.start()}起烟气氧含量{o2}%，"
+            f"比该排放口正常水平{normal}%高出{rise}个百分点以上。",
+            f"{where}: suspected dilution: {running}, and its flue-gas O2 has been {o2} % since "
+            f"{c.start()}, more than {rise} points above its normal {normal} %.",
+        )
+    return c.t(
+        f"{where}疑似稀释排放：{c.start()}至{c.end()}烟气氧含量比正常水平{normal}%高出{rise}个百分点"
+        "以上，已恢复。",
+        f"{where}: suspected dilution from {c.start()} until {c.end()}: O2 more than {rise} "
+        f"points above its normal {normal} %.",
+    )
+
+
 RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "over_limit": _over_limit,
     "treatment_not_running": _treatment,
@@ -325,4 +390,6 @@ RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     "values_pinned": _pinned,
     "values_copied": _copied,
     "flag_abuse": _flag_abuse,
+    "flow_mismatch": _flow_mismatch,
+    "dilution": _dilution,
 }

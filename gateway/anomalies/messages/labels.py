@@ -27,6 +27,8 @@ TYPE_LABELS: Labels = {
         "en": "Suspicious data (possible falsification)",
     },
     "bypass_flow": {"zh": "旁路排放", "en": "Flow through a bypass"},
+    "flow_mismatch": {"zh": "流量与生产工况不符", "en": "Flow against production"},
+    "dilution": {"zh": "疑似稀释排放", "en": "Suspected dilution"},
     "flag_abuse": {"zh": "数据标记异常（疑似滥用）", "en": "Data flags abused"},
     "values_copied": {"zh": "数据雷同（疑似复制）", "en": "Values copied between series"},
     "values_pinned": {
@@ -61,6 +63,9 @@ LEVEL_LABELS: Labels = {
 }
 PATTERN_LABELS: Labels = {
     "constant": {"zh": "数据恒值", "en": "constant values"},
+    "no_flow": {"zh": "生产时无流量", "en": "no flow while producing"},
+    "flow_idle": {"zh": "停产时有流量", "en": "flow while not producing"},
+    "dilution": {"zh": "氧含量异常升高", "en": "O2 far above normal"},
     "zeros": {"zh": "数据持续为零", "en": "zeros"},
     "flag_f": {"zh": "持续标记停运", "en": "flag F (stopped)"},
 }
@@ -186,6 +191,12 @@ EVIDENCE_LABELS: Labels = {
     "invalid_hours_at": {"zh": "无效小时", "en": "Invalid hours"},
     # device_offline of a gate
     "quiet_hours": {"zh": "正常静默时段", "en": "Quiet hours"},
+    # flow_mismatch, dilution
+    "normal_o2": {"zh": "正常氧含量(%)", "en": "Normal O2 (%)"},
+    "o2_rise": {"zh": "氧含量升高判定值(百分点)", "en": "O2 rise to open (points)"},
+    "o2_hours_known": {"zh": "氧含量基准小时数", "en": "O2 hours in the normal"},
+    "closing_o2": {"zh": "结束时氧含量(%)", "en": "O2 at the end (%)"},
+    "closing_running": {"zh": "结束时生产状态", "en": "Producing at the end"},
     # flag_abuse
     "flagged_hours": {"zh": "标记小时数", "en": "Flagged hours"},
     "hours_with_record": {"zh": "有数据小时数", "en": "Hours with a record"},
