@@ -94,6 +94,13 @@ class Outlet(BaseModel):
         description="factor codes the device sends beyond the standard's (vendor codes)",
     )
     offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
+    records: list[Literal["minute", "day"]] = Field(
+        default_factory=list,
+        description="data_gap: the device also sends these records (2051, 2031), like hourly",
+    )
+    minute_interval_s: float = Field(
+        600.0, ge=60, le=3600, description="data_gap: one minute record every this long"
+    )
     stopped_flow: float | None = Field(
         None, ge=0, description="flow (a00000 / w00000) at or below which the outlet is stopped"
     )

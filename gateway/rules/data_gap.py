@@ -14,6 +14,12 @@ restored after a restart). The gateway asks the device to back-fill the missing 
 `retry_after_s` up to `max_attempts`. An overdue gap grows while hours stay missing, and one
 gap is one anomaly whichever way it was seen. The anomaly closes as back-filled when every
 missing hour has arrived (late or back-filled data alike).
+
+Minute (2051) and daily (2031) records are judged the same way, each as a track of its own, for
+a device whose outlet lists them in `records` (once it has sent one): one record every
+`minute_interval_s` [600 s], or every Beijing day; due 2 periods after a minute record's period
+ended, 2 h after a day's; back-filled with 2051 / 2031. Their gaps are anomalies of their own
+(subject `mn:<MN>/minute` or `mn:<MN>/day`, evidence `interval`, counts in `missing_records`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,25 @@ DUE_AFTER_S = 1200.0
 KEEP_HOURS = 24 * 7  # hours remembered per device (bounded)
 
 BackfillRequest = Callable[[str, str, datetime, datetime], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """What a track of a device's records is: their interval, spacing and back-fill command."""
+
+    interval: str  # the `interval` tag: hour, minute or day
+    step: timedelta
+    cn: str
+    words: str  # how summaries name one record
+
+
+HOURLY = Period("hour", HOUR, "2061", "hourly record")
+DAILY = Period("day", timedelta(days=1), "2031", "daily record")
+DAY_DUE_AFTER = timedelta(hours=2)
+
+
+def minutely(interval_s: float) -> Period:
+    return Period("minute", timedelta(seconds=interval_s), "2051", "minute record")
 
 
 @dataclass(slots=True)
@@ -63,57 +88,72 @@ class DataGap(BaseRule):
         self.max_attempts = max_attempts
         self.due_after = timedelta(seconds=due_after_s)
         self.clocks: dict[str, tuple[datetime, datetime]] = {}  # MN -> (device time, wall)
-        self.latest: dict[str, datetime] = {}  # MN -> latest hour seen
-        self.seen: dict[str, set[datetime]] = {}  # MN -> hours seen (recent)
-        self.requests: dict[str, _Request] = {}
+        # per track: the MN for hourly records, `MN/minute` and `MN/day` for the others
+        self.latest: dict[str, datetime] = {}  # track -> latest record time seen
+        self.seen: dict[str, set[datetime]] = {}  # track -> record times seen (recent)
+        self.requests: dict[str, _Request] = {}  # track -> its outstanding back-fill
+        self.periods: dict[str, Period] = {}  # track -> its period
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        hours: dict[str, set[datetime]] = {}
+        records: dict[str, set[datetime]] = {}
+        registry = self.registry()
         for point in points:
             mn, interval = point.tag("mn") or "", point.tag("interval")
             if interval in ("hour", "minute"):  # its clock is at least past the record's time
                 shown = event_time(point) + (HOUR if interval == "hour" else timedelta(0))
                 self._saw(mn, shown, detected_at)
             if interval == "hour":
-                hours.setdefault(mn, set()).add(event_time(point))
+                records.setdefault(mn, set()).add(event_time(point))
+            elif interval in ("minute", "day"):
+                device = registry.device(mn)
+                if device is not None and interval in device.outlet.records:
+                    track = f"{mn}/{interval}"
+                    self.periods[track] = (
+                        DAILY if interval == "day" else minutely(device.outlet.minute_interval_s)
+                    )
+                    records.setdefault(track, set()).add(event_time(point))
         out: list[Anomaly] = []
-        for mn, found in hours.items():
-            device = self.registry().device(mn)
+        for track, found in records.items():
+            device = registry.device(_mn(track))
             if device is None:
                 continue
-            for hour in sorted(found):
-                out += self._hour(mn, device.enterprise, hour, detected_at)
+            for at in sorted(found):
+                out += self._record(track, device.enterprise, at, detected_at)
         return out
 
-    def _hour(
-        self, mn: str, enterprise: str, hour: datetime, detected_at: datetime
+    def _period(self, track: str) -> Period:
+        return self.periods.get(track, HOURLY)
+
+    def _record(
+        self, track: str, enterprise: str, at: datetime, detected_at: datetime
     ) -> list[Anomaly]:
-        seen = self.seen.setdefault(mn, set())
-        if hour in seen:
+        seen = self.seen.setdefault(track, set())
+        if at in seen:
             return []
-        seen.add(hour)
+        seen.add(at)
         if len(seen) > KEEP_HOURS:
             for old in sorted(seen)[: len(seen) - KEEP_HOURS]:
                 seen.discard(old)
-        out = [a for a in self._fill(mn, hour) if a is not None]
-        last = self.latest.get(mn)
-        if last is None or hour <= last:
-            self.latest[mn] = max(hour, last) if last else hour
+        out = [a for a in self._fill(track, at) if a is not None]
+        last = self.latest.get(track)
+        if last is None or at <= last:
+            self.latest[track] = max(at, last) if last else at
             return out
-        self.latest[mn] = hour
-        if hour - last <= HOUR:
+        self.latest[track] = at
+        step = self._period(track).step
+        if at - last <= step:
             return out
-        begin = last + HOUR  # missing: [begin, hour)
-        overdue = self._gap_at(mn, begin)
-        if overdue is not None:  # seen overdue before: the same gap, now bounded by `hour`
-            until = max(hour, datetime.fromisoformat(overdue.evidence["missing_until"]))
-            return [*out, self._extend(overdue, until, hour, first_after=hour.isoformat())]
-        gap = self._open(mn, enterprise, begin, hour, last, hour, detected_at, "later_hour")
+        begin = last + step  # missing: [begin, at)
+        overdue = self._gap_at(track, begin)
+        if overdue is not None:  # seen overdue before: the same gap, now bounded by `at`
+            until = max(at, datetime.fromisoformat(overdue.evidence["missing_until"]))
+            return [*out, self._extend(overdue, until, at, first_after=at.isoformat())]
+        gap = self._open(track, enterprise, begin, at, last, at, detected_at, "later_hour")
         return [*out, gap]
 
     def _open(
         self,
-        mn: str,
+        track: str,
         enterprise: str,
         begin: datetime,
         end: datetime,
@@ -122,76 +162,88 @@ class DataGap(BaseRule):
         detected_at: datetime,
         seen_by: str,
     ) -> Anomaly:
-        """A new gap of the hours [begin, end), with a back-fill request when one can go."""
-        missing = int((end - begin) / HOUR)
+        """A new gap of the records [begin, end), with a back-fill request when one can go."""
+        period = self._period(track)
+        mn = _mn(track)
+        missing = int((end - begin) / period.step)
         how = "skipped" if seen_by == "later_hour" else "has not sent"
+        evidence: dict[str, object] = {
+            "mn": mn,
+            "missing_from": begin.isoformat(),
+            "missing_until": end.isoformat(),
+        }
+        evidence |= _count(period, missing)
+        evidence |= {
+            "filled": [],
+            "last_before": last.isoformat(),
+            "first_after": end.isoformat() if seen_by == "later_hour" else None,
+            "seen_by": seen_by,
+            "due_after_s": self._due(period).total_seconds(),
+            "backfill_requested": False,
+        }
         anomaly = Anomaly(
             type="data_gap",
             severity="warning",
             enterprise=enterprise,
-            subject=f"mn:{mn}",
+            subject=f"mn:{track}",
             started_at=begin,
-            summary=f"Data logger {mn} {how} {missing} hourly record(s) from "
+            summary=f"Data logger {mn} {how} {missing} {period.words}(s) from "
             f"{begin:%Y-%m-%d %H:%M} UTC; back-fill requested.",
-            evidence={
-                "mn": mn,
-                "missing_from": begin.isoformat(),
-                "missing_until": end.isoformat(),
-                "missing_hours": missing,
-                "filled": [],
-                "last_before": last.isoformat(),
-                "first_after": end.isoformat() if seen_by == "later_hour" else None,
-                "seen_by": seen_by,
-                "due_after_s": self.due_after.total_seconds(),
-                "backfill_requested": False,
-            },
+            evidence=evidence,
             rule=self.name,
             detected_at=detected_at,
             as_of=as_of,
         )
-        if self._request(mn, begin, end - HOUR, detected_at):
+        if self._request(track, begin, end - period.step, detected_at):
             anomaly = anomaly.updated(as_of, backfill_requested=True)
-        self.open[f"{mn}|{begin.isoformat()}"] = anomaly
+        self.open[f"{track}|{begin.isoformat()}"] = anomaly
         return anomaly
+
+    def _due(self, period: Period) -> timedelta:
+        if period.interval == "hour":
+            return self.due_after
+        return DAY_DUE_AFTER if period.interval == "day" else 2 * period.step
 
     def _extend(
         self, gap: Anomaly, until: datetime, as_of: datetime, **evidence: object
     ) -> Anomaly:
-        """The gap with its missing hours up to `until` (exclusive)."""
+        """The gap with its missing records up to `until` (exclusive)."""
+        track = _track(gap)
+        period = self._period(track)
         mn = gap.evidence["mn"]
         begin = datetime.fromisoformat(gap.evidence["missing_from"])
-        missing = int((until - begin) / HOUR)
-        request = self.requests.get(mn)
+        missing = int((until - begin) / period.step)
+        request = self.requests.get(track)
         if request is not None and request.begin == begin:
-            request.end = until - HOUR
+            request.end = until - period.step
         updated = gap.updated(
             max(as_of, gap.judged_until),
-            summary=f"Data logger {mn} has not sent {missing} hourly record(s) from "
+            summary=f"Data logger {mn} has not sent {missing} {period.words}(s) from "
             f"{begin:%Y-%m-%d %H:%M} UTC; back-fill requested.",
             missing_until=until.isoformat(),
-            missing_hours=missing,
+            **_count(period, missing),
             **evidence,
         )
-        self.open[f"{mn}|{begin.isoformat()}"] = updated
+        self.open[f"{track}|{begin.isoformat()}"] = updated
         return updated
 
     def _gap_at(
-        self, mn: str, hour: datetime, gaps: dict[str, list[Anomaly]] | None = None
+        self, track: str, at: datetime, gaps: dict[str, list[Anomaly]] | None = None
     ) -> Anomaly | None:
-        """The open gap of a device whose missing hours include `hour` (`gaps`: the open gaps
-        by device, when the caller has them)."""
-        mine = gaps.get(mn, []) if gaps is not None else self._gaps().get(mn, [])
+        """The open gap of a track whose missing records include `at` (`gaps`: the open gaps
+        by track, when the caller has them)."""
+        mine = gaps.get(track, []) if gaps is not None else self._gaps().get(track, [])
         for gap in mine:
             begin = datetime.fromisoformat(gap.evidence["missing_from"])
-            if begin <= hour < datetime.fromisoformat(gap.evidence["missing_until"]):
+            if begin <= at < datetime.fromisoformat(gap.evidence["missing_until"]):
                 return gap
         return None
 
     def _gaps(self) -> dict[str, list[Anomaly]]:
-        by_mn: dict[str, list[Anomaly]] = {}
+        by_track: dict[str, list[Anomaly]] = {}
         for gap in self.open.values():
-            by_mn.setdefault(gap.evidence["mn"], []).append(gap)
-        return by_mn
+            by_track.setdefault(_track(gap), []).append(gap)
+        return by_track
 
     # -- the device's clock --------------------------------------------------------------
 
@@ -206,84 +258,116 @@ class DataGap(BaseRule):
         return []
 
     def _overdue(self, now: datetime) -> list[Anomaly]:
-        """Gaps of the hours whose record is `due_after` late on the device's clock."""
+        """Gaps of the records `due_after` late on the device's clock."""
         out: list[Anomaly] = []
         gaps = self._gaps()
-        for mn, last in self.latest.items():
-            clock = self.clocks.get(mn)
+        for track, last in self.latest.items():
+            clock = self.clocks.get(_mn(track))
             if clock is None:
                 continue
+            period = self._period(track)
             # never ahead of the wall clock: a device whose clock runs fast raises nothing early
             device_now = min(clock[0] + max(now - clock[1], timedelta(0)), now)
-            begin = last + HOUR
-            overdue = int((device_now - self.due_after - begin) / HOUR)  # hours ended that long
+            begin = last + period.step
+            # periods ended that long ago
+            overdue = int((device_now - self._due(period) - begin) / period.step)
             if overdue < 1:
                 continue
-            until = begin + overdue * HOUR
-            gap = self._gap_at(mn, begin, gaps)
+            until = begin + overdue * period.step
+            gap = self._gap_at(track, begin, gaps)
             if gap is None:
-                device = self.registry().device(mn)
+                device = self.registry().device(_mn(track))
                 if device is not None:
                     out.append(
                         self._open(
-                            mn, device.enterprise, begin, until, last, device_now, now, "overdue"
+                            track, device.enterprise, begin, until, last, device_now, now, "overdue"
                         )
                     )
             elif datetime.fromisoformat(gap.evidence["missing_until"]) < until:
                 out.append(self._extend(gap, until, device_now))
         return out
 
-    def _fill(self, mn: str, hour: datetime) -> list[Anomaly | None]:
-        """Hours arriving inside an open gap: record them; close the gap once all are in."""
+    def _fill(self, track: str, at: datetime) -> list[Anomaly | None]:
+        """Records arriving inside an open gap: note them; close the gap once all are in."""
         out: list[Anomaly | None] = []
+        period = self._period(track)
         for key, gap in list(self.open.items()):
-            if not key.startswith(mn + "|"):
+            if not key.startswith(track + "|"):
                 continue
             begin = datetime.fromisoformat(gap.evidence["missing_from"])
             end = datetime.fromisoformat(gap.evidence["missing_until"])
-            if not begin <= hour < end:
+            if not begin <= at < end:
                 continue
-            filled = sorted({*gap.evidence["filled"], hour.isoformat()})
-            if len(filled) < gap.evidence["missing_hours"]:
-                self.open[key] = gap.updated(max(hour, gap.judged_until), filled=filled)
+            filled = sorted({*gap.evidence["filled"], at.isoformat()})
+            missing = int((end - begin) / period.step)
+            if len(filled) < missing:
+                self.open[key] = gap.updated(max(at, gap.judged_until), filled=filled)
                 out.append(self.open[key])
                 continue
             del self.open[key]
-            self.requests.pop(mn, None)
+            self.requests.pop(track, None)
             out.append(
                 gap.closed(
                     end,
-                    summary=f"Data logger {mn}: the {len(filled)} missing hourly record(s) from "
-                    f"{begin:%Y-%m-%d %H:%M} UTC arrived later (back-filled).",
+                    summary=f"Data logger {_mn(track)}: the {len(filled)} missing "
+                    f"{period.words}(s) from {begin:%Y-%m-%d %H:%M} UTC arrived later "
+                    "(back-filled).",
                     filled=filled,
                     closed_as="backfilled",
                 )
             )
         return out
 
-    def _request(self, mn: str, begin: datetime, end: datetime, now: datetime) -> bool:
-        if self.request_backfill is None or mn in self.requests:
-            return False  # at most one outstanding request per device
-        sent = self.request_backfill(mn, "2061", begin, end)
+    def _request(self, track: str, begin: datetime, end: datetime, now: datetime) -> bool:
+        if self.request_backfill is None or track in self.requests:
+            return False  # at most one outstanding request per track
+        sent = self.request_backfill(_mn(track), self._period(track).cn, begin, end)
         if sent:
-            self.requests[mn] = _Request(begin, end, now, 1)
+            self.requests[track] = _Request(begin, end, now, 1)
         return sent
 
     def on_tick(self, now: datetime) -> list[Anomaly]:
         out = self._overdue(now)
-        for mn, req in list(self.requests.items()):
+        for track, req in list(self.requests.items()):
             if (now - req.sent_at).total_seconds() < self.retry_after_s:
                 continue
             if req.attempts >= self.max_attempts or self.request_backfill is None:
-                del self.requests[mn]  # given up; the gap stays open
+                del self.requests[track]  # given up; the gap stays open
                 continue
-            if self.request_backfill(mn, "2061", req.begin, req.end):
+            cn = self._period(track).cn
+            if self.request_backfill(_mn(track), cn, req.begin, req.end):
                 req.sent_at, req.attempts = now, req.attempts + 1
         return out
 
     def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        registry = self.registry()
         for gap in open_anomalies:
-            mn, begin = gap.evidence["mn"], gap.evidence["missing_from"]
-            self.open[f"{mn}|{begin}"] = gap
+            track, begin = _track(gap), gap.evidence["missing_from"]
+            interval = gap.evidence.get("interval", "hour")
+            device = registry.device(_mn(track))
+            if interval == "day":
+                self.periods[track] = DAILY
+            elif interval == "minute" and device is not None:
+                self.periods[track] = minutely(device.outlet.minute_interval_s)
+            self.open[f"{track}|{begin}"] = gap
             last = datetime.fromisoformat(gap.evidence["last_before"])
-            self.latest[mn] = max(last, self.latest.get(mn, last))
+            self.latest[track] = max(last, self.latest.get(track, last))
+
+
+def _mn(track: str) -> str:
+    return track.partition("/")[0]
+
+
+def _track(gap: Anomaly) -> str:
+    """A gap's track: its MN for hourly records, `MN/<interval>` for the others."""
+    interval = gap.evidence.get("interval", "hour")
+    mn = str(gap.evidence["mn"])
+    return mn if interval == "hour" else f"{mn}/{interval}"
+
+
+def _count(period: Period, missing: int) -> dict[str, object]:
+    """The missing count as the evidence keeps it: `missing_hours` for hourly records (as
+    stored since the first release), `interval` and `missing_records` for the others."""
+    if period.interval == "hour":
+        return {"missing_hours": missing}
+    return {"interval": period.interval, "missing_records": missing}

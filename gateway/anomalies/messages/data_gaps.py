@@ -4,7 +4,7 @@ validity rates too low."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .common import HOUR, _Ctx, _fmt, _num, _when, format_time
 
@@ -77,13 +77,24 @@ def _low_transmission(c: _Ctx) -> str:
 # -- data_gap -------------------------------------------------------------------------------
 
 
-def _hours(c: _Ctx, begin: datetime, count: int) -> str:
+_RECORDS = {
+    "hour": ("小时数据", "hourly record"),
+    "minute": ("分钟数据", "minute record"),
+    "day": ("日数据", "daily record"),
+}
+
+
+def _hours(c: _Ctx, begin: datetime, count: int, step: timedelta = HOUR) -> str:
+    """The missing records: hourly ones, or minute or daily ones (`c.ev["interval"]`)."""
+    zh, en = _RECORDS.get(str(c.ev.get("interval", "hour")), _RECORDS["hour"])
+    daily = step >= timedelta(days=1)
+    show = (lambda t: format_time(t)[:10]) if daily else format_time  # Beijing dates
     if count <= 1:
-        return c.t(f"{format_time(begin)}的小时数据", f"hourly record of {format_time(begin)}")
-    last = format_time(begin + HOUR * (count - 1))
+        return c.t(f"{show(begin)}的{zh}", f"{en} of {show(begin)}")
+    last = show(begin + step * (count - 1))
     return c.t(
-        f"{format_time(begin)}至{last}共{count}条小时数据",
-        f"{count} hourly records, {format_time(begin)} to {last}",
+        f"{show(begin)}至{last}共{count}条{zh}",
+        f"{count} {en}s, {show(begin)} to {last}",
     )
 
 
@@ -91,8 +102,9 @@ def _data_gap(c: _Ctx) -> str:
     ev = c.ev
     who = c.head(c.logger(ev["mn"]))
     begin = _when(ev["missing_from"])
-    count = int(_num(ev["missing_hours"]))
-    hours = _hours(c, begin, count)
+    count = int(_num(ev.get("missing_records", ev.get("missing_hours"))))
+    step = (_when(ev["missing_until"]) - begin) / count if count else HOUR
+    hours = _hours(c, begin, count, step)
     filled = ev.get("filled") or []
     if not c.open:
         if ev.get("closed_as") == "backfilled":

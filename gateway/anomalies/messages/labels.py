@@ -177,6 +177,8 @@ EVIDENCE_LABELS: Labels = {
     "min_value": {"zh": "最小值", "en": "Lowest value"},
     "cv": {"zh": "变异系数", "en": "Coefficient of variation"},
     "window_values": {"zh": "首个窗口小时值", "en": "Values of the first window"},
+    # data_gap of minute and daily records
+    "missing_records": {"zh": "缺失条数", "en": "Records missing"},
     # low_transmission
     "period": {"zh": "统计周期", "en": "Period"},
     "period_label": {"zh": "统计期", "en": "Of"},
