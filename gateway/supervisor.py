@@ -187,7 +187,7 @@ class Gateway:
         self.publishers.add("influx", InfluxPublisher(self.pipeline, self.registry))
         if self.mqtt is not None:
             prefix = self.loaded.config.mqtt.topic_prefix
-            self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix))
+            self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix, self.registry))
         self.anomalies.add_listener(self.publishers)
         if self.cases is not None:
             self.anomalies.add_listener(self.cases.on_anomaly)

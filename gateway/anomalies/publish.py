@@ -59,16 +59,30 @@ class InfluxPublisher:
 
 class MqttPublisher:
     """A store listener that publishes each change on
-    ``{prefix}/anomalies/{enterprise}/{type}`` as ``{"event", "anomaly"}`` (QoS 1)."""
+    ``{prefix}/anomalies/{enterprise}/{type}`` as ``{"event", "anomaly"}`` (QoS 1). The
+    anomaly's `summary` is the Chinese one of the message catalogue (with the registry's names
+    when given), `summary_en` the English one."""
 
-    def __init__(self, publish: Callable[[str, bytes], None], prefix: str) -> None:
+    def __init__(
+        self,
+        publish: Callable[[str, bytes], None],
+        prefix: str,
+        registry: Callable[[], Registry] | None = None,
+    ) -> None:
         self.publish = publish
         self.prefix = prefix.rstrip("/")
+        self.registry = registry
 
     def __call__(self, event: AnomalyEvent) -> None:
         anomaly = event.anomaly
+        registry = self.registry() if self.registry is not None else None
+        body = anomaly.to_json() | {
+            "summary": summary(anomaly, "zh", registry),
+            "summary_en": summary(anomaly, "en", registry),
+        }
         topic = f"{self.prefix}/anomalies/{anomaly.enterprise}/{anomaly.type}"
-        self.publish(topic, event.dumps().encode())
+        payload = json.dumps({"event": event.event, "anomaly": body}, ensure_ascii=False)
+        self.publish(topic, payload.encode())
 
 
 class Publishers:

@@ -207,6 +207,8 @@ async def test_anomalies_are_published_on_mqtt(
     assert body["event"] == "opened"
     assert body["anomaly"]["subject"] == "outlet:E1/DW001/w01018"
     assert body["anomaly"]["evidence"]["hours"][0]["value"] == 99.0
+    assert "超标" in body["anomaly"]["summary"]  # officers read Chinese
+    assert "over its limit" in body["anomaly"]["summary_en"]
 
 
 async def test_shared_subscription_group_mqtt5(
