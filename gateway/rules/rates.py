@@ -2,7 +2,9 @@
 Beijing day, or a Beijing month, under its outlet's `min_transmission` / `min_validity` [0.9].
 
 Rates as the plans count them, on hourly records: transmission = hours with a record / hours
-expected; validity = hours whose every value is flagged N / hours expected. Hours are expected
+expected; validity = hours whose every value is flagged N / hours expected that the source ran
+(an hour flagged F, 停运, with no other flag than N, is a stopped hour: it counts for the
+transmission and is left out of the validity). Hours are expected
 from the first hourly record the device sent (since start-up), so its first day counts from
 there; a device that never sent one is `device_offline`'s. A day is judged once the device's
 clock (as `data_gap` keeps it: the latest time it showed, advanced by the wall time since, never
@@ -41,7 +43,8 @@ MAX_LISTED = 48  # missing or invalid hours listed in the evidence
 class _Device:
     first_hour: datetime  # hours are expected from here
     clock: tuple[datetime, datetime]  # (device time, wall time when it showed it)
-    hours: dict[date, dict[datetime, bool]] = field(default_factory=dict)  # day -> hour -> valid
+    # day -> hour -> "valid" (every value N), "stopped" (F and N only) or "invalid"
+    hours: dict[date, dict[datetime, str]] = field(default_factory=dict)
     next_day: date | None = None  # the first day not judged yet
     month: dict[str, int] = field(default_factory=dict)  # counts of the month being judged
 
@@ -84,7 +87,7 @@ class LowTransmission(BaseRule):
                 if device.next_day is not None and day < device.next_day:
                     continue  # judged already
                 slot = device.hours.setdefault(day, {})
-                slot[hour] = slot.get(hour, True) and point.field("flag") == "N"
+                slot[hour] = _worse(slot.get(hour, "valid"), point.field("flag"))
                 for old in sorted(device.hours)[:-KEEP_DAYS]:
                     del device.hours[old]
         return []
@@ -122,10 +125,11 @@ class LowTransmission(BaseRule):
         counts = {
             "expected": len(expected),
             "received": sum(1 for h in expected if h in seen),
-            "valid": sum(1 for h in expected if seen.get(h) is True),
+            "valid": sum(1 for h in expected if seen.get(h) == "valid"),
+            "stopped": sum(1 for h in expected if seen.get(h) == "stopped"),
         }
         missing = [h for h in expected if h not in seen]
-        invalid = [h for h in expected if seen.get(h) is False]
+        invalid = [h for h in expected if seen.get(h) == "invalid"]
         out: list[Anomaly] = []
         if expected:
             details = {"missing_hours_at": _listed(missing), "invalid_hours_at": _listed(invalid)}
@@ -155,7 +159,8 @@ class LowTransmission(BaseRule):
     ) -> list[Anomaly]:
         start, end, label = period
         transmission = counts["received"] / counts["expected"]
-        validity = counts["valid"] / counts["expected"]
+        running = counts["expected"] - counts["stopped"]
+        validity = counts["valid"] / running if running else 1.0
         low = transmission < outlet.min_transmission or validity < outlet.min_validity
         if not low:
             return []
@@ -175,6 +180,7 @@ class LowTransmission(BaseRule):
                 "expected_hours": counts["expected"],
                 "received_hours": counts["received"],
                 "valid_hours": counts["valid"],
+                "stopped_hours": counts["stopped"],
                 "transmission_rate": round(transmission, 4),
                 "validity_rate": round(validity, 4),
                 "min_transmission": outlet.min_transmission,
@@ -186,6 +192,13 @@ class LowTransmission(BaseRule):
             as_of=end,
         )
         return [anomaly.closed(end)]
+
+
+def _worse(state: str, flag: object) -> str:
+    """An hour's state after one more of its values."""
+    if state == "invalid" or flag not in ("N", "F"):
+        return "invalid"
+    return "stopped" if flag == "F" else state
 
 
 def _listed(hours: list[datetime]) -> list[str]:

@@ -110,6 +110,30 @@ def test_flagged_hours_lower_the_validity_rate() -> None:
     assert ev["invalid_hours_at"][0] == (DAY + timedelta(hours=1)).isoformat()
 
 
+def nights_stopped(rule: LowTransmission, day: datetime, flagged: set[int]) -> list[Anomaly]:
+    """A day whose source stops from 22:00 to 06:00 (every value flagged F)."""
+    out: list[Anomaly] = []
+    for h in range(24):
+        at = day + timedelta(hours=h)
+        stopped = h >= 22 or h < 6
+        flags = ("F", "F") if stopped else (("N", "M") if h in flagged else ("N", "N"))
+        out += rule.on_points(hour(at, flags), at + timedelta(hours=1, minutes=5))
+        out += rule.on_tick(at + timedelta(hours=1, minutes=5))
+    return out
+
+
+def test_stopped_hours_count_as_sent_and_are_left_out_of_the_validity() -> None:
+    rule = LowTransmission(lambda: REGISTRY)
+    out = nights_stopped(rule, DAY, set())  # 16 valid of 16 running hours
+    out += nights_stopped(rule, DAY + timedelta(days=1), {9, 10})  # 14 of 16: 87.5 %
+    out += send_day(rule, DAY + timedelta(days=2))
+    assert [a.evidence["period_label"] for a in out] == ["2026-11-03"]
+    ev = out[0].evidence
+    assert (ev["received_hours"], ev["valid_hours"], ev["stopped_hours"]) == (24, 14, 8)
+    assert (ev["transmission_rate"], ev["validity_rate"]) == (1.0, 0.875)
+    assert "停运8小时不计" in summary(out[0], "zh", REGISTRY)
+
+
 def test_must_not_complete_days_or_rates_at_the_threshold_raise_nothing() -> None:
     rule = LowTransmission(lambda: REGISTRY)
     out = send_day(rule, DAY, skip={5, 6})  # 22 of 24: 91.7 %

@@ -66,11 +66,15 @@ def _low_transmission(c: _Ctx) -> str:
     validity = _fmt(_num(ev["validity_rate"]) * 100, 1)
     need_t = _fmt(_num(ev["min_transmission"]) * 100, 0)
     need_v = _fmt(_num(ev["min_validity"]) * 100, 0)
+    stopped = int(_num(ev.get("stopped_hours", 0)))
+    stopped_zh = f"，停运{stopped}小时不计" if stopped else ""
+    stopped_en = f"; {stopped} stopped hours not counted" if stopped else ""
     return c.t(
         f"{who}{when}传输率{rate}%（应报{expected}小时，实报{received}小时），有效率{validity}%"
-        f"（有效{valid}小时），低于要求（传输率{need_t}%、有效率{need_v}%）。",
+        f"（有效{valid}小时{stopped_zh}），低于要求（传输率{need_t}%、有效率{need_v}%）。",
         f"{who}, {when}: transmission {rate} % ({received} of {expected} hours), validity "
-        f"{validity} % ({valid} valid hours), under the required {need_t} % and {need_v} %.",
+        f"{validity} % ({valid} valid hours{stopped_en}), under the required {need_t} % and "
+        f"{need_v} %.",
     )
 
 

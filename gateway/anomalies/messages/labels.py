@@ -185,6 +185,7 @@ EVIDENCE_LABELS: Labels = {
     "expected_hours": {"zh": "应报小时数", "en": "Hours expected"},
     "received_hours": {"zh": "实报小时数", "en": "Hours received"},
     "valid_hours": {"zh": "有效小时数", "en": "Valid hours"},
+    "stopped_hours": {"zh": "停运小时数", "en": "Stopped hours"},
     "transmission_rate": {"zh": "传输率", "en": "Transmission rate"},
     "validity_rate": {"zh": "有效率", "en": "Validity rate"},
     "min_transmission": {"zh": "传输率要求", "en": "Transmission required"},
