@@ -25,7 +25,7 @@ from pathlib import Path
 from gateway.ingest.segments import Position, read_cursor, scan_segment
 from gateway.migrations import user_version
 
-STORES = ("anomalies.sqlite", "regime.sqlite", "audit.sqlite", "cases.sqlite")
+STORES = ("anomalies.sqlite", "regime.sqlite", "audit.sqlite", "cases.sqlite", "notify.sqlite")
 
 
 class BackupError(Exception):

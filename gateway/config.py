@@ -16,6 +16,7 @@ from adapters.mqtt.config import MqttConfig as MqttConfig
 
 from .anomalies.types import FAMILIES
 from .errors import ConfigError, format_validation_error, load_toml
+from .notify.config import NotifySection, check_references
 from .registry import Registry
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|TiB)?\s*$")
@@ -194,6 +195,7 @@ class Config(_Section):
     cases: CasesSection = CasesSection()
     api: ApiSection = ApiSection()
     metrics: MetricsSection = MetricsSection()
+    notify: NotifySection = NotifySection()  # notifications: gateway/notify
 
 
 class RegistryHolder:
@@ -272,6 +274,8 @@ def load_config(path: Path) -> LoadedConfig:
             problems.append(
                 f"{path}: influx.token_env: environment variable {influx.token_env} is not set"
             )
+    if config is not None and registry is not None:  # notify: regions, enterprises, secrets
+        problems += check_references(path, config.notify, registry)
     if problems or registry is None or config is None:
         raise ConfigError(problems)
     return LoadedConfig(path, config, registry)

@@ -78,6 +78,21 @@ REFUSED_SOURCES_DROPPED = Counter(
 )
 ERRORS_TOTAL = Counter("errors_total", "Internal errors by stage", ["stage"])
 
+# notifications (gateway/notify): per configured channel
+NOTIFY_DELIVERED = Counter(
+    "notify_delivered_total", "Notices delivered (a 2xx answer; robots: errcode 0)", ["channel"]
+)
+NOTIFY_FAILED = Counter(
+    "notify_failed_attempts_total", "Failed delivery attempts (retried, or given up)", ["channel"]
+)
+NOTIFY_GIVEN_UP = Counter(
+    "notify_given_up_total", "Notices given up after failing past give_up_after_h", ["channel"]
+)
+NOTIFY_DROPPED = Counter(
+    "notify_dropped_total", "Notices not queued because the channel's outbox was full", ["channel"]
+)
+NOTIFY_PENDING = Gauge("notify_pending", "Notices waiting for delivery", ["channel"])
+
 
 _children: dict[tuple[int, str], Counter] = {}
 

@@ -43,6 +43,7 @@ from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
 from .config import LoadedConfig
 from .model import Point
+from .notify.service import Notifier
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
 from .rules import catalog
@@ -96,6 +97,8 @@ class Gateway:
         self.regime: Regime | None = None
         self.audit: AuditLog | None = None  # who changed what, for the API's admins
         self.cases: CaseStore | None = None  # the handling of anomalies that need action
+        self.notify: Notifier | None = None  # notifications: outbox, sender, escalation
+        self._notify_task: asyncio.Task[None] | None = None
         self.api: ApiServer | None = None
         self._status_task: asyncio.Task[None] | None = None
         self._calendar_cache: tuple[Registry | None, list[Alert]] = (None, [])
@@ -191,6 +194,14 @@ class Gateway:
         self.anomalies.add_listener(self.publishers)
         if self.cases is not None:
             self.anomalies.add_listener(self.cases.on_anomaly)
+        notify = self.loaded.config.notify  # notifications: only with channels to send to
+        if notify.enabled and notify.channels:
+            path = self.loaded.data_dir / "notify.sqlite"
+            self.notify = Notifier(
+                notify, path, self.registry, cases=self.cases, anomalies=self.anomalies
+            )
+            self.anomalies.add_listener(self.notify.on_anomaly)
+            self._notify_task = self._supervise(self.notify.run(), "notify")
         self.pipeline.add_listener(self.rules.on_points)
         self.pipeline.add_listener(self._write_allowed)
         self.hj212.handler.on_event = self.rules.on_device_event
@@ -366,7 +377,7 @@ class Gateway:
                 pass
             except Exception:  # its failure must not skip the spool's fsync below
                 log.exception("forwarder failed")
-        for task in (self._status_task, self._create_task, self._tick_task):
+        for task in (self._status_task, self._create_task, self._tick_task, self._notify_task):
             await _cancel(task)
         await self.spool.close()
         await _within(self.sink.close(), max(0.1, timeout * 0.05))
@@ -378,6 +389,8 @@ class Gateway:
             self.audit.close()
         if self.cases is not None:
             self.cases.close()
+        if self.notify is not None:
+            self.notify.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
 
 

@@ -27,11 +27,13 @@ from ..registry import Registry
 from . import admin, anomalies, control, enterprises, export, health, series, stream, types
 from . import audit as audit_api
 from . import cases as cases_api
+from . import reports as reports_api
 from .auth import make_auth
 from .deps import Services
 from .status import StatusProvider
 
 _PAGE = (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+_REPORT = (Path(__file__).parent / "static" / "report.html").read_text(encoding="utf-8")
 
 
 def _utc_now() -> datetime:
@@ -100,6 +102,7 @@ def create_app(
         app.include_router(audit_api.build_router(svc))
     if cases is not None:
         app.include_router(cases_api.build_router(svc))
+        app.include_router(reports_api.build_router(svc))  # the reports read the cases
     if reload_registry is not None:
         app.include_router(admin.build_router(svc, reload_registry))
 
@@ -110,5 +113,9 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(_PAGE)
+
+    @app.get("/report", include_in_schema=False)
+    async def report_page() -> HTMLResponse:  # the printable reports (data from the API)
+        return HTMLResponse(_REPORT)
 
     return app

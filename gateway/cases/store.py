@@ -291,6 +291,22 @@ class CaseStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM case_file").fetchone()[0])
 
+    def opened_between(
+        self, start: datetime, end: datetime, enterprises: Collection[str] | None = None
+    ) -> list[Case]:
+        """Every case opened in `[start, end)`, oldest first; `enterprises` limits them to
+        those (None: no limit). For the reports."""
+        where = "opened_at >= ? AND opened_at < ?"
+        args: list[str] = [_utc(start), _utc(end)]
+        if enterprises is not None:
+            where += " AND enterprise IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted(enterprises)))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT body FROM case_file WHERE {where} ORDER BY id", args
+            ).fetchall()
+        return [case_from_json(json.loads(r[0])) for r in rows]
+
     # -- writing --------------------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -1,0 +1,279 @@
+"""The notification outbox: SQLite (standard library), its own file (``notify.sqlite`` in the
+data folder), schema versioned with `gateway.migrations`.
+
+`notice` holds each notice once, by its stable id, so a notice raised again (a replayed event,
+a case found again after a restart) adds nothing; `delivery` holds one row per (notice,
+channel): pending until delivered or given up. Writes are single short transactions in WAL mode
+with ``synchronous=NORMAL``: a power cut may lose the last notices, never corrupt the file.
+
+Bounds: at most `max_pending` pending rows per channel; a notice for a full channel is dropped
+for that channel (still remembered, so it is not raised again), counted in
+`notify_dropped_total{channel}` and logged at most once a minute per channel. Done rows
+(delivered or given up) are deleted after `keep_done` and beyond `max_pending` per channel, the
+newest kept; remembered notices after `REMEMBER` or beyond `MAX_REMEMBERED`, unless a pending
+row still needs them; the severities seen (for escalations) after `REMEMBER`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from gateway import metrics
+from gateway.migrations import Migration, migrate
+from gateway.ratelimit import LogLimiter
+
+from ..anomalies.types import Severity
+from .notices import Notice
+
+log = structlog.get_logger("gateway.notify")
+
+REMEMBER = timedelta(days=35)  # notice ids (and severities seen) are remembered this long
+MAX_REMEMBERED = 200_000
+
+_SCHEMA_V1 = """
+CREATE TABLE notice (
+    id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX notice_created ON notice (created_at);
+CREATE TABLE delivery (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    notice_id TEXT NOT NULL REFERENCES notice (id),
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'given_up')),
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done_at TEXT,
+    UNIQUE (notice_id, channel)
+);
+CREATE INDEX delivery_pending ON delivery (channel, state, seq);
+CREATE INDEX delivery_notice ON delivery (notice_id);
+CREATE TABLE anomaly_severity (
+    anomaly_id TEXT PRIMARY KEY,
+    severity TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+);
+CREATE INDEX anomaly_severity_seen ON anomaly_severity (seen_at);
+"""
+
+# (version, step) in order; append a step for every change of the schema, never edit one
+MIGRATIONS: list[Migration] = [(1, _SCHEMA_V1)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The oldest undelivered row of a channel."""
+
+    seq: int
+    channel: str
+    notice: Notice
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    added: list[str]  # channels that got a row
+    dropped: list[str]  # channels that were full
+    known: bool = False  # the notice was raised before: nothing done
+
+
+class Outbox:
+    def __init__(self, path: Path | str, *, max_pending: int, log_interval_s: float = 60.0) -> None:
+        """Open (or create) the file, migrating its schema; `StateError` when it was written
+        by a newer release."""
+        self.path = path
+        self.max_pending = max_pending
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            migrate(self._db, path, "notification outbox", MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._limiter = LogLimiter(log_interval_s)
+        self._pending: dict[str, int] = {}
+        rows = self._db.execute(
+            "SELECT channel, count(*) FROM delivery WHERE state = 'pending' GROUP BY channel"
+        )
+        for channel, count in rows:
+            self._pending[channel] = int(count)
+            metrics.NOTIFY_PENDING.labels(channel).set(count)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writing (the anomaly store's listener, the escalation) -----------------------------
+
+    def known(self, notice_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM notice WHERE id = ?", (notice_id,)).fetchone()
+        return row is not None
+
+    def enqueue(self, notice: Notice, channels: Iterable[str]) -> Enqueued:
+        """Remember `notice` and add a pending row for each channel with room."""
+        added: list[str] = []
+        dropped: list[str] = []
+        now = _utc(notice.at)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO notice (id, event, created_at, body) VALUES (?, ?, ?, ?)",
+                (notice.id, notice.event, now, json.dumps(notice.to_json(), ensure_ascii=False)),
+            )
+            if cursor.rowcount == 0:
+                self._db.execute("COMMIT")
+                return Enqueued([], [], known=True)
+            for channel in dict.fromkeys(channels):
+                if self._pending.get(channel, 0) >= self.max_pending:
+                    dropped.append(channel)
+                    continue
+                self._db.execute(
+                    "INSERT INTO delivery (notice_id, channel, state, created_at)"
+                    " VALUES (?, ?, 'pending', ?)",
+                    (notice.id, channel, now),
+                )
+                added.append(channel)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        for channel in added:
+            self._count(channel, +1)
+        for channel in dropped:
+            metrics.NOTIFY_DROPPED.labels(channel).inc()
+            suppressed = self._limiter.allow(("full", channel), time.monotonic())
+            if suppressed >= 0:
+                log.warning(
+                    "notification outbox full for a channel; notice dropped for it",
+                    channel=channel,
+                    max_pending=self.max_pending,
+                    notice=notice.id,
+                    suppressed_since_last=suppressed,
+                )
+        return Enqueued(added, dropped)
+
+    def severity_seen(self, anomaly_id: str, severity: Severity, at: datetime) -> Severity | None:
+        """The severity seen before for the anomaly (None: never), recording this one."""
+        row = self._db.execute(
+            "SELECT severity FROM anomaly_severity WHERE anomaly_id = ?", (anomaly_id,)
+        ).fetchone()
+        before: Severity | None = row[0] if row else None
+        if before != severity:
+            self._db.execute(
+                "INSERT INTO anomaly_severity (anomaly_id, severity, seen_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (anomaly_id) DO UPDATE SET severity = excluded.severity,"
+                " seen_at = excluded.seen_at",
+                (anomaly_id, severity, _utc(at)),
+            )
+        return before
+
+    # -- delivering (the sender) ------------------------------------------------------------
+
+    def head(self, channel: str) -> Pending | None:
+        """The channel's oldest pending row (rows go out in the order they were added)."""
+        row = self._db.execute(
+            "SELECT d.seq, n.body, d.created_at, d.attempts FROM delivery d"
+            " JOIN notice n ON n.id = d.notice_id"
+            " WHERE d.channel = ? AND d.state = 'pending' ORDER BY d.seq LIMIT 1",
+            (channel,),
+        ).fetchone()
+        if row is None:
+            return None
+        notice = Notice.from_json(json.loads(row[1]))
+        return Pending(row[0], channel, notice, datetime.fromisoformat(row[2]), int(row[3]))
+
+    def delivered(self, row: Pending, at: datetime) -> None:
+        self._done(row, "delivered", at, None)
+
+    def given_up(self, row: Pending, at: datetime, error: str) -> None:
+        self._done(row, "given_up", at, error)
+
+    def failed(self, row: Pending, error: str) -> None:
+        """One more failed attempt (the row stays pending)."""
+        self._db.execute(
+            "UPDATE delivery SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+            (error[:500], row.seq),
+        )
+
+    def _done(self, row: Pending, state: str, at: datetime, error: str | None) -> None:
+        cursor = self._db.execute(
+            "UPDATE delivery SET state = ?, done_at = ?, last_error = coalesce(?, last_error),"
+            " attempts = attempts + 1 WHERE seq = ? AND state = 'pending'",
+            (state, _utc(at), error, row.seq),
+        )
+        if cursor.rowcount:
+            self._count(row.channel, -1)
+
+    # -- reading and housekeeping -----------------------------------------------------------
+
+    def pending(self, channel: str) -> int:
+        return self._pending.get(channel, 0)
+
+    def rows(self, channel: str) -> list[tuple[str, str, int]]:
+        """(notice id, state, attempts) of a channel's rows, oldest first."""
+        return [
+            (r[0], r[1], int(r[2]))
+            for r in self._db.execute(
+                "SELECT notice_id, state, attempts FROM delivery WHERE channel = ? ORDER BY seq",
+                (channel,),
+            )
+        ]
+
+    def prune(self, now: datetime, keep_done: timedelta) -> int:
+        """Delete what the bounds of the module's docstring let go; rows deleted."""
+        deleted = 0
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted += self._db.execute(
+                "DELETE FROM delivery WHERE state != 'pending' AND done_at < ?",
+                (_utc(now - keep_done),),
+            ).rowcount
+            channels = [r[0] for r in self._db.execute("SELECT DISTINCT channel FROM delivery")]
+            for channel in channels:  # at most max_pending done rows per channel
+                deleted += self._db.execute(
+                    "DELETE FROM delivery WHERE channel = ? AND state != 'pending' AND seq <"
+                    " (SELECT seq FROM delivery WHERE channel = ? AND state != 'pending'"
+                    " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (channel, channel, self.max_pending - 1),
+                ).rowcount
+            forget = "NOT EXISTS (SELECT 1 FROM delivery d WHERE d.notice_id = notice.id)"
+            deleted += self._db.execute(
+                f"DELETE FROM notice WHERE created_at < ? AND {forget}", (_utc(now - REMEMBER),)
+            ).rowcount
+            deleted += self._db.execute(
+                f"DELETE FROM notice WHERE {forget} AND created_at <"
+                " (SELECT created_at FROM notice ORDER BY created_at DESC LIMIT 1 OFFSET ?)",
+                (MAX_REMEMBERED - 1,),
+            ).rowcount
+            deleted += self._db.execute(
+                "DELETE FROM anomaly_severity WHERE seen_at < ?", (_utc(now - REMEMBER),)
+            ).rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def _count(self, channel: str, change: int) -> None:
+        self._pending[channel] = self._pending.get(channel, 0) + change
+        metrics.NOTIFY_PENDING.labels(channel).set(self._pending[channel])
+
+
+def _utc(moment: datetime) -> str:
+    """Sortable UTC text for the indexed columns."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,129 @@
+"""The notifications as the supervisor wires them: the outbox, the anomaly store's listener, the
+sender and the escalation, from the `[notify]` section."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from gateway import metrics
+from gateway.ratelimit import LogLimiter
+
+from ..anomalies.model import AnomalyEvent
+from ..anomalies.store import AnomalyStore
+from ..cases.store import CaseStore
+from ..errors import ConfigError
+from ..registry import Registry
+from .config import NotifySection
+from .escalation import Escalation
+from .notices import Notice, anomaly_notices
+from .outbox import Outbox
+from .routing import route
+from .sender import Sender
+
+log = structlog.get_logger("gateway.notify")
+
+
+class Notifier:
+    """`on_anomaly` is the anomaly store's listener: it only writes the outbox, and never
+    raises (a failure is counted in `errors_total{stage="notify"}` and logged, at most once a
+    minute). `run` delivers and escalates until cancelled; `close` closes the file."""
+
+    def __init__(
+        self,
+        section: NotifySection,
+        path: Path,
+        registry: Callable[[], Registry],
+        *,
+        cases: CaseStore | None = None,
+        anomalies: AnomalyStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        missing = [
+            f"notify.channels: {c.name}: environment variable {c.secret_env} is not set"
+            for c in section.channels
+            if c.secret_env and c.secret_env not in os.environ
+        ]
+        if missing:
+            raise ConfigError(missing)
+        self.section = section
+        self.registry = registry
+        self.clock = clock
+        self.outbox = Outbox(path, max_pending=section.max_pending)
+        self.sender = Sender(
+            self.outbox,
+            section.channels,
+            link_base=section.link_base,
+            secrets={
+                c.name: os.environ[c.secret_env] if c.secret_env else None for c in section.channels
+            },
+            timeout_s=section.timeout_s,
+            retry_initial_s=section.retry_initial_s,
+            retry_max_s=section.retry_max_s,
+            give_up_after=timedelta(hours=section.give_up_after_h),
+            clock=clock,
+        )
+        self.escalation = (
+            Escalation(
+                cases,
+                anomalies,
+                registry,
+                self.raise_notice,
+                self.outbox.known,
+                unsigned_after=timedelta(hours=section.unsigned_after_h),
+                clock=clock,
+            )
+            if cases is not None and anomalies is not None
+            else None
+        )
+        self._limiter = LogLimiter(60.0)
+
+    def on_anomaly(self, event: AnomalyEvent) -> None:
+        try:
+            now = self.clock()
+            previous = self.outbox.severity_seen(event.anomaly.id, event.anomaly.severity, now)
+            for notice in anomaly_notices(event, previous, now, self.registry()):
+                self.raise_notice(notice)
+        except Exception:
+            metrics.ERRORS_TOTAL.labels(stage="notify").inc()
+            suppressed = self._limiter.allow("listener", time.monotonic())
+            if suppressed >= 0:
+                log.exception(
+                    "notice not queued",
+                    anomaly=event.anomaly.id,
+                    suppressed_since_last=suppressed,
+                )
+
+    def raise_notice(self, notice: Notice) -> None:
+        """Queue `notice` for the channels that take it (once: see `Outbox.enqueue`)."""
+        channels = route(notice, self.section.channels, self.registry().regions)
+        queued = self.outbox.enqueue(notice, [c.name for c in channels])
+        for name in queued.added:
+            self.sender.wake(name)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.sender.run(), name="notify-sender")
+            tg.create_task(self._escalate(), name="notify-escalation")
+
+    async def _escalate(self) -> None:
+        """Scan the cases and prune the outbox at start and every interval."""
+        while True:
+            try:
+                if self.escalation is not None:
+                    self.escalation.scan()
+                self.outbox.prune(self.clock(), timedelta(hours=self.section.keep_delivered_h))
+            except Exception:
+                metrics.ERRORS_TOTAL.labels(stage="notify").inc()
+                if self._limiter.allow("escalation", time.monotonic()) >= 0:
+                    log.exception("case escalation failed; trying again at the next interval")
+            await asyncio.sleep(self.section.escalation_interval_s)
+
+    def close(self) -> None:
+        self.outbox.close()

@@ -1,0 +1,186 @@
+"""What a report says, as pydantic models (the API's JSON and its OpenAPI schema). Times are
+ISO 8601 with their offset (Beijing time); counts are plain integers; a share or a rate is a
+number from 0 to 1, null when there is nothing to divide by."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["complied", "violated", "unverifiable", "unknown"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PeriodOut(_Out):
+    kind: Literal["day", "month"]
+    label: str = Field(description="`YYYY-MM-DD` or `YYYY-MM` (Beijing time)")
+    start: datetime
+    end: datetime = Field(description="exclusive")
+    hours: int = Field(description="hours of the period")
+    hours_ended: int = Field(description="hours of the period ended when the report was made")
+
+
+class ScopeOut(_Out):
+    region: str | None = Field(description="the region asked for, or null")
+    enterprise: str | None = Field(description="the enterprise asked for, or null")
+    enterprises: int = Field(description="registered enterprises the report covers")
+    whole: bool = Field(description="every enterprise, and anomalies of none (unregistered)")
+
+
+class TypeCount(_Out):
+    type: str
+    family: str
+    total: int
+    open: int
+    closed: int
+    alarm: int
+    warning: int
+
+
+class CaseStateCount(_Out):
+    state: str = Field(description="a case state, or `none`: the anomaly has no case")
+    count: int
+
+
+class VerdictCount(_Out):
+    verdict: str
+    count: int
+
+
+class AnomalyCounts(_Out):
+    total: int = Field(description="anomalies that started in the period")
+    open: int
+    closed: int
+    alarm: int
+    warning: int
+    by_type: list[TypeCount] = Field(description="every type, in the order of the type list")
+    by_case_state: list[CaseStateCount] = Field(
+        description="anomalies by the state of their case now (`none` first)"
+    )
+    by_verdict: list[VerdictCount] = Field(
+        description="anomalies whose case has a verdict, by verdict"
+    )
+
+
+class EnterpriseCount(_Out):
+    enterprise: str
+    name: str
+    total: int
+    alarm: int
+    warning: int
+    open: int
+
+
+class Timeliness(_Out):
+    opened: int = Field(description="cases opened in the period")
+    signed: int = Field(description="of those, signed for (now)")
+    closed: int = Field(description="of those, closed (销号) now")
+    median_sign_h: float | None = Field(description="median hours from opening to signing")
+    median_close_h: float | None = Field(description="median hours from opening to closing")
+    overdue: int = Field(description="of those, past their deadline and not verified or closed")
+
+
+class DeviceRate(_Out):
+    enterprise: str
+    name: str = Field(description="the enterprise's name")
+    outlet: str
+    mn: str
+    received: int = Field(description="distinct hours with an hourly record")
+    hours: int = Field(description="hours of the period ended")
+    rate: float | None = Field(description="传输率: received / hours")
+
+
+class Transmission(_Out):
+    threshold: float = Field(description="devices below this rate are listed in `below`")
+    hours: int
+    devices: list[DeviceRate] = Field(description="every device of the scope, lowest rate first")
+    below: list[DeviceRate]
+
+
+class ComplianceRow(_Out):
+    source: Literal["alert", "order"]
+    ref: str = Field(description="the alert's or order's id (`period:...` for a control period)")
+    level: str | None = Field(description="alert level, for alerts")
+    order_kind: str | None = Field(description="`shutdown` or `curtailment`, for orders")
+    percent: float | None = Field(description="a curtailment's cut in percent")
+    enterprise: str
+    name: str
+    starts_at: datetime = Field(description="the window within the period")
+    ends_at: datetime = Field(description="exclusive; a withdrawal ends it early")
+    status: Status = Field(
+        description="`violated`: a post_shutdown anomaly of the enterprise in the window; "
+        "`unverifiable`: no stored data of its devices in the window; `complied` otherwise; "
+        "`unknown`: InfluxDB could not be read"
+    )
+    anomalies: list[str] = Field(description="ids of the anomalies that violate it")
+
+
+class ComplianceCounts(_Out):
+    complied: int
+    violated: int
+    unverifiable: int
+    unknown: int
+
+
+class Report(_Out):
+    period: PeriodOut
+    scope: ScopeOut
+    generated_at: datetime
+    anomalies: AnomalyCounts
+    top_enterprises: list[EnterpriseCount] = Field(description="most alarms first, then most")
+    timeliness: Timeliness
+    transmission: Transmission | None = Field(description="null when InfluxDB is not readable")
+    compliance: list[ComplianceRow]
+    compliance_counts: ComplianceCounts
+    problems: list[str] = Field(description="what could not be read, and why")
+
+
+class FeedbackRow(_Out):
+    type: str
+    region: str | None = Field(description="a region id; null in the rows over every region")
+    cases: int = Field(description="cases opened in the month holding an anomaly of the type")
+    verdicts: int = Field(description="of those, with a verdict now")
+    confirmed: int
+    false_alarm: int
+    device_fault: int
+    confirmed_share: float | None = Field(description="属实 / verdicts")
+    false_alarm_share: float | None = Field(description="误报 / verdicts")
+    device_fault_share: float | None = Field(description="设备故障 / verdicts")
+    median_sign_h: float | None
+    median_close_h: float | None
+    overdue: int
+
+
+class Threshold(_Out):
+    key: str = Field(description="the registry (or configuration) key")
+    value: str = Field(description="the value in force")
+    default: bool = Field(description="the rule's default (not set in the registry)")
+    places: int = Field(description="outlets, meters, lines or enterprises using this value")
+    sample: list[str] = Field(description="some of them (at most 5)")
+
+
+class HighFalseAlarm(_Out):
+    type: str
+    verdicts: int
+    false_alarm: int
+    false_alarm_share: float
+    thresholds: list[Threshold]
+
+
+class Feedback(_Out):
+    period: PeriodOut
+    scope: ScopeOut
+    generated_at: datetime
+    min_verdicts: int = Field(description="a type is listed high with at least this many")
+    high_share: float = Field(description="... and a false-alarm share at least this")
+    by_type: list[FeedbackRow] = Field(description="one row per type, over every region")
+    by_type_region: list[FeedbackRow]
+    high_false_alarm: list[HighFalseAlarm] | None = Field(
+        description="types whose false-alarm share is high, with their thresholds (admin only; "
+        "null for other roles)"
+    )
