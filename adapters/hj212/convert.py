@@ -1,10 +1,15 @@
-"""HJ 212 frames to the stored schema (`emission`, `facility_state`). Pure, no I/O.
+"""HJ 212 frames to the stored schema (`emission`, `facility_state`, `operating_condition`).
+Pure, no I/O.
 
 `check_upload` is what a data upload must pass before anything of it is stored: a DataTime
 within the plausible window, numbers of the standard's ``N`` shape (optional minus, digits,
 optional decimal part: no ``nan``, ``inf``, ``1e5``, ``1_000``, blanks, nor empty values),
 flags of one capital letter. A frame is refused whole rather than stored in part: with
 corruption in mind, one value that does not parse makes the others suspect too.
+
+HJ 212-2025 key production operating conditions (工况, `ST=45`, real-time `2011`): each item's
+`Rtd` is a number (a process parameter) or a state mark of 1-4 letters (e.g. `St`, `Sr`, `N`),
+stored as `operating_condition` points (`value` or `state`), not as pollutants.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ _NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
 # data flags: 2017 N F M S D C T B, 2005's P; other capitals are regional (e.g. J)
 _FLAG = re.compile(r"[A-Z]")
 _EFLAG = re.compile(r"[A-Za-z0-9]{1,8}")
+_STATE_MARK = re.compile(r"[A-Za-z]{1,4}")
+OPERATING_ST = "45"  # HJ 212-2025: key production operating conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +93,12 @@ def event_time(cp: CpData, source: Source, received_at: datetime) -> tuple[datet
         return received_at, False
 
 
-def check_upload(cp: CpData, source: Source, received_at: datetime, window: TimeWindow) -> datetime:
+def check_upload(
+    cp: CpData, source: Source, received_at: datetime, window: TimeWindow, *, st: str = ""
+) -> datetime:
     """The UTC event time of a data upload that may be stored whole; raises ValueShapeError
-    (`bad_time`, `implausible_time`, `bad_value`, `bad_flag`) otherwise."""
+    (`bad_time`, `implausible_time`, `bad_value`, `bad_flag`) otherwise. With `st` 45
+    (operating conditions) an `Rtd` may be a state mark instead of a number."""
     moment, usable = event_time(cp, source, received_at)
     if not usable:
         raise ValueShapeError("no valid DataTime (yyyyMMddHHmmss[zzz])", reason="bad_time")
@@ -101,7 +111,12 @@ def check_upload(cp: CpData, source: Source, received_at: datetime, window: Time
     is_number = _NUMBER.fullmatch
     for code, values in cp.items.items():
         for suffix, value in values.items():
-            if suffix in NUMERIC_SUFFIXES:
+            if suffix == "Rtd" and st == OPERATING_ST:
+                if is_number(value) is None and _STATE_MARK.fullmatch(value) is None:
+                    raise ValueShapeError(
+                        f"{code}-Rtd is neither a number nor a state mark", reason="bad_value"
+                    )
+            elif suffix in NUMERIC_SUFFIXES:
                 if is_number(value) is None:
                     raise ValueShapeError(f"{code}-{suffix} is not a number", reason="bad_value")
                 if suffix == "RS" and not float(value).is_integer():
@@ -129,6 +144,9 @@ def normalize(
     points: list[Point] = []
     skipped = 0
     device_tags = (("enterprise", source.enterprise), ("outlet", source.outlet), ("mn", frame.mn))
+    if frame.st == OPERATING_ST and interval == "rtd":
+        points = _operating(cp, device_tags, ns, backfill)
+        return Normalized(points, 0, moment)
     for code, values in cp.items.items():
         if "RS" in values or "RT" in values:
             fields, bad = _facility_fields(values)
@@ -146,6 +164,27 @@ def normalize(
             tags = (*device_tags, ("pollutant", code), ("interval", interval))
             points.append(Point("emission", tags, tuple(fields), ns))
     return Normalized(points, skipped, moment)
+
+
+def _operating(
+    cp: CpData, device_tags: tuple[tuple[str, str], ...], ns: int, backfill: bool
+) -> list[Point]:
+    """`operating_condition` points of an ST=45 upload: a number is a `value`, a mark a
+    `state`; `Flag` kept as sent (`check_upload` checked every value)."""
+    points = []
+    for code, values in cp.items.items():
+        fields: list[tuple[str, FieldValue]] = []
+        rtd = values.get("Rtd")
+        if rtd is not None:
+            parsed = number(rtd)
+            fields.append(("value", parsed) if parsed is not None else ("state", rtd))
+        if values.get("Flag"):
+            fields.append(("flag", values["Flag"]))
+        if fields:
+            fields.append(("backfill", backfill))
+            tags = (*device_tags, ("code", code))
+            points.append(Point("operating_condition", tags, tuple(fields), ns))
+    return points
 
 
 def _emission_fields(values: dict[str, str]) -> tuple[list[tuple[str, FieldValue]], int]:

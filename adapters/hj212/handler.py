@@ -271,7 +271,7 @@ class FrameHandler:
         now = self.clock()
         try:
             cp = parse_cp(frame.cp, strict=True)
-            moment = check_upload(cp, source, now, self.window)
+            moment = check_upload(cp, source, now, self.window, st=frame.st or "")
         except HJ212Error as exc:
             self.reject(link, frame.mn, exc.reason, str(exc))
             return None
