@@ -22,8 +22,8 @@ from gateway.registry import Outlet, Registry
 from gateway.vocabulary import FLOWS, canonical
 
 from .base import BaseRule, event_time
+from .finest import Finest
 
-FINEST_FIRST = ("rtd", "minute", "hour")
 PERSIST_S = 300.0
 MAX_FLAGS = 10  # distinct flags kept in the evidence
 PEAK_STEP = 1.1  # a peak this much above the reported one is reported
@@ -37,7 +37,7 @@ class BypassFlow(BaseRule):
         super().__init__()
         self.registry = registry
         self.latest: dict[str, datetime] = {}  # subject -> latest flow reading judged
-        self.finest: dict[str, int] = {}  # subject -> finest interval seen (FINEST_FIRST index)
+        self.finest = Finest()  # by subject
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
@@ -48,18 +48,14 @@ class BypassFlow(BaseRule):
                 continue
             outlet = device.outlet
             interval = point.tag("interval") or ""
-            if interval not in FINEST_FIRST:
-                continue
             if canonical(point.tag("pollutant") or "", outlet.version) not in FLOWS:
                 continue
             value = point.field("rtd") if interval == "rtd" else point.field("avg")
             if not isinstance(value, float):
                 continue
             subject = f"outlet:{device.enterprise}/{outlet.id}"
-            rank = FINEST_FIRST.index(interval)
-            if rank > self.finest.setdefault(subject, rank):
-                continue  # the device sends finer values: those are judged
-            self.finest[subject] = rank
+            if not self.finest.judged(subject, interval):
+                continue
             at = event_time(point)
             if at < self.latest.get(subject, at):
                 continue  # late: the present is judged by the latest reading

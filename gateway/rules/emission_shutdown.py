@@ -24,9 +24,8 @@ from gateway.registry import Enterprise, Outlet, Registry
 from gateway.vocabulary import FLOWS, canonical
 
 from .base import BaseRule, event_time
+from .finest import Finest
 from .obligation import Obligation, obligation
-
-FINEST_FIRST = ("rtd", "minute", "hour")
 
 
 class EmissionDuringShutdown(BaseRule):
@@ -38,7 +37,7 @@ class EmissionDuringShutdown(BaseRule):
         self.registry = registry
         self.regime = regime
         self.latest: dict[str, datetime] = {}  # subject -> latest flow reading judged
-        self.finest: dict[str, int] = {}  # subject -> finest interval seen (FINEST_FIRST index)
+        self.finest = Finest()  # by subject
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out = []
@@ -51,17 +50,13 @@ class EmissionDuringShutdown(BaseRule):
             interval = point.tag("interval") or ""
             if canonical(point.tag("pollutant") or "", outlet.version) not in FLOWS:
                 continue
-            if interval not in FINEST_FIRST:
-                continue
             ent = registry.enterprise(device.enterprise)
             value = point.field("rtd") if interval == "rtd" else point.field("avg")
             if ent is None or not isinstance(value, float):
                 continue
             subject = f"outlet:{ent.id}/{outlet.id}"
-            rank = FINEST_FIRST.index(interval)
-            if rank > self.finest.setdefault(subject, rank):
-                continue  # the device sends finer values: those are judged
-            self.finest[subject] = rank
+            if not self.finest.judged(subject, interval):
+                continue
             flag = point.field("flag")
             anomaly = self._judge(ent, outlet, value, flag, event_time(point), detected_at)
             if anomaly is not None:

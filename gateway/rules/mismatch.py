@@ -35,10 +35,10 @@ from gateway.registry import Enterprise, Outlet, Registry
 from gateway.vocabulary import FLOWS, O2, canonical
 
 from .base import WAIT, BaseRule, event_time
+from .finest import Finest
 from .obligation import obligation
 from .source_running import Production, SourceRunning, production_meters, record_value
 
-FINEST_FIRST = ("rtd", "minute", "hour")
 O2_HISTORY = 168
 O2_MIN_HISTORY = 24
 MAX_WAITING = 20_000  # records waiting for the meters, in all
@@ -55,7 +55,7 @@ class OperatingMismatch(BaseRule):
         self.source = SourceRunning()
         self.pending: dict[str, deque[Point]] = {}  # MN -> records waiting for the meters
         self.waiting = 0
-        self.finest: dict[str, int] = {}  # MN -> finest flow interval seen
+        self.finest = Finest()  # by MN
         self.o2: dict[str, deque[float]] = {}  # subject -> O2 hours while producing
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
@@ -84,13 +84,9 @@ class OperatingMismatch(BaseRule):
         interval = point.tag("interval") or ""
         if code == O2:
             return interval == "hour"
-        if code not in FLOWS or outlet.stopped_flow is None or interval not in FINEST_FIRST:
+        if code not in FLOWS or outlet.stopped_flow is None:
             return False
-        rank = FINEST_FIRST.index(interval)
-        if rank > self.finest.setdefault(outlet.mn, rank):
-            return False  # finer flow values are sent: those are judged
-        self.finest[outlet.mn] = rank
-        return True
+        return self.finest.judged(outlet.mn, interval)
 
     def _release(
         self, registry: Registry, mn: str, detected_at: datetime, *, force: bool
