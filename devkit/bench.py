@@ -10,7 +10,9 @@ simulated data loggers over TCP from this process:
 4. ack latency p50/p99 at a paced 2,000 frames/s on a fresh gateway: alone, while a separate
    process holds `--bad` bad connections open (silent, slow and junk senders; see
    `bench_hostile`), and alone again;
-5. resident memory of the gateway holding N idle connections.
+5. resident memory of the gateway holding N idle connections;
+6. with `[archive] enabled = false`, the ack latency (alone) and the gateway alone again, beside
+   the runs above, which archive every frame (the default).
 """
 
 from __future__ import annotations
@@ -139,20 +141,31 @@ async def _paced_latency(
     return latencies
 
 
-async def _latency(work: Path, influx_url: str, args: argparse.Namespace) -> dict[str, float]:
+def _without_archive(config: Path) -> Path:
+    """The same gateway with the frame archive off."""
+    config.write_text(config.read_text() + "[archive]\nenabled = false\n")
+    return config
+
+
+async def _latency(
+    work: Path, influx_url: str, args: argparse.Namespace, *, archive: bool = True
+) -> dict[str, float]:
     """Ack latency at a paced 2,000 frames/s from 50 devices on a fresh gateway: alone, while a
-    separate process holds `args.bad` bad connections open, and alone again after them."""
+    separate process holds `args.bad` bad connections open, and alone again after them (without
+    the archive: alone only)."""
     port, mport = localstack.free_port(), localstack.free_port()
     shutil.rmtree(work / "gw", ignore_errors=True)
+    config = write_config(work, port, influx_url, 50, mport)
     gw = start_gateway(
-        write_config(work, port, influx_url, 50, mport), work / "gateway-latency.log"
+        config if archive else _without_archive(config), work / "gateway-latency.log"
     )
     try:
         await wait_port(port)
         await asyncio.sleep(1.0)
         paced = functools.partial(_paced_latency, port, 2000.0, args.seconds, 50)
-        results = _percentiles("ack_latency", await paced(datetime(2025, 6, 1)))
-        if not args.bad:
+        name = "ack_latency" if archive else "ack_latency_archive_off"
+        results = _percentiles(name, await paced(datetime(2025, 6, 1)))
+        if not args.bad or not archive:
             return results
         closed = "hj212_connections_closed_total"
         closed_before = _or_zero(metric(mport, closed))
@@ -281,6 +294,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         results["e2e_points_expected"] = expected
         results["e2e_points_per_s"] = stored / total
         results["e2e_vs_raw"] = results["e2e_points_per_s"] / results["raw_influx_points_per_s"]
+        results["e2e_archive_records"] = metric(mport, "archive_records_total")
+        results["e2e_archive_mb"] = metric(mport, "archive_bytes_total") / 1e6
         stop(gw)
         results.update(await _latency(work, influx.url, args))
 
@@ -295,6 +310,15 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         results["alone_frames_per_s"] = acked2 / elapsed2
         results["alone_points_per_s"] = acked2 * len(POLLUTANTS) / elapsed2
         stop(gw2)
+        shutil.rmtree(work / "gw", ignore_errors=True)
+        port4, mport4 = localstack.free_port(), localstack.free_port()
+        config4 = _without_archive(write_config(work, port4, dead, conns, mport4))
+        gw4 = start_gateway(config4, work / "gateway-alone-archive-off.log")
+        await wait_port(port4)
+        acked4, elapsed4 = await _drive(port4, frames, 256, args.seconds * 6)
+        results["alone_archive_off_frames_per_s"] = acked4 / elapsed4
+        stop(gw4)
+        results.update(await _latency(work, influx.url, args, archive=False))
 
         # memory: a fresh gateway process, so that freed memory from the runs above is not reused
         port3, mport3 = localstack.free_port(), localstack.free_port()

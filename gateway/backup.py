@@ -22,6 +22,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.archive.copy import ArchiveCopy, copy_archive
 from gateway.ingest.segments import Position, read_cursor, scan_segment
 from gateway.migrations import user_version
 
@@ -45,6 +46,7 @@ class BackupReport:
     destination: Path
     stores: dict[str, int] = field(default_factory=dict)  # file -> schema version copied
     spool: SpoolCopy | None = None
+    archive: ArchiveCopy | None = None  # the raw frame archive (gateway/archive)
 
 
 def backup(data_dir: Path, destination: Path) -> BackupReport:
@@ -62,6 +64,8 @@ def backup(data_dir: Path, destination: Path) -> BackupReport:
             report.stores[name] = copy_store(data_dir / name, destination / name)
     if (data_dir / "spool").is_dir():
         report.spool = copy_spool(data_dir / "spool", destination / "spool")
+    if (data_dir / "archive").is_dir():  # the frames' proof: kept like the audit log
+        report.archive = copy_archive(data_dir / "archive", destination / "archive")
     _fsync_dir(destination)
     return report
 

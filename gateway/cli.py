@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from gateway import logs
 
+from .archive import command as archive_command
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 
@@ -67,6 +68,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
             "spool copy: every record acknowledged before the backup began and not yet"
             " delivered is in it; records appended during the copy may be missing from its end"
         )
+    if report.archive is not None:
+        print(f"archive: {report.archive.days} day files, {report.archive.bytes} bytes")
     print(f"backup of {loaded.data_dir} in {report.destination}")
     return 0
 
@@ -160,6 +163,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    from .archive.command import run
+
+    return run(args, Path(args.dir) if args.dir else _load(args.config).data_dir / "archive")
+
+
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from devkit.fuzz import main as fuzz_main
 
@@ -213,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     backup_p.add_argument("dir", metavar="DIR", help="an absent or empty folder")
     backup_p.add_argument("--config", default="config/gateway.toml")
     backup_p.set_defaults(func=cmd_backup)
+    archive_p = sub.add_parser("archive", help="the raw frame archive: verify, frames")
+    archive_command.add_arguments(archive_p)
+    archive_p.set_defaults(func=cmd_archive)
     token_p = sub.add_parser(
         "token", help="a new bearer token, and the line of its hash for the accounts file"
     )

@@ -15,6 +15,7 @@ from adapters.hj212.config import Hj212Config as Hj212Config
 from adapters.mqtt.config import MqttConfig as MqttConfig
 
 from .anomalies.types import FAMILIES
+from .archive.config import ArchiveSection
 from .errors import ConfigError, format_validation_error, load_toml
 from .notify.config import NotifySection, check_references
 from .registry import Registry
@@ -196,6 +197,7 @@ class Config(_Section):
     api: ApiSection = ApiSection()
     metrics: MetricsSection = MetricsSection()
     notify: NotifySection = NotifySection()  # notifications: gateway/notify
+    archive: ArchiveSection = ArchiveSection()  # the raw frame archive: gateway/archive
 
 
 class RegistryHolder:

@@ -39,6 +39,7 @@ from .anomalies.store import AnomalyStore
 from .api import create_app
 from .api.health import NotReady, health_app
 from .api.server import ApiServer
+from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
 from .config import LoadedConfig
@@ -87,6 +88,17 @@ class Gateway:
         holder = self.registry_holder
         self.power = PowerConverter(holder)
         self.hj212 = Hj212Server(cfg.hj212, holder, self.pipeline, power=self.power)
+        # the raw frame archive: every HJ 212 frame's record is fsynced before the spool writes
+        self.archive: FrameArchive | None = None
+        if cfg.archive.enabled:
+            self.archive = FrameArchive(
+                loaded.data_dir / "archive",
+                max_bytes=cfg.archive.max_bytes,
+                retention_days=cfg.archive.retention_days,
+                queue_bytes=cfg.archive.queue_bytes,
+            )
+            self.hj212.handler.archive = self.archive
+            self.spool.before_write = self.archive.durable
         self.mqtt = (
             MqttAdapter(cfg.mqtt, holder, self.pipeline, self.hj212.handler, self.power)
             if cfg.mqtt.enabled
@@ -264,6 +276,8 @@ class Gateway:
     async def start(self) -> None:
         self.loaded.data_dir.mkdir(parents=True, exist_ok=True)
         await self.spool.open()
+        if self.archive is not None:
+            await self.archive.open()
         self._start_rules()
         await self.sink.start()
         if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
@@ -334,6 +348,7 @@ class Gateway:
             audit=self.audit,
             cases=self.cases,
             influx=cfg.influx,
+            archive=self.archive.directory if self.archive is not None else None,
         )
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
         await self.api.start()
@@ -380,6 +395,8 @@ class Gateway:
         for task in (self._status_task, self._create_task, self._tick_task, self._notify_task):
             await _cancel(task)
         await self.spool.close()
+        if self.archive is not None:  # after the spool, whose last commit waits on it
+            await self.archive.close()
         await _within(self.sink.close(), max(0.1, timeout * 0.05))
         if self.anomalies is not None:
             self.anomalies.close()

@@ -10,6 +10,7 @@ is held to are the server's `ConnectionLimits`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from .handler import ADAPTER, Backfill, FrameHandler, Reply
 from .limits import ConnectionLimits, restart
 
 log = structlog.get_logger("adapters.hj212")
+_SERIALS = itertools.count(1)  # connection serials since start (the frame archive's `conn`)
 
 
 class Host(Protocol):
@@ -63,6 +65,7 @@ class DeviceConnection(asyncio.Protocol):
         "peer",
         "proven",
         "reading_paused",
+        "serial",
         "server",
         "st_by_mn",
         "transport",
@@ -72,6 +75,7 @@ class DeviceConnection(asyncio.Protocol):
 
     def __init__(self, server: Host) -> None:
         self.server = server
+        self.serial = next(_SERIALS)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.address = "?"
@@ -250,7 +254,8 @@ class DeviceConnection(asyncio.Protocol):
         try:
             replies = self.server.handler.process(raw, self) or ()
         except (SpoolFull, SpoolClosed) as exc:  # not stored: no answer, the device resends
-            self.server.handler.reject(self, None, "spool_full", str(exc))
+            reason = getattr(exc, "reason", "spool_full")  # or archive_full
+            self.server.handler.reject(self, None, reason, str(exc))
             return
         except Exception:  # a bug with one frame must not cost the device its connection
             metrics.ERRORS_TOTAL.labels(stage="hj212_frame").inc()

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from gateway import metrics
+from gateway.archive import FrameArchive, FrameRecord
 from gateway.influx.lineproto import unstorable
-from gateway.ingest import Pipeline, PowerConverter, PowerSample
+from gateway.ingest import Pipeline, PowerConverter, PowerSample, SpoolClosed, SpoolFull
 from gateway.model import DeviceEvent, DeviceEventKind, Point
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Device, Registry
@@ -116,6 +117,11 @@ class FrameHandler:
         self.on_event: Callable[[DeviceEvent], None] | None = None  # the rules, when wired
         # MN -> (when its last contact was reported, the device clock it showed)
         self._contacts: dict[str, tuple[float, datetime | None]] = {}
+        # archive: every frame's record (gateway/archive), when wired; what is known of the
+        # frame being handled: (MN, CRC variant, DataTime) and the reason it was refused for
+        self.archive: FrameArchive | None = None
+        self._seen: tuple[str, str, datetime | None] = ("", "", None)
+        self._refused: str | None = None
 
     @property
     def registry(self) -> Registry:
@@ -129,8 +135,29 @@ class FrameHandler:
     def process(
         self, raw: bytes, link: Link, *, expected_mn: str | None = None
     ) -> list[Reply] | None:
-        """Handle one raw frame: the replies to send, in order, or None when it is refused."""
+        """Handle one raw frame: the replies to send, in order, or None when it is refused.
+        With an archive, the frame's record is queued before this returns (so before the
+        spool writes its points) with its verdict: accepted, or the reason it was refused."""
         _RECEIVED.inc()
+        archive = self.archive
+        if archive is None:
+            return self._process(raw, link, expected_mn)
+        self._seen, self._refused = ("", "", None), None
+        verdict = "error"  # a bug: counted in errors_total by the transport
+        try:
+            replies = self._process(raw, link, expected_mn)
+            verdict = self._refused or "accepted"
+            return replies
+        except (SpoolFull, SpoolClosed) as exc:  # ArchiveFull too: not stored, not answered
+            verdict = getattr(exc, "reason", "spool_full")
+            raise
+        finally:
+            mn, crc, data_time = self._seen
+            serial = getattr(link, "serial", 0)  # a TCP connection's; MQTT topics have none
+            record = FrameRecord(self.clock(), link.peer, serial, mn, crc, verdict, raw, data_time)
+            archive.put(record)
+
+    def _process(self, raw: bytes, link: Link, expected_mn: str | None) -> list[Reply] | None:
         try:
             frame = parse_frame(raw, self.key_for)
         except HJ212Error as exc:
@@ -147,6 +174,7 @@ class FrameHandler:
                     self._event(kind, mn, known.enterprise, link.peer, address=address)
                 self._contacts.pop(mn, None)
             return None
+        self._seen = (frame.mn, frame.crc, None)
         if expected_mn is not None and frame.mn != expected_mn:
             self.reject(link, frame.mn, "mn_mismatch", f"frame MN is not {expected_mn!r}")
             return None
@@ -232,6 +260,9 @@ class FrameHandler:
         """Count a refused frame; log it at most once per sender address, reason and interval
         (not per MN: a sender can make up a new one for every frame)."""
         metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason=reason).inc()
+        self._refused = reason
+        if mn is not None and not self._seen[0]:
+            self._seen = (mn, "", None)
         address = link.address
         suppressed = self.limiter.allow((address, reason), time.monotonic())
         if suppressed >= 0:
@@ -275,6 +306,7 @@ class FrameHandler:
         except HJ212Error as exc:
             self.reject(link, frame.mn, exc.reason, str(exc))
             return None
+        self._seen = (frame.mn, frame.crc, moment)
         seen_at = time.monotonic()
         qn_key = self.qns.key(frame, cp)
         if qn_key is not None and self.qns.reused(qn_key, hash(raw), seen_at):
@@ -299,6 +331,8 @@ class FrameHandler:
         if problem is not None:  # what InfluxDB would refuse is refused before the answer
             self.reject(link, frame.mn, "unstorable", problem)
             return None
+        if self.archive is not None:  # its record must be taken before the points are stored
+            self.archive.make_room(raw)  # ArchiveFull (a SpoolFull): the transport decides
         judged: list[Point] | None = None  # the rules judge whole records only
         if frame.is_split:
             whole = self.reassembler.add(frame, cp, time.monotonic(), (source, backfill))

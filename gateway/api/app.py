@@ -61,6 +61,7 @@ def create_app(
     influx: InfluxSection | None = None,
     audit: AuditLog | None = None,
     cases: CaseStore | None = None,
+    archive: Path | None = None,
 ) -> FastAPI:
     """The API app. `registry` is called on every request (it follows reloads); `ready`
     answers `/readyz` (True, or the components not ready and why); `clock` gives "now" for
@@ -80,6 +81,7 @@ def create_app(
         series=make_reader(influx) if influx is not None else None,
         audit=audit,
         cases=cases,
+        archive=archive,
     )
     app = FastAPI(
         title="Pollution-source monitoring gateway",

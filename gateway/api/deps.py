@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -45,6 +46,7 @@ class Services:
     series: SeriesReader | None = None  # where charts read stored values
     audit: AuditLog | None = None  # where state-changing calls are recorded
     cases: CaseStore | None = None  # the handling of anomalies that need action
+    archive: Path | None = None  # the raw frame archive's folder (evidence packs read it)
 
     def visible(self, caller: Caller) -> frozenset[str] | None:
         """The enterprise ids the caller sees; None for every one (and those of none)."""

@@ -18,6 +18,8 @@ from pydantic import BaseModel, TypeAdapter
 from ..accounts import Caller
 from ..anomalies import messages
 from ..anomalies.model import Anomaly, AnomalyEvent
+from ..archive import pack_files
+from ..archive.excerpt import Excerpt
 from ..registry import Registry
 from .export_csv import beijing, series_csv
 from .export_wording import _EVENTS, _TEXTS, Labels, Lang, _pick
@@ -119,6 +121,7 @@ class Pack:
     chart: str | None  # the <svg> element
     generated: datetime
     caller: Caller
+    frames: Excerpt | None = None  # the raw frames from the archive, with their chain proof
 
 
 def summary_html(pack: Pack, registry: Registry, labels: Labels, lang: Lang) -> str:
@@ -192,6 +195,7 @@ def summary_html(pack: Pack, registry: Registry, labels: Labels, lang: Lang) -> 
 {chart}
 <h2>{texts["history"]}</h2>
 {history}
+{_frames_html(pack, lang)}
 <footer>
 <p>{texts["generated"]}: {escape(beijing(pack.generated))}; {texts["account"]}: {escape(who)}</p>
 <p>{texts["times"]}</p>
@@ -199,6 +203,13 @@ def summary_html(pack: Pack, registry: Registry, labels: Labels, lang: Lang) -> 
 </body>
 </html>
 """
+
+
+def _frames_html(pack: Pack, lang: Lang) -> str:
+    if pack.frames is None:
+        return ""
+    title = "原始报文" if lang == "zh" else "Raw frames"
+    return f"<h2>{title}</h2>\n<p>{escape(pack_files.summary(pack.frames, lang))}</p>"
 
 
 class HistoryEvent(BaseModel):
@@ -212,8 +223,8 @@ _HISTORY = TypeAdapter(list[HistoryEvent])
 
 
 def evidence_zip(pack: Pack, registry: Registry, labels: Labels, lang: Lang) -> bytes:
-    """anomaly.json, history.json, series-<n>.csv and chart.svg (or series-note.txt),
-    summary.html and SHA256SUMS."""
+    """anomaly.json, history.json, series-<n>.csv and chart.svg (or series-note.txt), the
+    raw frames under frames/ (with an archive), summary.html and SHA256SUMS."""
     files: list[tuple[str, bytes]] = [
         (
             "anomaly.json",
@@ -244,6 +255,8 @@ def evidence_zip(pack: Pack, registry: Registry, labels: Labels, lang: Lang) -> 
         )
     if pack.note:
         files.append(("series-note.txt", (pack.note + "\n").encode()))
+    if pack.frames is not None:
+        files += pack_files.files(pack.frames, pack.generated)
     files.append(("summary.html", summary_html(pack, registry, labels, lang).encode()))
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in files)
     files.append(("SHA256SUMS", sums.encode()))

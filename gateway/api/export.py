@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from starlette.responses import StreamingResponse
 
+from ..archive import excerpt as archive_excerpt
 from . import series as series_routes
 from . import svg
 from .auth import Reader
@@ -170,8 +171,10 @@ def build_router(svc: Services) -> APIRouter:
         summary="The evidence pack of one anomaly, as a ZIP",
         description="`anomaly.json` (as `/api/v1/anomalies/{id}` answers), `history.json` "
         "(every recorded version), `series-<n>.csv` for each series that explains it and "
-        "`chart.svg`, `summary.html` (a printable page, in Chinese unless `lang=en`) and "
-        "`SHA256SUMS`. Without values to chart, or when InfluxDB cannot be read, "
+        "`chart.svg`, with the frame archive `frames/` (the raw HJ 212 frames of its devices in "
+        "its window, at most 2,000, with their hash-chain proof and a note on checking it), "
+        "`summary.html` (a printable page, in Chinese unless `lang=en`) and `SHA256SUMS`. "
+        "Without values to chart, or when InfluxDB cannot be read, "
         "`series-note.txt` says why instead of the series.",
         response_class=Response,
         responses={
@@ -218,6 +221,11 @@ def build_router(svc: Services) -> APIRouter:
                 title=f"{labels.type_label(anomaly.type, lang)} {anomaly.subject}",
                 lang=lang,
             )
+        frames = None
+        if svc.archive is not None:  # the raw frames behind it, read off the event loop
+            frames = await asyncio.to_thread(
+                archive_excerpt.find, svc.archive, anomaly, registry, svc.clock()
+            )
         pack = Pack(
             anomaly=anomaly,
             history=[  # every version, but one of an enterprise outside the scope
@@ -228,6 +236,7 @@ def build_router(svc: Services) -> APIRouter:
             chart=chart,
             generated=svc.clock(),
             caller=caller,
+            frames=frames,
         )
         filename = f"evidence-{_safe(anomaly.id)}-{_stamp(pack.generated)}.zip"
         return Response(

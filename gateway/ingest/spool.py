@@ -20,6 +20,7 @@ import os
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,9 @@ class Spool:
         self._read_fds: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # what a commit waits for before it writes (the frame archive: every record queued so
+        # far fsynced); its exception fails the commit, so nothing of it is acknowledged
+        self.before_write: Callable[[], asyncio.Future[None] | None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -190,6 +194,9 @@ class Spool:
         data = b"".join(RECORD_HEADER.pack(len(p), zlib.crc32(p)) + p for p in batch)
         started = time.perf_counter()
         try:
+            ready = self.before_write() if self.before_write is not None else None
+            if ready is not None:
+                await asyncio.shield(ready)
             await asyncio.to_thread(self._write, data)
         except Exception as exc:  # disk full, I/O error: nothing of this batch is acknowledged
             log.error("spool write failed; records not acknowledged", error=repr(exc))
