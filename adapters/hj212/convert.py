@@ -1,5 +1,5 @@
-"""HJ 212 frames to the stored schema (`emission`, `facility_state`, `operating_condition`).
-Pure, no I/O.
+"""HJ 212 frames to the stored schema (`emission`, `facility_state`, `operating_condition`,
+`device_log`). Pure, no I/O.
 
 `check_upload` is what a data upload must pass before anything of it is stored: a DataTime
 within the plausible window, numbers of the standard's ``N`` shape (optional minus, digits,
@@ -10,6 +10,11 @@ corruption in mind, one value that does not parse makes the others suspect too.
 HJ 212-2025 key production operating conditions (工况, `ST=45`, real-time `2011`): each item's
 `Rtd` is a number (a process parameter) or a state mark of 1-4 letters (e.g. `St`, `Sr`, `N`),
 stored as `operating_condition` points (`value` or `state`), not as pollutants.
+
+Device logs (`device_log_points`): a data logger's power-on time (2081 `RestartTime`) and its
+instruments' logs, states and parameters (3020 `<InfoId>-Info`, with `PolId`), each stored as
+sent, a number also as `value`: a changed range or slope of an analyser is evidence. Their time
+is DataTime when it reads, else the receive time; a log is not refused for its age.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from gateway.model import FieldValue, Point, to_ns
 
 INTERVAL_BY_CN = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
 DATA_COMMANDS = frozenset({"2011", "2051", "2061", "2031", "2021", "2041"})
+LOG_COMMANDS = frozenset({"2081", "3020"})
 # suffix -> (field name, numeric)
 _EMISSION_FIELDS = {
     "Rtd": ("rtd", True),
@@ -164,6 +170,40 @@ def normalize(
             tags = (*device_tags, ("pollutant", code), ("interval", interval))
             points.append(Point("emission", tags, tuple(fields), ns))
     return Normalized(points, skipped, moment)
+
+
+def device_log_points(
+    frame: Frame, cp: CpData, source: Source, received_at: datetime
+) -> list[Point]:
+    """`device_log` points of a 2081 or 3020 upload (see the module's docstring)."""
+    moment, _ = event_time(cp, source, received_at)
+    ns = to_ns(moment)
+    tags = (
+        ("enterprise", source.enterprise),
+        ("outlet", source.outlet),
+        ("mn", frame.mn),
+        ("cn", frame.cn),
+    )
+    entries: list[tuple[str, str]] = []
+    if frame.cn == "2081" and cp.params.get("RestartTime"):
+        entries.append(("RestartTime", cp.params["RestartTime"]))
+    entries += [(code, values["Info"]) for code, values in cp.items.items() if "Info" in values]
+    pol_id = cp.params.get("PolId", "")
+    points = []
+    for code, text in entries:
+        fields: list[tuple[str, FieldValue]] = [("text", text)]
+        parsed = number(text) if code != "RestartTime" else None
+        if parsed is not None:
+            fields.append(("value", parsed))
+        if code == "RestartTime":
+            try:
+                restart = parse_hj212_time(text).replace(tzinfo=source.timezone)
+                fields.append(("restart_at", restart.astimezone(received_at.tzinfo).isoformat()))
+            except (CpError, OverflowError):
+                pass  # kept as sent
+        where = (("pol_id", pol_id),) if pol_id else ()
+        points.append(Point("device_log", (*tags, ("code", code), *where), tuple(fields), ns))
+    return points
 
 
 def _operating(

@@ -25,14 +25,23 @@ from gateway import metrics
 from gateway.archive import FrameArchive, FrameRecord
 from gateway.influx.lineproto import unstorable
 from gateway.ingest import Pipeline, PowerConverter, PowerSample, SpoolClosed, SpoolFull
-from gateway.model import DeviceEvent, DeviceEventKind, Point
+from gateway.model import DeviceEvent, DeviceEventKind, Point, from_ns
 from gateway.ratelimit import LogLimiter
 from gateway.registry import Device, Registry
 
 from . import builder
 from .codes import CodeGate
 from .config import Hj212Config
-from .convert import DATA_COMMANDS, Source, TimeWindow, check_upload, normalize, number
+from .convert import (
+    DATA_COMMANDS,
+    LOG_COMMANDS,
+    Source,
+    TimeWindow,
+    check_upload,
+    device_log_points,
+    normalize,
+    number,
+)
 from .cp import CpData, parse_cp, parse_hj212_time
 from .crc import accepts
 from .errors import HJ212Error
@@ -220,6 +229,8 @@ class FrameHandler:
             return [Reply(None, builder.notice_ack(frame), "9013")] if frame.wants_reply else []
         if cn in DATA_COMMANDS:
             return self._store(frame, device, link, raw)
+        if cn in LOG_COMMANDS:
+            return self._store_log(frame, device, link, raw)
         if cn.startswith(UPLOAD_PREFIXES) and frame.wants_reply:
             return [Reply(None, builder.data_ack(frame), "9014")]
         return []
@@ -343,6 +354,31 @@ class FrameHandler:
         fut = self.pipeline.submit(points, judged)  # SpoolFull: the transport decides
         if qn_key is not None:
             self.qns.remember(qn_key, hash(raw), seen_at)
+        if frame.wants_reply:
+            return [Reply(fut, builder.data_ack(frame), "9014")]
+        return [Reply(fut, None, "")] if fut is not None else []
+
+    def _store_log(
+        self, frame: Frame, device: Device, link: Link, raw: bytes
+    ) -> list[Reply] | None:
+        """Store a device log (2081, 3020) and answer it, or refuse it whole (a CP that does
+        not parse, a value InfluxDB would refuse). Its age refuses nothing."""
+        source = Source(device.enterprise, device.outlet.id, device.timezone or self.default_tz)
+        try:
+            cp = parse_cp(frame.cp, strict=True)
+        except HJ212Error as exc:
+            self.reject(link, frame.mn, exc.reason, str(exc))
+            return None
+        points = device_log_points(frame, cp, source, self.clock())
+        problem = next(filter(None, map(unstorable, points)), None)
+        if problem is not None:
+            self.reject(link, frame.mn, "unstorable", problem)
+            return None
+        shown = from_ns(points[0].event_time_ns) if points else None
+        self._seen = (frame.mn, frame.crc, shown)
+        if self.archive is not None:
+            self.archive.make_room(raw)
+        fut = self.pipeline.submit(points, []) if points else None
         if frame.wants_reply:
             return [Reply(fut, builder.data_ack(frame), "9014")]
         return [Reply(fut, None, "")] if fut is not None else []
