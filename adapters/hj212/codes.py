@@ -1,4 +1,5 @@
-"""Which factor codes become InfluxDB series: the `pollutant` and `facility` tags. Pure.
+"""Which factor codes become InfluxDB series: the `pollutant`, `facility` and `code` tags (the
+last of operating conditions and device logs). Pure.
 
 A device chooses the codes it sends, but the tag space is everyone's: a device inventing codes
 would create series without bound until InfluxDB refuses new tag values, for every device. So a
@@ -80,7 +81,7 @@ class CodeGate:
         held: dict[tuple[str, int], dict[str, dict[str, FieldValue]]] = {}
         device_tags: tuple[tuple[str, str], ...] = ()
         for point in points:
-            code = point.tag("pollutant") or point.tag("facility")
+            code = _code(point)
             if code is None or self.admitted(device, code):
                 kept.append(point)
                 continue
@@ -101,3 +102,9 @@ class CodeGate:
             )
             kept.append(Point(UNRECOGNISED, (*device_tags, ("interval", interval)), fields, ns))
         return kept
+
+
+def _code(point: Point) -> str | None:
+    """The code a point makes a series of; None for those that make none of their own."""
+    code = point.tag("pollutant") or point.tag("facility") or point.tag("code")
+    return None if code == "RestartTime" else code  # 2081's one fixed parameter

@@ -100,11 +100,18 @@ def event_time(cp: CpData, source: Source, received_at: datetime) -> tuple[datet
 
 
 def check_upload(
-    cp: CpData, source: Source, received_at: datetime, window: TimeWindow, *, st: str = ""
+    cp: CpData,
+    source: Source,
+    received_at: datetime,
+    window: TimeWindow,
+    *,
+    st: str = "",
+    cn: str = "",
 ) -> datetime:
     """The UTC event time of a data upload that may be stored whole; raises ValueShapeError
-    (`bad_time`, `implausible_time`, `bad_value`, `bad_flag`) otherwise. With `st` 45
-    (operating conditions) an `Rtd` may be a state mark instead of a number."""
+    (`bad_time`, `implausible_time`, `bad_value`, `bad_flag`) otherwise. In real-time
+    operating conditions (`st` 45, `cn` 2011) an `Rtd` may be a state mark, not a number."""
+    marks = st == OPERATING_ST and cn == "2011"
     moment, usable = event_time(cp, source, received_at)
     if not usable:
         raise ValueShapeError("no valid DataTime (yyyyMMddHHmmss[zzz])", reason="bad_time")
@@ -117,7 +124,7 @@ def check_upload(
     is_number = _NUMBER.fullmatch
     for code, values in cp.items.items():
         for suffix, value in values.items():
-            if suffix == "Rtd" and st == OPERATING_ST:
+            if suffix == "Rtd" and marks:
                 if is_number(value) is None and _STATE_MARK.fullmatch(value) is None:
                     raise ValueShapeError(
                         f"{code}-Rtd is neither a number nor a state mark", reason="bad_value"

@@ -313,7 +313,7 @@ class FrameHandler:
         now = self.clock()
         try:
             cp = parse_cp(frame.cp, strict=True)
-            moment = check_upload(cp, source, now, self.window, st=frame.st or "")
+            moment = check_upload(cp, source, now, self.window, st=frame.st or "", cn=frame.cn)
         except HJ212Error as exc:
             self.reject(link, frame.mn, exc.reason, str(exc))
             return None
@@ -369,7 +369,7 @@ class FrameHandler:
         except HJ212Error as exc:
             self.reject(link, frame.mn, exc.reason, str(exc))
             return None
-        points = device_log_points(frame, cp, source, self.clock())
+        points = self.codes.admit(device, device_log_points(frame, cp, source, self.clock()))
         problem = next(filter(None, map(unstorable, points)), None)
         if problem is not None:
             self.reject(link, frame.mn, "unstorable", problem)
