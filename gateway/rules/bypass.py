@@ -5,10 +5,10 @@ when set) for `bypass_persist_s` [5 min] of event time is an alarm, whatever fla
 gives it (a bypass that is "in maintenance" still discharges). A value at or below the floor,
 with any flag, closes it.
 
-Judged on the finest interval the device sends (real-time, else minute, else hourly values),
-like `emission_during_shutdown`. The anomaly starts at the first flowing value and closes at the
-first value at or below the floor; its evidence keeps the peak flow and the flags seen (a new
-version when a flag is new or the peak grows by `PEAK_STEP`).
+Judged on the finest interval the device sends (real-time, else minute, else hourly values;
+`rules/finest.py`), like `emission_during_shutdown`. The anomaly starts at the first flowing
+value and closes at the first value at or below the floor; its evidence keeps the peak flow
+and the flags seen (a new version when a flag is new or the peak grows by `PEAK_STEP`).
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ class BypassFlow(BaseRule):
             if not isinstance(value, float):
                 continue
             subject = f"outlet:{device.enterprise}/{outlet.id}"
-            if not self.finest.judged(subject, interval):
-                continue
             at = event_time(point)
+            if not self.finest.judged(subject, interval, at):
+                continue
             if at < self.latest.get(subject, at):
                 continue  # late: the present is judged by the latest reading
             self.latest[subject] = at

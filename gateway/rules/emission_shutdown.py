@@ -55,10 +55,11 @@ class EmissionDuringShutdown(BaseRule):
             if ent is None or not isinstance(value, float):
                 continue
             subject = f"outlet:{ent.id}/{outlet.id}"
-            if not self.finest.judged(subject, interval):
+            at = event_time(point)
+            if not self.finest.judged(subject, interval, at):
                 continue
             flag = point.field("flag")
-            anomaly = self._judge(ent, outlet, value, flag, event_time(point), detected_at)
+            anomaly = self._judge(ent, outlet, value, flag, at, detected_at)
             if anomaly is not None:
                 out.append(anomaly)
         return out

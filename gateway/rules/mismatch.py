@@ -86,7 +86,7 @@ class OperatingMismatch(BaseRule):
             return interval == "hour"
         if code not in FLOWS or outlet.stopped_flow is None:
             return False
-        return self.finest.judged(outlet.mn, interval)
+        return self.finest.judged(outlet.mn, interval, event_time(point))
 
     def _release(
         self, registry: Registry, mn: str, detected_at: datetime, *, force: bool

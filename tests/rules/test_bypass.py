@@ -125,9 +125,18 @@ def test_must_not_a_blip_shorter_than_the_persistence_or_other_factors_raise_not
 
 def test_the_finest_interval_is_judged_and_late_values_are_not() -> None:
     rule = BypassFlow(lambda: REGISTRY)
-    assert feed(rule, [flow(0, 0.0)]) == []
+    quiet = [flow(m, 0.0) for m in range(0, 180)]  # real-time values all along: idle
     hourly = [flow(60 * h, 5000.0, interval="hour") for h in range(0, 3)]
-    assert feed(rule, hourly) == []  # real-time values are sent: the hourly ones are not judged
-    assert feed(rule, [flow(m, 5000.0) for m in range(10, 20)]) != []
-    late = feed(rule, [flow(5, 0.0)])  # before the latest judged value
+    assert feed(rule, quiet + hourly) == []  # the hourly means are not judged beside them
+    assert feed(rule, [flow(m, 5000.0) for m in range(180, 190)]) != []
+    late = feed(rule, [flow(175, 0.0)])  # before the latest judged value
     assert late == [] and "outlet:E1/DA009" in rule.open
+
+
+def test_a_device_that_stops_its_real_time_values_is_judged_on_its_minute_values() -> None:
+    rule = BypassFlow(lambda: REGISTRY)
+    assert feed(rule, [flow(m, 0.0) for m in range(0, 5)]) == []
+    # then only 10-minute records, the bypass carrying 8,000 m3/h
+    out = feed(rule, [flow(10 * n, 8000.0, interval="minute") for n in range(1, 8)])
+    assert [a.subject for a in out] == ["outlet:E1/DA009"]
+    assert out[0].started_at == T0 + timedelta(minutes=20)  # the first after real-time went stale
