@@ -10,6 +10,7 @@ Zeros are `suspicious_data`'s, and so is one series repeating itself. The anomal
 first equal hour of the window that crossed the threshold and lists the equal hours; it closes
 at the end of the last equal hour once the window holds fewer. Each hour is compared once, when
 the second series' record of it arrives, in any order within the `KEEP_HOURS` [48] remembered.
+After a restart an open anomaly's window starts again from the equal hours its evidence lists.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point, from_ns
+from gateway.model import Point, from_ns, to_ns
 from gateway.registry import Outlet, Registry
 from gateway.vocabulary import O2, canonical
 
@@ -134,6 +135,11 @@ class ValuesCopied(BaseRule):
         last = datetime.fromisoformat(str(current.evidence["equal_hours"][-1]))
         return [current.closed(last + timedelta(hours=1), closed_as="differ")]
 
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        super().restore(open_anomalies)
+        for anomaly in open_anomalies:
+            self.pairs[anomaly.subject] = _restored(anomaly)
+
     def _opened(
         self,
         subject: str,
@@ -169,6 +175,12 @@ class ValuesCopied(BaseRule):
         )
         self.open[subject] = anomaly
         return anomaly
+
+
+def _restored(anomaly: Anomaly) -> _Pair:
+    """A pair's window after a restart: the equal hours the anomaly lists."""
+    hours = (to_ns(datetime.fromisoformat(str(h))) for h in anomaly.evidence["equal_hours"])
+    return _Pair(deque((h, True) for h in sorted(hours)))
 
 
 def _iso(hour_ns: int) -> str:

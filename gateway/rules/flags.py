@@ -2,8 +2,8 @@
 range or set by hand (M, C, D, T, S) too often, or on the hours that would exceed. Per outlet
 (subject `outlet:{enterprise}/{outlet}:flags`), over the hourly records of the last
 `flag_window_hours` [24] hours (event time), an hour counting as flagged when any of its values
-carries one of those flags; hours flagged F (stopped) or B (communication) and hours with no
-record are left out of the share.
+carries one of those flags; hours flagged only F (stopped) or B (communication) beside N, and
+hours with no record, are left out of the share (one F value does not hide an hour's M, C, D).
 
 It holds when the flagged hours are at least `flag_share` [0.3] of the hours with a record (once
 those are at least half the window: a device just heard from is not judged on its first hours),
@@ -12,7 +12,8 @@ limit (`ZsAvg` when sent, else `Avg`): an exceedance flagged away as a fault. Ge
 (a daily calibration hour, a maintenance morning a week) stays under both. It starts at the
 window's first flagged hour, lists the flagged hours with their flags, and closes at the end of
 its last flagged hour once the window no longer holds. Hours older than the window are not
-judged; a replay gives the same anomaly.
+judged; a replay gives the same anomaly. After a restart an open anomaly stays open, unchanged,
+until half a window of hours has come again and is judged.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class FlagAbuse(BaseRule):
         super().__init__()
         self.registry = registry
         self.hours: dict[str, dict[int, _Hour]] = {}  # subject -> hour ns -> its verdict
+        self.restored: set[str] = set()  # open anomalies whose window is refilling
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         registry = self.registry()
@@ -91,11 +93,15 @@ class FlagAbuse(BaseRule):
         self, subject: str, enterprise: str, outlet: Outlet, newest: int, detected_at: datetime
     ) -> Anomaly | None:
         book = self.hours[subject]
-        counted = {h: v for h, v in sorted(book.items()) if not v.left_out}
+        counted = {h: v for h, v in sorted(book.items()) if v.flags or not v.left_out}
         flagged = {h: v for h, v in counted.items() if v.flags}
         over = [h for h, v in flagged.items() if v.over]
         share = len(flagged) / len(counted) if counted else 0.0
         enough = 2 * len(counted) >= outlet.flag_window_hours
+        if subject in self.restored:
+            if not enough:
+                return None  # its window before the restart is not known: wait for one
+            self.restored.discard(subject)
         holds = bool(flagged) and (
             (enough and share >= outlet.flag_share) or len(over) >= outlet.flag_over_limit_hours
         )
@@ -146,5 +152,10 @@ class FlagAbuse(BaseRule):
             self.open[subject] = anomaly
             return anomaly
         del self.open[subject]
+        self.restored.discard(subject)
         last = datetime.fromisoformat(str(current.evidence["flagged_at"][-1]["hour"]))
         return current.closed(last + timedelta(hours=1), closed_as="routine")
+
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        super().restore(open_anomalies)
+        self.restored.update(a.subject for a in open_anomalies)

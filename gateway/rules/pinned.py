@@ -11,7 +11,9 @@ window that holds; a later hour whose window holds extends it (one new version p
 hour that breaks it (out of the band, over the limit, or a window that varies normally), an
 invalid hour or a missing one closes it at the end of its last pinned hour. Hours at or before
 the latest judged one (late or back-filled) are not judged. Replaying the same hours gives the
-same anomaly (its id comes from subject and start).
+same anomaly (its id comes from subject and start). After a restart an open anomaly carries on
+from its last pinned hour: until its window is full again, a following hour keeps it open while
+it lies in the band (the variation is judged again once the window is full).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point, from_ns
+from gateway.model import Point, from_ns, to_ns
 from gateway.registry import Outlet, PollutantLimit, Registry
 
 from .base import BaseRule
@@ -47,6 +49,7 @@ class ValuesPinned(BaseRule):
         super().__init__()
         self.registry = registry
         self.series: dict[str, _Series] = {}  # subject -> its recent hours
+        self.restored: set[str] = set()  # open anomalies whose window is refilling
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         out: list[Anomaly] = []
@@ -104,7 +107,13 @@ class ValuesPinned(BaseRule):
         series.hours.append((hour_ns, value))
         while len(series.hours) > outlet.pinned_hours:
             series.hours.popleft()
-        held = self._holds(series, outlet, what[2].limit)
+        if subject in self.restored and len(series.hours) >= outlet.pinned_hours:
+            self.restored.discard(subject)
+        if subject in self.restored:
+            limit = what[2].limit
+            held = all(outlet.pinned_band * limit <= v <= limit for _, v in series.hours)
+        else:
+            held = self._holds(series, outlet, what[2].limit)
         if current is not None and not held:
             return [*out, self._close(subject, current)]
         if not held:
@@ -178,8 +187,16 @@ class ValuesPinned(BaseRule):
             as_of=last,
         )
 
+    def restore(self, open_anomalies: Sequence[Anomaly]) -> None:
+        super().restore(open_anomalies)
+        for anomaly in open_anomalies:
+            last = datetime.fromisoformat(str(anomaly.evidence["last_hour"]))
+            self.series[anomaly.subject] = _Series(last_ns=to_ns(last))
+            self.restored.add(anomaly.subject)
+
     def _close(self, subject: str, anomaly: Anomaly) -> Anomaly:
         del self.open[subject]
+        self.restored.discard(subject)
         last = datetime.fromisoformat(str(anomaly.evidence["last_hour"]))
         return anomaly.closed(last + timedelta(hours=1), closed_as="varies")
 

@@ -139,3 +139,13 @@ def test_per_outlet_thresholds_and_a_repeated_record_counts_once() -> None:
     assert [a.subject for a in out] == ["copied:E2/DA001/a21002=DA001/a21026"]
     assert out[0].evidence["equal_count"] == 3 and out[0].evidence["copied_hours"] == 3
     assert feed(rule, nox) == []  # the same records again change nothing
+
+
+def test_a_restart_carries_an_open_copy_on() -> None:
+    rng = random.Random(7)
+    anomaly = feed(ValuesCopied(lambda: REGISTRY), copied_stack(rng, range(0, 8)))[-1]
+    rule = ValuesCopied(lambda: REGISTRY)
+    rule.restore([anomaly])
+    after = feed(rule, copied_stack(rng, range(8, 10)))
+    assert after and {(a.id, a.state) for a in after} == {(anomaly.id, "open")}
+    assert after[-1].evidence["equal_count"] == 10

@@ -151,3 +151,29 @@ def test_old_hours_are_not_judged_and_replays_give_the_same_anomaly() -> None:
     again = feed(rule, records)
     assert first and [a.id for a in again] == [a.id for a in first]
     assert feed(rule, [hour(2, flag="D")]) == []  # older than the 24 h window
+
+
+def test_a_restart_keeps_an_open_anomaly_until_half_a_window_is_judged_again() -> None:
+    records = [hour(h, flag="D" if 10 <= h < 18 else "N") for h in range(0, 24)]
+    anomaly = [a for a in feed(FlagAbuse(lambda: REGISTRY), records) if a.state == "open"][-1]
+    rule = FlagAbuse(lambda: REGISTRY)
+    rule.restore([anomaly])
+    assert feed(rule, [hour(h) for h in range(24, 35)]) == []  # 11 hours: not judged yet
+    closed = feed(rule, [hour(35)])  # 12 clean hours: routine
+    assert [(a.id, a.state) for a in closed] == [(anomaly.id, "closed")]
+
+
+def test_must_not_one_f_value_hide_an_hour_s_abused_flags() -> None:
+    """Every third hour flagged M, each with one extra value flagged F beside it."""
+    rule = FlagAbuse(lambda: REGISTRY)
+    records = []
+    for h in range(24):
+        points = hour(h, flag="M" if h % 3 == 0 else "N")
+        if h % 3 == 0:
+            tags = (("mn", MN), ("interval", "hour"), ("pollutant", "a34013"))
+            fields = (("avg", 0.0), ("flag", "F"))
+            points.append(Point("emission", tags, fields, points[0].event_time_ns))
+        records.append(points)
+    opened = feed(rule, records)
+    assert opened and opened[-1].evidence["flagged_hours"] == 8
+    assert opened[-1].evidence["hours_with_record"] == 22  # as of hour 21, the last flagged

@@ -159,3 +159,17 @@ def test_per_outlet_thresholds_and_a_2005_code() -> None:
     rule = ValuesPinned(lambda: REGISTRY)
     loose = [hour(h, 33.0 + (0.4 if h % 2 else -0.4), code="02", mn=MN_2005) for h in range(12)]
     assert feed(rule, loose) == []  # 1.2 % variation in every window: above this outlet's 0.5 %
+
+
+def test_a_restart_carries_an_open_anomaly_on_instead_of_closing_and_reopening_it() -> None:
+    rng = random.Random(12)
+    before = feed(ValuesPinned(lambda: REGISTRY), pinned(rng, range(0, 14)))
+    anomaly = before[-1]
+    assert anomaly.state == "open"
+    rule = ValuesPinned(lambda: REGISTRY)  # after a restart
+    rule.restore([anomaly])
+    after = feed(rule, pinned(rng, range(14, 30)))
+    assert after and {a.id for a in after} == {anomaly.id}
+    assert all(a.state == "open" for a in after) and after[-1].evidence["held_hours"] == 30
+    closed = feed(rule, [hour(30, 20.0)])
+    assert [(a.id, a.state) for a in closed] == [(anomaly.id, "closed")]
