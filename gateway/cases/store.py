@@ -9,7 +9,9 @@ escalates the case (`escalate`) while it is neither verified nor closed. Otherwi
 with a case gets nothing new: a replayed event opens no second case. An anomaly of the same
 enterprise and Beijing day joins the case in hand (`join`, by the gateway; an alarm raises the
 case to 报警) while that one is neither verified nor closed, unless `join_same_day` is off;
-anomalies of no enterprise each get their own. Officers join anomalies by hand with
+anomalies of no enterprise each get their own. An alarm whose 预警 case was already verified or
+closed opens a 报警 of its own (or joins the day's open case): the earlier case keeps its record,
+and the anomaly's case is the new one. Officers join anomalies by hand with
 `act(..., "join")`. A failure of the listener is logged, never raised into the anomaly store.
 
 Every change writes one history row (who, role, when, action, from and to state, details) in
@@ -128,9 +130,12 @@ class CaseStore:
             return None
         at = self.clock()
         with self._lock, self._transaction():
-            held = self._case_id_of(anomaly.id)
-            if held is not None:
+            held = self.get(self._case_id_of(anomaly.id) or 0)
+            if held is not None and not _handled_warning(held, anomaly):
                 return self._escalate(held, anomaly, at)
+            if held is not None:  # its 预警 was handled: the alarm is a 报警 of its own
+                log.info("alarm after a handled warning", case_id=held.id, anomaly_id=anomaly.id)
+                self._db.execute("DELETE FROM case_anomaly WHERE anomaly_id = ?", (anomaly.id,))
             target = self._same_day(anomaly) if self.join_same_day else None
             if target is not None:
                 joined = {
@@ -156,12 +161,8 @@ class CaseStore:
             log.info("case opened", case_id=case.id, anomaly_id=anomaly.id)
             return case
 
-    def _escalate(self, case_id: int, anomaly: Anomaly, at: datetime) -> Case | None:
-        case = self.get(case_id)
-        if case is None or anomaly.severity != "alarm" or case.level == "alarm":
-            return None
-        if case.state in DONE:  # handled as a warning; the alarm is the anomaly's to show
-            log.info("alarm for a handled case", case_id=case_id, anomaly_id=anomaly.id)
+    def _escalate(self, case: Case, anomaly: Anomaly, at: datetime) -> Case | None:
+        if anomaly.severity != "alarm" or case.level == "alarm":
             return None
         return self._change(case, "escalate", SYSTEM, at, {"anomaly_id": anomaly.id}, None)
 
@@ -307,6 +308,29 @@ class CaseStore:
             ).fetchall()
         return [case_from_json(json.loads(r[0])) for r in rows]
 
+    def overdue_or_unsigned(
+        self, *, now: datetime, since: datetime, unsigned_before: datetime
+    ) -> list[Case]:
+        """For the notifications' escalation, oldest first: the cases overdue at `now` whose
+        deadline is not before `since`, and the 报警 cases still 待签收 with no answer opened in
+        `[since, unsigned_before)`. Read through the state index; thread-safe (the store's
+        lock), so callers on the event loop run it in a thread."""
+        from .model import STATES  # the open states, for the (state, deadline) index
+
+        still_open = json.dumps([s for s in STATES if s not in DONE])
+        sql = (
+            "SELECT body FROM case_file WHERE id IN ("
+            " SELECT id FROM case_file WHERE state IN (SELECT value FROM json_each(?))"
+            " AND deadline >= ? AND deadline < ?"
+            " UNION SELECT id FROM case_file WHERE state = 'new' AND level = 'alarm'"
+            " AND opened_at >= ? AND opened_at < ? AND json_extract(body, '$.answer') IS NULL"
+            ") ORDER BY id"
+        )
+        args = (still_open, _utc(since), _utc(now), _utc(since), _utc(unsigned_before))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [case_from_json(json.loads(r[0])) for r in rows]
+
     # -- writing --------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -370,6 +394,11 @@ class CaseStore:
                 json.dumps(details, ensure_ascii=False, sort_keys=True),
             ),
         )
+
+
+def _handled_warning(case: Case, anomaly: Anomaly) -> bool:
+    """A 预警 case verified or closed whose anomaly has become an alarm."""
+    return anomaly.severity == "alarm" and case.level == "warning" and case.state in DONE
 
 
 def _done() -> str:

@@ -489,7 +489,9 @@ def test_an_alarm_joining_a_warning_case_raises_it(store: AnomalyStore, cases: C
     assert joined is not None and joined.level == "alarm" and len(joined.anomalies) == 2
 
 
-def test_a_handled_warning_case_is_not_raised(store: AnomalyStore, cases: CaseStore) -> None:
+def test_an_alarm_after_a_handled_warning_case_opens_a_case_of_its_own(
+    store: AnomalyStore, cases: CaseStore
+) -> None:
     warning = make_anomaly(type_="suspicious_data", severity="warning")
     store.record(warning)
     case = cases.case_of(warning.id)
@@ -501,8 +503,13 @@ def test_a_handled_warning_case_is_not_raised(store: AnomalyStore, cases: CaseSt
     ):
         cases.act(case.id, action, By("zhang", "officer"), T0, details)
     store.record(replace(warning, severity="alarm", as_of=T0 + timedelta(hours=2)))
-    after = cases.get(case.id)
-    assert after is not None and (after.level, after.state) == ("warning", "verified")
+    before = cases.get(case.id)
+    assert before is not None and (before.level, before.state) == ("warning", "verified")
+    assert before.anomalies == (warning.id,)  # the handled case keeps its record
+    now = cases.case_of(warning.id)
+    assert now is not None and now.id != case.id
+    assert (now.level, now.state, now.anomalies) == ("alarm", "new", (warning.id,))
+    assert len(cases) == 2
 
 
 def test_anomalies_of_one_enterprise_and_beijing_day_join_one_case(
