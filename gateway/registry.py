@@ -315,8 +315,13 @@ class Gate(BaseModel):
     @field_validator("quiet_hours")
     @classmethod
     def _quiet(cls, value: list[str]) -> list[str]:
+        minutes: set[int] = set()
         for text in value:
-            quiet_window(text)
+            start, end = quiet_window(text)
+            span = set(range(start, end)) if start < end else {*range(start, 1440), *range(end)}
+            if minutes & span:
+                raise ValueError(f"quiet_hours overlap at {text!r}: write them as one window")
+            minutes |= span
         return value
 
 

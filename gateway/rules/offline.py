@@ -2,7 +2,8 @@
 
 Opens `offline_after_s` after the last contact (frames of any kind, heartbeats included;
 a meter's readings; a gate's vehicle passages); severity `warning`, raised to `alarm` after
-`alarm_after_s` of silence; closes at the next contact. Devices never heard from since
+an hour of silence, or twice the threshold when that is longer (a gate: 8 h); closes at the
+next contact. Devices never heard from since
 start-up count from the start.
 
 A gate sends only passages, so its silence counts only outside its `quiet_hours` (Beijing
@@ -83,11 +84,17 @@ class DeviceOffline:
         """Meters' and gates' contact is their data (HJ 212 loggers report contact as device
         events)."""
         subjects = set()
+        registry = self.registry()
         for point in points:
+            ent = point.tag("enterprise") or ""
             if point.measurement == "power":
-                subjects.add(f"meter:{point.tag('enterprise')}/{point.tag('meter')}")
+                meter = point.tag("meter") or ""
+                if registry.meter(ent, meter) is not None:  # only registered devices are kept
+                    subjects.add(f"meter:{ent}/{meter}")
             elif point.measurement == "vehicle_passage":
-                subjects.add(f"gate:{point.tag('enterprise')}/{point.tag('gate')}")
+                gate = point.tag("gate") or ""
+                if registry.gate(ent, gate) is not None:
+                    subjects.add(f"gate:{ent}/{gate}")
         return [a for s in subjects if (a := self._contact(s, detected_at)) is not None]
 
     def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
@@ -118,7 +125,7 @@ class DeviceOffline:
             if anomaly is None and silence >= threshold:
                 anomaly = Anomaly(
                     type="device_offline",
-                    severity="alarm" if silence >= ALARM_AFTER_S else "warning",
+                    severity="alarm" if silence >= _alarm_after(threshold) else "warning",
                     enterprise=enterprise,
                     subject=subject,
                     started_at=last,
@@ -137,7 +144,11 @@ class DeviceOffline:
                 )
                 self.open[subject] = anomaly
                 out.append(anomaly)
-            elif anomaly is not None and anomaly.severity == "warning" and silence >= ALARM_AFTER_S:
+            elif (
+                anomaly is not None
+                and anomaly.severity == "warning"
+                and silence >= _alarm_after(threshold)
+            ):
                 anomaly = replace(anomaly, severity="alarm").updated(
                     now,
                     summary=f"{_name(subject)} has sent nothing for {_duration(silence)}.",
@@ -157,6 +168,11 @@ class DeviceOffline:
         for anomaly in open_anomalies:
             self.open[anomaly.subject] = anomaly
             self.last_contact.setdefault(anomaly.subject, anomaly.started_at)
+
+
+def _alarm_after(threshold: float) -> float:
+    """Silence that makes an alarm: an hour, or twice the threshold when that is longer."""
+    return max(ALARM_AFTER_S, 2 * threshold)
 
 
 def _quiet_text(quiet: Quiet) -> list[str]:

@@ -125,3 +125,30 @@ def test_a_gate_s_status_follows_its_passages() -> None:
     assert rule.online("gate:E1/G1") is None
     rule.on_points([passage("G1", START)], START)
     assert rule.online("gate:E1/G1") is True
+
+
+def test_overlapping_quiet_hours_are_refused_and_unregistered_gates_are_not_kept() -> None:
+    for windows in (["22:00-06:00", "00:00-07:00"], ["12:00-13:00", "12:30-14:00"]):
+        with pytest.raises(ValueError, match="overlap"):
+            RegistryFile.model_validate(
+                {"enterprises": [{"id": "E", "gates": [{"id": "G", "quiet_hours": windows}]}]}
+            )
+    rule = DeviceOffline(lambda: REGISTRY, START.astimezone(UTC))
+    strangers = [
+        Point("vehicle_passage", (("enterprise", "E1"), ("gate", f"X{n}")), (("plate", "冀A1"),), 0)
+        for n in range(100)
+    ]
+    rule.on_points(strangers, START)
+    assert not any(s.startswith("gate:E1/X") for s in rule.last_contact)
+
+
+def test_a_silent_gate_is_a_warning_first_and_an_alarm_after_twice_its_threshold() -> None:
+    rule = DeviceOffline(lambda: REGISTRY, START.astimezone(UTC))
+    last = START.replace(hour=7)
+    rule.on_points([passage("G1", last)], last)
+    (warning,) = [a for a in rule.on_tick(last + timedelta(hours=4)) if "G1" in a.subject]
+    assert warning.severity == "warning"
+    assert [a for a in rule.on_tick(last + timedelta(hours=7)) if "G1" in a.subject] == []
+    # 07:00 to 15:00: 8 h of silence, none of it in the quiet hours
+    (alarm,) = [a for a in rule.on_tick(last + timedelta(hours=8)) if "G1" in a.subject]
+    assert (alarm.id, alarm.severity) == (warning.id, "alarm")
