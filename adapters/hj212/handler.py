@@ -12,6 +12,7 @@ interval) and neither; whatever its bytes, no exception but SpoolFull / SpoolClo
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -204,13 +205,17 @@ class FrameHandler:
         if device is None:
             self.reject(link, frame.mn, "unknown_mn", f"MN {frame.mn!r} is not registered")
             address = link.address
-            self._event("unknown_mn", frame.mn, "", link.peer, address=address)
+            shown = _frame_time(frame, self.default_tz)
+            self._event("unknown_mn", frame.mn, "", link.peer, shown, address=address)
             self._contacts.pop(frame.mn, None)
             return None
         if not device.outlet.open and frame.pw != device.outlet.password:
             self.reject(link, frame.mn, "bad_password", "PW does not match the registry")
             address = link.address
-            self._event("bad_password", frame.mn, device.enterprise, link.peer, address=address)
+            shown = _frame_time(frame, device.timezone or self.default_tz)
+            self._event(
+                "bad_password", frame.mn, device.enterprise, link.peer, shown, address=address
+            )
             self._contacts.pop(frame.mn, None)
             return None
         self._note_crc(frame)
@@ -457,6 +462,15 @@ def _code(params: dict[str, str], key: str) -> str | None:
     value = params.get(key)
     ok = value is not None and len(value) <= 4 and value.isascii() and value.isdigit()
     return value if ok else None
+
+
+_DATA_TIME = re.compile(r"(?:^|[;,])DataTime=(\d{14})")
+
+
+def _frame_time(frame: Frame, tz: tzinfo) -> datetime | None:
+    """A refused frame's own time, in UTC: its DataTime when it reads, else its QN's."""
+    found = _DATA_TIME.search(frame.cp)
+    return _qn_time(found.group(1) if found else frame.qn, tz)
 
 
 def _qn_time(qn: str | None, tz: tzinfo) -> datetime | None:

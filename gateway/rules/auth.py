@@ -7,9 +7,11 @@ encrypted CP area the registered SM4 key does not decrypt (`mn:<MN>/decrypt`), a
 one from a device with no key in the registry (`mn:<MN>/no_key`); it counts frames and the
 addresses they came from.
 
-The first refused frame opens the anomaly, later ones update its counts at most every
-`update_every_s`. It closes when no refused frame of its own has come for `quiet_after_s`
-(received time, wall clock) and ends at the last one. Accepted frames close nothing: an
+The first refused frame opens the anomaly, at the frame's own time (its DataTime, else its
+QN, never after its receipt; the receipt time when it shows neither), so replaying the same
+frames opens the same anomaly; later ones update its counts at most every `update_every_s`.
+It closes when no refused frame of its own has come for `quiet_after_s` (received time, wall
+clock) and ends at the last one. Accepted frames close nothing: an
 impostor beside the real device, or a relay forwarding registered and unknown MNs, stays one
 anomaly. At most `max_open` addresses have an `unregistered_device` of their own; frames from
 further addresses go to one overflow anomaly (subject `address:*`) and are counted in
@@ -133,12 +135,13 @@ class RefusedDevices(BaseRule):
         at = event.received_at
         tally = _Tally(_what(type_, subject), fixed, 1, first_at=at, last_at=at, emitted_at=at)
         self._remember(tally, name)
+        shown = event.device_time  # the frame's own time: a replay opens the same anomaly
         anomaly = Anomaly(
             type=type_,
             severity="warning",
             enterprise=event.enterprise or "unregistered",
             subject=subject,
-            started_at=at,
+            started_at=min(shown, at) if shown is not None else at,
             summary=_summary(type_, subject, tally),
             evidence=_evidence(tally) | {"quiet_after_s": self.quiet_after_s},
             rule=self.name,

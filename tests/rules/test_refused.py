@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -444,3 +444,17 @@ def test_encrypted_frames_without_a_registered_key(monkeypatch: pytest.MonkeyPat
         ("no_key", f"mn:{MN}", "E1", SCANNER),
         ("unknown_mn", f"mn:{'9' * 24}", "", SCANNER),
     ]
+
+
+def test_the_anomaly_starts_at_the_frame_s_own_time_so_a_replay_opens_the_same_one() -> None:
+    sent = T0 - timedelta(days=3)  # a day replayed three days later
+    event = replace(refused("bad_password", MN, T0, IMPOSTOR, "E1"), device_time=sent)
+    (first,) = RefusedDevices().on_device_event(event)
+    again = replace(event, received_at=T0 + timedelta(hours=2))
+    (second,) = RefusedDevices().on_device_event(again)  # after a restart, or the next day
+    assert first.started_at == second.started_at == sent and first.id == second.id
+    future = replace(event, device_time=T0 + timedelta(days=1))  # a clock ahead: its receipt
+    (ahead,) = RefusedDevices().on_device_event(future)
+    assert ahead.started_at == T0
+    (plain,) = RefusedDevices().on_device_event(refused("unknown_mn", "X1", T0, IMPOSTOR))
+    assert plain.started_at == T0
