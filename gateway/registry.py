@@ -200,6 +200,9 @@ class Meter(BaseModel):
     rollover_at: float | None = Field(None, gt=0, description="counter wraps to 0 here (kWh)")
     on_threshold_kw: float = Field(1.0, ge=0, description="running at or above this power")
     offline_after_s: float | None = Field(None, gt=0, description="silence before device_offline")
+    report_interval_s: float = Field(
+        300.0, ge=10, le=3600, description="completeness: one reading expected every this long"
+    )
 
 
 class FacilityLink(BaseModel):

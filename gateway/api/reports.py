@@ -161,7 +161,7 @@ def build_router(svc: Services) -> APIRouter:
         format: Format = "json",
     ) -> Feedback | Response:
         found = period(parse_month, month)
-        fb = build.verdict_feedback(
+        fb = await build.verdict_feedback(
             sources(),
             found,
             scope(caller, region, enterprise),

@@ -1,13 +1,17 @@
-"""Making a report: reads the anomaly and case stores, the regime, the registry and InfluxDB
-for a period and a scope, and hands what it read to the pure figures (`counts`,
-`timeliness`, `transmission`, `compliance`, `feedback`). InfluxDB trouble does not stop a
-report: the parts that need it say `unknown` (or null) and `problems` says why."""
+"""Making a report: reads the anomaly and case files (`reading`), the regime, the registry and
+InfluxDB for a period and a scope, and hands what it read to the pure figures (`counts`,
+`timeliness`, `transmission`, `compliance`, `feedback`). The file reads, the JSON they hold
+and the figures run in a worker thread (`asyncio.to_thread`), so the event loop that
+acknowledges devices goes on meanwhile; only the InfluxDB queries (asynchronous) run on it.
+InfluxDB trouble does not stop a report: the parts that need it say `unknown` (or null) and
+`problems` says why."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ..anomalies.model import Anomaly
 from ..anomalies.store import AnomalyStore
@@ -15,24 +19,25 @@ from ..anomalies.types import TYPES
 from ..cases.model import Case
 from ..cases.store import CaseStore
 from ..influx.reader import QueryError, SeriesReader
-from ..regime import Regime
+from ..regime import Alert, Order, Regime
 from ..registry import Enterprise, Registry
-from . import compliance, counts, stored
+from . import compliance, counts, reading, stored
 from .feedback import HIGH_SHARE, MIN_VERDICTS, Judged, feedback, high_false_alarm
-from .model import Feedback, HighFalseAlarm, PeriodOut, Report, ScopeOut
+from .model import Feedback, HighFalseAlarm, PeriodOut, Report, ReportNote, ScopeOut
 from .period import BEIJING, Period
+from .problems import note
 from .thresholds import thresholds
 from .timeliness import Handled, handled, timeliness
 from .transmission import DeviceRef, transmission
 
-PAGE = 5000  # anomalies read from the store at a time
 TOP = 10
-_TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
 class Sources:
-    """Where a report reads from; `series` is None when InfluxDB is not configured."""
+    """Where a report reads from; `series` is None when InfluxDB is not configured. The
+    anomaly and case stores are read through their files (`path`), never their
+    connections."""
 
     store: AnomalyStore
     cases: CaseStore
@@ -77,35 +82,42 @@ def period_out(period: Period, now: datetime) -> PeriodOut:
     )
 
 
-def overlapping(
-    store: AnomalyStore,
-    scope: Collection[str] | None,
-    start: datetime,
-    end: datetime,
-    family: str | None = None,
-) -> list[Anomaly]:
-    """Every anomaly of the scope overlapping `[start, end)`, read page by page (an anomaly
-    recorded meanwhile may shift a page: none is taken twice)."""
-    seen: dict[str, Anomaly] = {}
-    offset = 0
-    while True:
-        page, _ = store.query(
-            enterprises=scope,
-            family=family,
-            since=start,
-            until=end - _TICK,
-            limit=PAGE,
-            offset=offset,
-        )
-        for a in page:
-            seen.setdefault(a.id, a)
-        if len(page) < PAGE:
-            return list(seen.values())
-        offset += len(page)
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What the files and the regime hold for one report."""
+
+    found: list[Anomaly]  # started in the period
+    case_of: dict[str, Case]
+    handled: list[Handled]  # the cases opened in the period
+    post_shutdown: list[Anomaly]  # overlapping the period
+    items: list[compliance.Obligation]
 
 
-def _handled(cases: CaseStore, opened: list[Case]) -> list[Handled]:
-    return [handled(c, [(s.at, s.action) for s in cases.history(c.id)]) for c in opened]
+def _handled(src: Sources, period: Period, enterprises: frozenset[str] | None) -> list[Handled]:
+    """The cases opened in the period, with their histories (two queries)."""
+    with reading.read_only(src.cases.path) as db:
+        opened = reading.opened_between(db, period.start, period.end, enterprises)
+        steps = reading.histories(db, [c.id for c in opened])
+    return [handled(c, steps.get(c.id, [])) for c in opened]
+
+
+def _read(
+    src: Sources,
+    period: Period,
+    scope: Scope,
+    ents: list[Enterprise],
+    regime: tuple[list[Alert], list[Order]],
+    now: datetime,
+) -> _Read:
+    """Reads the files (in the calling thread, on connections of its own)."""
+    with reading.read_only(src.store.path) as db:
+        found = reading.started_between(db, scope.enterprises, period.start, period.end)
+        post = reading.overlapping(db, scope.enterprises, period.start, period.end, "post_shutdown")
+    with reading.read_only(src.cases.path) as db:
+        case_of = reading.cases_of(db, [a.id for a in found])
+    alerts, orders = regime
+    items = compliance.obligations(alerts, orders, ents, src.regime.within, period, now)
+    return _Read(found, case_of, _handled(src, period, scope.enterprises), post, items)
 
 
 def _names(registry: Registry) -> dict[str, str]:
@@ -119,76 +131,86 @@ def _devices(ents: list[Enterprise]) -> Iterator[DeviceRef]:
                 yield DeviceRef(e.id, e.name, o.id, o.mn)
 
 
-async def report(src: Sources, period: Period, scope: Scope, now: datetime) -> Report:
-    """The report of `period` for `scope` as of `now`."""
-    registry = src.registry
-    ents = scope.registered(registry)
-    problems: list[str] = []
-    found = counts.started_in(
-        overlapping(src.store, scope.enterprises, period.start, period.end), period
+async def _stored(
+    series: SeriesReader,
+    devices: Sequence[DeviceRef],
+    items: Sequence[compliance.Obligation],
+    period: Period,
+    now: datetime,
+) -> tuple[dict[str, list[datetime]], dict[compliance.Obligation, bool]]:
+    """(MN -> times of its hourly records, obligation -> whether its enterprise stored
+    anything in its window), from InfluxDB; QueryError when it cannot be read."""
+    times = await stored.hourly_times(
+        series, [d.mn for d in devices], period.start, period.until(now)
     )
-    case_of = {a.id: c for a in found if (c := src.cases.case_of(a.id)) is not None}
-    opened = src.cases.opened_between(period.start, period.end, scope.enterprises)
+    has_data: dict[compliance.Obligation, bool] = {}
+    windows: dict[tuple[datetime, datetime], list[compliance.Obligation]] = {}
+    for o in items:
+        windows.setdefault((o.starts_at, o.ends_at), []).append(o)
+    for (start, end), group in windows.items():
+        with_data = await stored.enterprises_with_data(
+            series, [o.enterprise for o in group], start, end
+        )
+        has_data.update({o: o.enterprise in with_data for o in group})
+    return times, has_data
 
-    devices = list(_devices(ents))
-    rates = None
-    items = compliance.obligations(
-        [*src.regime.list_alerts(), *src.regime.calendar()],
-        src.regime.list_orders(),
-        ents,
-        src.regime.within,
-        period,
-        now,
-    )
-    has_data: dict[compliance.Obligation, bool] | None = None
-    if src.series is None:
-        problems.append("InfluxDB is not configured: no transmission rates, compliance unknown")
-    else:
-        try:
-            times = await stored.hourly_times(
-                src.series, [d.mn for d in devices], period.start, period.until(now)
-            )
-            rates = transmission(devices, times, period, now)
-            has_data = {}
-            windows: dict[tuple[datetime, datetime], list[compliance.Obligation]] = {}
-            for o in items:
-                windows.setdefault((o.starts_at, o.ends_at), []).append(o)
-            for (start, end), group in windows.items():
-                with_data = await stored.enterprises_with_data(
-                    src.series, [o.enterprise for o in group], start, end
-                )
-                has_data.update({o: o.enterprise in with_data for o in group})
-        except QueryError as exc:
-            rates, has_data = None, None
-            problems.append(f"InfluxDB could not be read: {exc}")
-    post_shutdown = overlapping(
-        src.store, scope.enterprises, period.start, period.end, "post_shutdown"
-    )
-    rows = compliance.judge(items, post_shutdown, has_data)
+
+def _figures(
+    read: _Read,
+    src: Sources,
+    period: Period,
+    scope: Scope,
+    now: datetime,
+    devices: Sequence[DeviceRef],
+    influx: tuple[dict[str, list[datetime]], dict[compliance.Obligation, bool]] | None,
+    problems: list[ReportNote],
+) -> Report:
+    registry = src.registry
+    rows = compliance.judge(read.items, read.post_shutdown, None if influx is None else influx[1])
     return Report(
         period=period_out(period, now),
         scope=scope.out(registry),
         generated_at=now.astimezone(BEIJING),
-        anomalies=counts.count(found, case_of),
-        top_enterprises=counts.top_enterprises(found, _names(registry), TOP),
-        timeliness=timeliness(_handled(src.cases, opened), now),
-        transmission=rates,
+        anomalies=counts.count(read.found, read.case_of),
+        top_enterprises=counts.top_enterprises(read.found, _names(registry), TOP),
+        timeliness=timeliness(read.handled, now),
+        transmission=None if influx is None else transmission(devices, influx[0], period, now),
         compliance=rows,
         compliance_counts=compliance.tally(rows),
         problems=problems,
     )
 
 
-def verdict_feedback(
-    src: Sources, period: Period, scope: Scope, now: datetime, *, with_thresholds: bool
+async def report(src: Sources, period: Period, scope: Scope, now: datetime) -> Report:
+    """The report of `period` for `scope` as of `now`."""
+    ents = scope.registered(src.registry)
+    regime = ([*src.regime.list_alerts(), *src.regime.calendar()], src.regime.list_orders())
+    read = await asyncio.to_thread(_read, src, period, scope, ents, regime, now)
+    devices = list(_devices(ents))
+    problems: list[ReportNote] = []
+    influx = None
+    if src.series is None:
+        problems.append(note("influx_not_configured"))
+    else:
+        try:
+            influx = await _stored(src.series, devices, read.items, period, now)
+        except QueryError as exc:
+            problems.append(note("influx_unreadable", str(exc)))
+    return await asyncio.to_thread(
+        _figures, read, src, period, scope, now, devices, influx, problems
+    )
+
+
+def _feedback(
+    src: Sources, period: Period, scope: Scope, now: datetime, with_thresholds: bool
 ) -> Feedback:
-    """The verdict feedback of the cases opened in `period` within `scope`; the list of
-    types with a high false-alarm share (and their thresholds) when `with_thresholds`."""
     registry = src.registry
-    opened = src.cases.opened_between(period.start, period.end, scope.enterprises)
+    handled_ = _handled(src, period, scope.enterprises)
+    with reading.read_only(src.store.path) as db:
+        type_of = reading.types_of(db, [i for h in handled_ for i in h.case.anomalies])
     judged = []
-    for h in _handled(src.cases, opened):
-        types = frozenset(a.type for i in h.case.anomalies if (a := src.store.get(i)) is not None)
+    for h in handled_:
+        types = frozenset(type_of[i] for i in h.case.anomalies if i in type_of)
         ent = registry.enterprise(h.case.enterprise)
         judged.append(Judged(h, types, ent.region if ent is not None else ""))
     totals, regional = feedback(judged, [t.name for t in TYPES], now)
@@ -215,3 +237,12 @@ def verdict_feedback(
         by_type_region=regional,
         high_false_alarm=high,
     )
+
+
+async def verdict_feedback(
+    src: Sources, period: Period, scope: Scope, now: datetime, *, with_thresholds: bool
+) -> Feedback:
+    """The verdict feedback of the cases opened in `period` within `scope`; the list of
+    types with a high false-alarm share (and their thresholds) when `with_thresholds`.
+    Built in a worker thread."""
+    return await asyncio.to_thread(_feedback, src, period, scope, now, with_thresholds)

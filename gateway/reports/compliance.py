@@ -1,16 +1,24 @@
 """Compliance with alerts and orders (pure): each alert or order in force during the period,
 for each enterprise of the scope it covers, is complied with, violated (a `post_shutdown`
-anomaly of the enterprise overlaps its window), or cannot be verified (no stored data of the
-enterprise's devices in its window)."""
+anomaly of the enterprise that names it among its sources overlaps its window), or cannot be
+verified (no stored data of the enterprise's devices in its window).
+
+An anomaly names what obliged the enterprise in its evidence, as the rules write it
+(`gateway.rules.obligation.Source.evidence`: `kind` and `ref`): `production_during_shutdown`
+and `emission_during_shutdown` under `shutdown.sources`, `curtailment_exceeded` under
+`sources`, `banned_vehicle_entry` under `source` (and `alert_id`). An order is named as
+`order` with its id; an alert as `alert plan` with its id; a calendar control period
+(`period:<name>:<n>`) as `control period` with its name. So L3 running under an alert violates
+the alert, not an order on L1, and a banned truck violates the alert, not a shutdown order."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..anomalies.model import Anomaly
-from ..regime import Alert, Order
+from ..regime import PERIOD_PREFIX, Alert, Order
 from ..registry import Enterprise
 from .model import ComplianceCounts, ComplianceRow, Status
 from .period import Period
@@ -32,6 +40,18 @@ class Obligation:
     name: str
     starts_at: datetime
     ends_at: datetime
+
+    @property
+    def named_as(self) -> tuple[str, str]:
+        """(kind, ref) of this alert or order in an anomaly's evidence sources."""
+        return ("order", self.ref) if self.source == "order" else alert_named_as(self.ref)
+
+
+def alert_named_as(alert_id: str) -> tuple[str, str]:
+    """(kind, ref) of an alert in evidence sources: a control period by its name."""
+    if alert_id.startswith(PERIOD_PREFIX):
+        return ("control period", alert_id.removeprefix(PERIOD_PREFIX).rpartition(":")[0])
+    return ("alert plan", alert_id)
 
 
 def _window(
@@ -82,16 +102,52 @@ def obligations(
     return sorted(out, key=lambda o: (o.starts_at, o.enterprise, o.source, o.ref))
 
 
+def _dicts(value: object) -> Iterator[Mapping[str, object]]:
+    if isinstance(value, Mapping):
+        yield value
+    elif isinstance(value, list):
+        yield from (v for v in value if isinstance(v, Mapping))
+
+
+def sources(anomaly: Anomaly) -> set[tuple[str, str]]:
+    """(kind, ref) of every order, alert plan and control period the anomaly's evidence
+    names; an `alert_id` counts as an alert plan, or as the control period it stands for."""
+    evidence = anomaly.evidence
+    shutdown = evidence.get("shutdown")
+    found = [
+        *(_dicts(shutdown.get("sources")) if isinstance(shutdown, Mapping) else ()),
+        *_dicts(evidence.get("sources")),
+        *_dicts(evidence.get("source")),  # a dict for vehicles (a curtailment's is a label)
+    ]
+    out = {(str(s.get("kind")), str(s.get("ref"))) for s in found}
+    alert_id = evidence.get("alert_id")
+    if isinstance(alert_id, str) and alert_id:
+        out.add(alert_named_as(alert_id))
+    return out
+
+
+def overlaps(anomaly: Anomaly, start: datetime, end: datetime) -> bool:
+    """Whether the anomaly lies in `[start, end)` for some time: an open one reaches to now,
+    an instant counts at its time, one that ended exactly at `start` does not."""
+    if anomaly.started_at >= end:
+        return False
+    if anomaly.ended_at is None:
+        return True
+    if anomaly.ended_at == anomaly.started_at:
+        return anomaly.started_at >= start
+    return anomaly.ended_at > start
+
+
 def violations(obligation: Obligation, anomalies: Iterable[Anomaly]) -> list[str]:
-    """Ids of the `post_shutdown` anomalies of the obligation's enterprise that overlap its
-    window (an open one reaches to now; an instant counts at its time)."""
+    """Ids of the `post_shutdown` anomalies of the obligation's enterprise that name it
+    among their sources and overlap its window."""
     return sorted(
         a.id
         for a in anomalies
         if a.family == "post_shutdown"
         and a.enterprise == obligation.enterprise
-        and a.started_at < obligation.ends_at
-        and (a.ended_at is None or a.ended_at >= obligation.starts_at)
+        and overlaps(a, obligation.starts_at, obligation.ends_at)
+        and obligation.named_as in sources(a)
     )
 
 
@@ -103,8 +159,11 @@ def judge(
     """Each obligation's status; `has_data` says whether its enterprise's devices stored
     anything in its window (None: not known, so `unknown` unless violated)."""
     rows = []
+    by_enterprise: dict[str, list[Anomaly]] = {}
+    for a in anomalies:
+        by_enterprise.setdefault(a.enterprise, []).append(a)
     for o in items:
-        found = violations(o, anomalies)
+        found = violations(o, by_enterprise.get(o.enterprise, ()))
         status: Status
         if found:
             status = "violated"

@@ -113,7 +113,8 @@ class ComplianceRow(_Out):
     starts_at: datetime = Field(description="the window within the period")
     ends_at: datetime = Field(description="exclusive; a withdrawal ends it early")
     status: Status = Field(
-        description="`violated`: a post_shutdown anomaly of the enterprise in the window; "
+        description="`violated`: a post_shutdown anomaly of the enterprise that names this "
+        "alert or order among its evidence sources overlaps the window; "
         "`unverifiable`: no stored data of its devices in the window; `complied` otherwise; "
         "`unknown`: InfluxDB could not be read"
     )
@@ -127,6 +128,15 @@ class ComplianceCounts(_Out):
     unknown: int
 
 
+class ReportNote(_Out):
+    code: Literal["influx_not_configured", "influx_unreadable"] = Field(
+        description="what could not be read: `influx_not_configured` (no InfluxDB given) or "
+        "`influx_unreadable` (a query failed); the page and the CSV show it in the language asked"
+    )
+    message: str = Field(description="the same in English")
+    detail: str | None = Field(description="the error, as InfluxDB or the client gave it")
+
+
 class Report(_Out):
     period: PeriodOut
     scope: ScopeOut
@@ -137,7 +147,7 @@ class Report(_Out):
     transmission: Transmission | None = Field(description="null when InfluxDB is not readable")
     compliance: list[ComplianceRow]
     compliance_counts: ComplianceCounts
-    problems: list[str] = Field(description="what could not be read, and why")
+    problems: list[ReportNote] = Field(description="what could not be read, and why")
 
 
 class FeedbackRow(_Out):

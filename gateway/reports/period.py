@@ -14,6 +14,8 @@ HOUR = timedelta(hours=1)
 
 Kind = Literal["day", "month"]
 
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # the years a report may be asked for
+
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
@@ -63,21 +65,30 @@ def month(year: int, month_: int) -> Period:
     return Period("month", start, datetime(nxt[0], nxt[1], 1, tzinfo=BEIJING))
 
 
+def _year(text: str) -> None:
+    if not FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
+        raise ValueError(f"{text!r}: the year must be {FIRST_YEAR} to {LAST_YEAR}")
+
+
 def parse_day(text: str) -> Period:
-    """`YYYY-MM-DD` as a Beijing day; ValueError when it is not one."""
+    """`YYYY-MM-DD` as a Beijing day of the years `FIRST_YEAR` to `LAST_YEAR`; ValueError
+    when it is not one."""
     if not _DAY.match(text):
         raise ValueError(f"{text!r} is not a day (YYYY-MM-DD)")
-    return day(date.fromisoformat(text))
+    found = date.fromisoformat(text)
+    _year(text)
+    return day(found)
 
 
 def parse_month(text: str) -> Period:
-    """`YYYY-MM` as a Beijing month; ValueError when it is not one."""
+    """`YYYY-MM` as a Beijing month of the years `FIRST_YEAR` to `LAST_YEAR`; ValueError
+    when it is not one."""
     if not _MONTH.match(text):
         raise ValueError(f"{text!r} is not a month (YYYY-MM)")
-    year, month_ = int(text[:4]), int(text[5:])
-    if not 1 <= month_ <= 12 or year < 1:
+    if not 1 <= int(text[5:]) <= 12:
         raise ValueError(f"{text!r} is not a month (YYYY-MM)")
-    return month(year, month_)
+    _year(text)
+    return month(int(text[:4]), int(text[5:]))
 
 
 def month_of(moment: datetime) -> str:

@@ -14,6 +14,7 @@ from ..anomalies.messages import LEVEL_LABELS, type_label
 from ..cases.model import STATE_LABELS, VERDICT_LABELS
 from .model import DeviceRate, Feedback, FeedbackRow, Report
 from .period import BEIJING
+from .problems import wording
 
 Lang = Literal["zh", "en"]
 BOM = "\ufeff"
@@ -269,7 +270,7 @@ def report_csv(report: Report, lang: Lang = "zh") -> bytes:
         for c in report.compliance
     ]
     if report.problems:
-        rows += [[], [_w("problems", lang)], *([p] for p in report.problems)]
+        rows += [[], [_w("problems", lang)], *([wording(p, lang)] for p in report.problems)]
     return _csv(rows)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from ..registry import Enterprise
 from ..rules.auth import QUIET_AFTER_S
 from ..rules.data_gap import DUE_AFTER_S
-from ..rules.offline import ALARM_AFTER_S, HJ212_OFFLINE_S, METER_OFFLINE_S
+from ..rules.offline import ALARM_AFTER_S, GATE_OFFLINE_S, HJ212_OFFLINE_S, METER_OFFLINE_S
 from ..rules.suspicious import SuspiciousData
 from .model import Threshold
 
@@ -63,6 +63,12 @@ def _device_offline(ents: Sequence[Enterprise]) -> Iterable[Use]:
         for m in e.meters:
             place = f"{e.id}/{m.id}"
             yield _optional("meters.offline_after_s", m.offline_after_s, METER_OFFLINE_S, place)
+            yield ("alarm_after_s", _seconds(ALARM_AFTER_S), True, place)
+        for g in e.gates:
+            place = f"{e.id}/{g.id}"
+            yield _optional("gates.offline_after_s", g.offline_after_s, GATE_OFFLINE_S, place)
+            quiet = ", ".join(g.quiet_hours) or "[]"
+            yield ("gates.quiet_hours", quiet, "quiet_hours" not in g.model_fields_set, place)
             yield ("alarm_after_s", _seconds(ALARM_AFTER_S), True, place)
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.anomalies.model import Anomaly
-from gateway.model import Point
+from gateway.model import Point, from_ns
 from gateway.registry import Registry, quiet_window
 
 from .base import DeviceEvent
@@ -60,6 +60,8 @@ class DeviceOffline:
         self.started_at = started_at
         self.last_contact: dict[str, datetime] = {}
         self.open: dict[str, Anomaly] = {}
+        # meters and gates: the Beijing day's slots with data (event time), for completeness
+        self.slots: dict[str, tuple[date, set[int]]] = {}
 
     def _devices(self) -> dict[str, tuple[str, float, Quiet]]:
         """subject -> (enterprise, threshold seconds, quiet windows) for every registered
@@ -88,13 +90,15 @@ class DeviceOffline:
         for point in points:
             ent = point.tag("enterprise") or ""
             if point.measurement == "power":
-                meter = point.tag("meter") or ""
-                if registry.meter(ent, meter) is not None:  # only registered devices are kept
-                    subjects.add(f"meter:{ent}/{meter}")
+                found = registry.meter(ent, point.tag("meter") or "")
+                if found is not None:  # only registered devices are kept
+                    subjects.add(f"meter:{ent}/{found.id}")
+                    self._slot(f"meter:{ent}/{found.id}", point, found.report_interval_s)
             elif point.measurement == "vehicle_passage":
-                gate = point.tag("gate") or ""
-                if registry.gate(ent, gate) is not None:
-                    subjects.add(f"gate:{ent}/{gate}")
+                gate = registry.gate(ent, point.tag("gate") or "")
+                if gate is not None:
+                    subjects.add(f"gate:{ent}/{gate.id}")
+                    self._slot(f"gate:{ent}/{gate.id}", point, 3600.0)
         return [a for s in subjects if (a := self._contact(s, detected_at)) is not None]
 
     def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
@@ -158,6 +162,40 @@ class DeviceOffline:
                 out.append(anomaly)
         return out
 
+    def _slot(self, subject: str, point: Point, every_s: float) -> None:
+        local = from_ns(point.event_time_ns).astimezone(BEIJING)
+        day, seen = self.slots.get(subject, (local.date(), set()))
+        if local.date() > day:
+            day, seen = local.date(), set()  # a new day
+        elif local.date() < day:
+            return  # yesterday's, late: today's completeness does not count it
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        seen.add(int((local - midnight).total_seconds() // every_s))
+        self.slots[subject] = (day, seen)
+
+    def completeness(self, subject: str, now: datetime) -> float | None:
+        """A meter's or gate's share of today's ended slots (Beijing day) with data: a
+        meter's slots are its `report_interval_s`, a gate's the hours outside its quiet
+        hours; None before a slot has ended or for other devices."""
+        kind, _, ident = subject.partition(":")
+        ent, _, name = ident.partition("/")
+        registry = self.registry()
+        local = now.astimezone(BEIJING)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        elapsed = (local - midnight).total_seconds()
+        if kind == "meter" and (meter := registry.meter(ent, name)) is not None:
+            expected = set(range(int(elapsed // meter.report_interval_s)))
+        elif kind == "gate" and (gate := registry.gate(ent, name)) is not None:
+            quiet = [quiet_window(q) for q in gate.quiet_hours]
+            expected = {h for h in range(int(elapsed // 3600)) if not _hushed(h, quiet)}
+        else:
+            return None
+        if not expected:
+            return None
+        day, seen = self.slots.get(subject, (local.date(), set()))
+        got = seen if day == local.date() else set()
+        return len(expected & got) / len(expected)
+
     def online(self, subject: str) -> bool | None:
         """False while `device_offline` is open, True once heard from, None if never."""
         if subject in self.open:
@@ -168,6 +206,17 @@ class DeviceOffline:
         for anomaly in open_anomalies:
             self.open[anomaly.subject] = anomaly
             self.last_contact.setdefault(anomaly.subject, anomaly.started_at)
+
+
+def _hushed(hour: int, quiet: list[tuple[int, int]]) -> bool:
+    """Whether the hour [hour:00, hour+1:00) lies wholly in a quiet window."""
+    start, end = hour * 60, hour * 60 + 60
+    for a, b in quiet:
+        if a < b and a <= start and end <= b:
+            return True
+        if a > b and (start >= a or end <= b):
+            return True
+    return False
 
 
 def _alarm_after(threshold: float) -> float:

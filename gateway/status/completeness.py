@@ -1,8 +1,10 @@
-"""Daily completeness (the day's transmission rate) of HJ 212 devices and the `device_status`
-points that carry it, with `online`, to InfluxDB.
+"""Daily completeness (the day's transmission rate) of every registered device and the
+`device_status` points that carry it, with `online`, to InfluxDB.
 
-Completeness of a local day = hourly records received for its hours / hours of the day that
-have ended (24 for a past day). Day boundaries are Beijing time by default.
+Completeness of a local day = for a data logger, hourly records received for its hours / hours
+of the day that have ended (24 for a past day); for a meter, its `report_interval_s` slots with
+a reading / slots ended; for a gate, the hours outside its quiet hours with a passage / those
+ended. Day boundaries are Beijing time by default.
 """
 
 from __future__ import annotations
@@ -62,9 +64,17 @@ class DeviceStatusPoints:
                 if fields:
                     tags = (("kind", "hj212"), ("device", outlet.mn), ("enterprise", ent.id))
                     out.append(Point("device_status", tags, tuple(fields), at))
-            for meter in ent.meters:
-                online = self.offline.online(f"meter:{ent.id}/{meter.id}")
+            others = [("meter", m.id) for m in ent.meters] + [("gate", g.id) for g in ent.gates]
+            for kind, ident in others:
+                subject = f"{kind}:{ent.id}/{ident}"
+                fields = []
+                online = self.offline.online(subject)
                 if online is not None:
-                    tags = (("kind", "meter"), ("device", meter.id), ("enterprise", ent.id))
-                    out.append(Point("device_status", tags, (("online", online),), at))
+                    fields.append(("online", online))
+                share = self.offline.completeness(subject, now)
+                if share is not None:
+                    fields.append(("completeness", share))
+                if fields:
+                    tags = (("kind", kind), ("device", ident), ("enterprise", ent.id))
+                    out.append(Point("device_status", tags, tuple(fields), at))
         return out

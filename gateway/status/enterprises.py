@@ -54,11 +54,24 @@ class RuleStatus:
             for o in ent.outlets
         ]
         out += [
-            self._device("meter", m.id, f"meter:{ent.id}/{m.id}", enterprise=ent.id, line=m.line)
+            self._device(
+                "meter",
+                m.id,
+                f"meter:{ent.id}/{m.id}",
+                enterprise=ent.id,
+                line=m.line,
+                completeness_today=self.offline.completeness(f"meter:{ent.id}/{m.id}", now),
+            )
             for m in ent.meters
         ]
         out += [
-            self._device("gate", g.id, f"gate:{ent.id}/{g.id}", enterprise=ent.id)
+            self._device(
+                "gate",
+                g.id,
+                f"gate:{ent.id}/{g.id}",
+                enterprise=ent.id,
+                completeness_today=self.offline.completeness(f"gate:{ent.id}/{g.id}", now),
+            )
             for g in ent.gates
         ]
         return out

@@ -36,6 +36,7 @@ def anomaly(
     subject: str | None = None,
     ended_at: datetime | None = None,
     severity: str | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> Anomaly:
     a = Anomaly(
         type=type_,
@@ -44,7 +45,7 @@ def anomaly(
         subject=subject or f"outlet:{enterprise}/DW1",
         started_at=started_at,
         summary=f"{type_} of {enterprise}",
-        evidence={},
+        evidence=evidence or {},
         rule=BY_NAME[type_].rule,
         detected_at=started_at,
     )

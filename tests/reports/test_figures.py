@@ -13,10 +13,11 @@ from gateway.anomalies.types import TYPES
 from gateway.cases.model import Case, Finding
 from gateway.regime import Alert, Order
 from gateway.registry import Registry, RegistryFile
-from gateway.reports import compliance, counts, feedback, period, sheet, thresholds
+from gateway.reports import compliance, counts, feedback, period, problems, sheet, thresholds
 from gateway.reports.timeliness import Handled, handled, timeliness
 from gateway.reports.transmission import DeviceRef, transmission
-from gateway.rules.offline import HJ212_OFFLINE_S
+from gateway.rules.obligation import alert_source
+from gateway.rules.offline import GATE_OFFLINE_S, HJ212_OFFLINE_S
 from tests.reports.helpers import CST, anomaly
 
 DAY = period.day(date(2026, 3, 10))
@@ -35,6 +36,18 @@ def test_periods_are_beijing_days_and_months() -> None:
     for bad in ("2026-3-10", "2026-13", "2026-02-30"):
         with pytest.raises(ValueError):
             (period.parse_day if len(bad) > 7 else period.parse_month)(bad)
+
+
+def test_only_the_years_2000_to_2099_are_periods() -> None:
+    for bad in ("0001-01", "1999-12", "2100-01", "9999-12", "0000-01"):
+        with pytest.raises(ValueError):
+            period.parse_month(bad)
+    for bad in ("0001-01-01", "1999-12-31", "2100-01-01", "9999-12-31", "0000-01-01"):
+        with pytest.raises(ValueError):
+            period.parse_day(bad)
+    assert period.parse_month("2000-01").start == datetime(2000, 1, 1, tzinfo=CST)
+    assert period.parse_day("2099-12-31").end == datetime(2100, 1, 1, tzinfo=CST)
+    assert period.parse_month("2099-12").hours == 31 * 24
 
 
 # -- transmission ----------------------------------------------------------------------------
@@ -115,7 +128,10 @@ def case(opened: datetime, state: str = "new", deadline: datetime | None = None)
 
 def test_timeliness_medians_and_a_reopened_case_is_not_closed() -> None:
     t0 = MARCH.start + timedelta(days=2)
-    h = lambda n: t0 + timedelta(hours=n)  # noqa: E731
+
+    def h(n: float) -> datetime:
+        return t0 + timedelta(hours=n)
+
     items = [
         handled(case(t0, "closed"), [(h(0), "open"), (h(2), "sign"), (h(10), "close")]),
         handled(
@@ -212,6 +228,7 @@ def test_alerts_and_orders_are_clipped_to_the_period_and_judged() -> None:
         MARCH.start + timedelta(hours=3),
         subject="line:E1/L1",
         ended_at=MARCH.start + timedelta(hours=5),
+        evidence={"shutdown": {"sources": [alert_source(alert).evidence()]}},
     )
     not_shutdown = anomaly("over_limit", "E2", MARCH.start + timedelta(hours=3))
     elsewhere = anomaly(
@@ -220,6 +237,7 @@ def test_alerts_and_orders_are_clipped_to_the_period_and_judged() -> None:
         MARCH.start + timedelta(days=3),
         subject="line:E2/L1",
         ended_at=MARCH.start + timedelta(days=3, hours=1),
+        evidence={"shutdown": {"sources": [alert_source(alert).evidence()]}},
     )
     # (that one falls after the alert and before the order)
     data = {items[0]: True, items[1]: True, items[2]: False}
@@ -253,8 +271,8 @@ def judged(type_: str, verdict: str | None, region: str = "C1") -> feedback.Judg
             c.opened_at,
             c.updated_at,
             state="verified",
-            finding=Finding(verdict, "", "x", AFTER),
-        )  # type: ignore[arg-type]
+            finding=Finding(verdict, "", "x", AFTER),  # type: ignore[arg-type]
+        )
     return feedback.Judged(Handled(c, None, None), frozenset({type_}), region)
 
 
@@ -310,13 +328,38 @@ def test_every_type_has_its_thresholds_from_the_registry_and_the_rules() -> None
     }
     assert offline[("outlets.offline_after_s", f"{HJ212_OFFLINE_S:g} s")] == (True, 2)
     assert offline[("outlets.offline_after_s", "300 s")] == (False, 1)
+    assert offline[("gates.offline_after_s", f"{GATE_OFFLINE_S:g} s")] == (True, 1)
+    assert offline[("gates.quiet_hours", "22:00-06:00")] == (True, 1)
+    gates = Registry(
+        RegistryFile.model_validate(
+            {
+                "enterprises": [
+                    {
+                        "id": "G",
+                        "gates": [
+                            {"id": "G1", "offline_after_s": 7200, "quiet_hours": []},
+                            {"id": "G2", "quiet_hours": ["23:00-05:00", "12:00-13:00"]},
+                        ],
+                    }
+                ]
+            }
+        )
+    ).data.enterprises
+    set_ = {
+        (x.key, x.value): (x.default, x.sample)
+        for x in thresholds.thresholds("device_offline", gates)
+    }
+    assert set_[("gates.offline_after_s", "7200 s")] == (False, ["G/G1"])
+    assert set_[("gates.offline_after_s", f"{GATE_OFFLINE_S:g} s")] == (True, ["G/G2"])
+    assert set_[("gates.quiet_hours", "[]")] == (False, ["G/G1"])
+    assert set_[("gates.quiet_hours", "23:00-05:00, 12:00-13:00")] == (False, ["G/G2"])
     suspicious = {x.key for x in thresholds.thresholds("suspicious_data", ents)}
     assert {"outlets.constant_after_s", "outlets.zeros_after_s"} <= suspicious  # described too
     grace = thresholds.thresholds("treatment_not_running", ents)
     assert [(x.value, x.default) for x in grace] == [("600 s", False)]
 
 
-def test_the_sheet_is_a_csv_excel_opens_with_chinese_headers() -> None:
+def test_the_sheet_is_a_csv_excel_opens_with_chinese_headers_and_notes() -> None:
     from gateway.reports.model import (
         AnomalyCounts,
         ComplianceCounts,
@@ -350,3 +393,29 @@ def test_the_sheet_is_a_csv_excel_opens_with_chinese_headers() -> None:
     assert ["超标排放", "1", "1", "0", "1", "0"] in rows
     assert ["E1", "一厂", "DW1", "MN1", "0", "24", "0.0"] in rows
     assert any(r[:1] == ["排口"] or "排口" in r for r in rows)
+    assert rows[-1] != ["说明"] and ["说明"] not in rows  # nothing to note
+
+    noted = report.model_copy(
+        update={
+            "problems": [
+                problems.note("influx_not_configured"),
+                problems.note("influx_unreadable", "HTTP 500: boom"),
+            ]
+        }
+    )
+    zh = list(csv.reader(io.StringIO(sheet.report_csv(noted).decode("utf-8-sig"))))
+    assert zh[-3:] == [
+        ["说明"],
+        [problems.TEXT["influx_not_configured"][0]],
+        [problems.TEXT["influx_unreadable"][0] + "(原因:HTTP 500: boom)"],
+    ]
+    assert "未配置 InfluxDB" in zh[-2][0] and not any("configured" in r[0] for r in zh if r)
+    en = list(csv.reader(io.StringIO(sheet.report_csv(noted, "en").decode("utf-8-sig"))))
+    assert en[-3:] == [
+        ["Notes"],
+        ["InfluxDB is not configured: no transmission rates, compliance unknown"],
+        [
+            "InfluxDB could not be read: no transmission rates, compliance unknown unless "
+            "violated (HTTP 500: boom)"
+        ],
+    ]

@@ -1,6 +1,6 @@
 """The printable report page in a real headless Chromium against a real HTTP server: the
 simulated month's tables in Chinese with the numbers the stores hold, the feedback for an
-admin, and the print layout (A4, no controls)."""
+admin, the print layout (A4, no controls), and what could not be read said in Chinese."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ import httpx
 import pytest
 
 from devkit import localstack
+from gateway.accounts import Accounts
+from gateway.api import RegistryStatus, create_app
 from gateway.api.server import ApiServer
+from gateway.reports import problems
 from tests.api.conftest import accounts_toml
 from tests.browser import Page, browser
 from tests.reports.month import Month
-from tests.reports.test_month import ACCOUNTS, app_for, direct
+from tests.reports.test_month import ACCOUNTS, NOW, app_for, direct
 
 CHIEF = ACCOUNTS["chief"][2]
 
@@ -116,3 +119,32 @@ async def test_the_printable_month_shows_the_stores_numbers_in_chinese(
         ), boxes[:3]
         assert len(boxes) >= 2  # more than one page: the feedback starts a page of its own
         assert page.exceptions == []
+
+
+async def test_what_could_not_be_read_is_said_in_chinese(month: Month, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text(accounts_toml(ACCOUNTS), encoding="utf-8")
+    app = create_app(  # no InfluxDB
+        store=month.store,
+        regime=month.regime,
+        registry=lambda: month.registry,
+        status=RegistryStatus(lambda: month.registry),
+        accounts=Accounts(path),
+        clock=lambda: NOW,
+        cases=month.cases,
+    )
+    api = ApiServer(app, "127.0.0.1:0")
+    await api.start()
+    try:
+        async with browser(tmp_path / "chromium") as page:
+            await page.goto(
+                f"http://127.0.0.1:{api.port}/report?kind=daily&day=2026-03-10#token={CHIEF}"
+            )
+            await page.wait("document.body.dataset.ready === 'daily'")
+            said = str(await page.eval("document.getElementById('problems').textContent"))
+            assert said == "说明:" + problems.TEXT["influx_not_configured"][0]
+            text = str(await page.eval("document.body.innerText"))
+            assert "not configured" not in text and "InfluxDB is" not in text
+            assert page.exceptions == []
+    finally:
+        await api.close()

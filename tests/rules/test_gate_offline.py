@@ -152,3 +152,47 @@ def test_a_silent_gate_is_a_warning_first_and_an_alarm_after_twice_its_threshold
     # 07:00 to 15:00: 8 h of silence, none of it in the quiet hours
     (alarm,) = [a for a in rule.on_tick(last + timedelta(hours=8)) if "G1" in a.subject]
     assert (alarm.id, alarm.severity) == (warning.id, "alarm")
+
+
+def test_a_gate_s_and_a_meter_s_completeness_of_the_day() -> None:
+    registry = Registry(
+        RegistryFile.model_validate(
+            {
+                "enterprises": [
+                    {
+                        "id": "E1",
+                        "gates": [{"id": "G1"}],  # quiet 22:00-06:00
+                        "lines": [{"id": "L1"}],
+                        "meters": [
+                            {
+                                "id": "P1",
+                                "role": "production",
+                                "line": "L1",
+                                "report_interval_s": 900,
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    rule = DeviceOffline(lambda: registry, START.astimezone(UTC))
+    day = START.replace(hour=0)
+    for hour in (6, 7, 9):  # passages in 3 of the 4 hours 06:00-10:00
+        rule.on_points([passage("G1", day + timedelta(hours=hour, minutes=20))], day)
+    meter = [
+        Point(
+            "power",
+            (("enterprise", "E1"), ("meter", "P1")),
+            (("p_kw", 300.0), ("running", True)),
+            to_ns(day + timedelta(minutes=15 * n)),
+        )
+        for n in range(40)  # 00:00 to 09:45, every 15 min
+    ]
+    rule.on_points(meter, day)
+    now = day + timedelta(hours=10)
+    assert rule.completeness("gate:E1/G1", now) == 0.75  # quiet hours not expected
+    assert rule.completeness("meter:E1/P1", now) == 1.0
+    assert rule.completeness("meter:E1/P1", now + timedelta(hours=1)) == 40 / 44
+    assert rule.completeness("gate:E1/G1", day + timedelta(hours=5)) is None  # all quiet yet
+    assert rule.completeness("gate:E1/G1", now + timedelta(days=1)) == 0.0  # a new day
