@@ -98,7 +98,7 @@ class NotifySection(BaseModel):
         10_000, ge=1, le=10_000_000, description="undelivered notices per channel"
     )
     unsigned_after_h: float = Field(
-        4.0, gt=0, description="a case still 待签收 this long notifies level 2"
+        4.0, gt=0, description="a 报警 case still 待签收 and unanswered this long notifies level 2"
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="per request")
     retry_initial_s: float = Field(1.0, gt=0, description="first wait after a failed delivery")

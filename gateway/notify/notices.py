@@ -1,6 +1,11 @@
 """What the bureau is told, as notices: an anomaly opened or escalated (warning to alarm), a case
-past its deadline, a case left unsigned. Pure: callers pass the time, the registry and what the
-stores hold.
+past its deadline, a 报警 case left unsigned. Pure: callers pass the time, the registry and what
+the stores hold.
+
+`case_unsigned` is for 报警 (`alarm`) cases only, and only while nobody has answered: a 预警
+case is the enterprise's to answer, and one the enterprise (or an officer for it) has answered
+is being handled even before it is signed. A 预警 case escalated to 报警 while still 待签收 and
+unanswered is told once the escalation sees it. `case_overdue` is for every level.
 
 Each notice has a stable id derived from what it is about, so the same anomaly event replayed,
 or the same case found again after a restart, makes the same notice (sent once):
@@ -160,8 +165,13 @@ def unsigned_id(case: Case) -> str:
 
 
 def unsigned_for(case: Case, now: datetime, after: timedelta) -> bool:
-    """Still 待签收 longer than `after`."""
-    return case.state == "new" and now - case.opened_at > after
+    """A 报警 case still 待签收, with no answer, longer than `after`."""
+    return (
+        case.state == "new"
+        and case.level == "alarm"
+        and case.answer is None
+        and now - case.opened_at > after
+    )
 
 
 def case_view(case: Case, now: datetime, registry: Registry | None) -> dict[str, Any]:

@@ -8,7 +8,8 @@ with ``synchronous=NORMAL``: a power cut may lose the last notices, never corrup
 
 Bounds: at most `max_pending` pending rows per channel; a notice for a full channel is dropped
 for that channel (still remembered, so it is not raised again), counted in
-`notify_dropped_total{channel}` and logged at most once a minute per channel. Done rows
+`notify_dropped_total{channel}` and logged at most once a minute per channel. The pending rows
+of a channel no longer configured are given up at start (`give_up_unconfigured`). Done rows
 (delivered or given up) are deleted after `keep_done` and beyond `max_pending` per channel, the
 newest kept; remembered notices after `REMEMBER` or beyond `MAX_REMEMBERED`, unless a pending
 row still needs them; the severities seen (for escalations) after `REMEMBER`.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,6 +123,14 @@ class Outbox:
         row = self._db.execute("SELECT 1 FROM notice WHERE id = ?", (notice_id,)).fetchone()
         return row is not None
 
+    def known_ids(self, notice_ids: Collection[str]) -> set[str]:
+        """Those of `notice_ids` raised before, in one query."""
+        rows = self._db.execute(
+            "SELECT id FROM notice WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(notice_ids)),),
+        )
+        return {r[0] for r in rows}
+
     def enqueue(self, notice: Notice, channels: Iterable[str]) -> Enqueued:
         """Remember `notice` and add a pending row for each channel with room."""
         added: list[str] = []
@@ -166,20 +175,23 @@ class Outbox:
                 )
         return Enqueued(added, dropped)
 
-    def severity_seen(self, anomaly_id: str, severity: Severity, at: datetime) -> Severity | None:
-        """The severity seen before for the anomaly (None: never), recording this one."""
+    def severity_before(self, anomaly_id: str) -> Severity | None:
+        """The severity recorded for the anomaly (None: never)."""
         row = self._db.execute(
             "SELECT severity FROM anomaly_severity WHERE anomaly_id = ?", (anomaly_id,)
         ).fetchone()
-        before: Severity | None = row[0] if row else None
-        if before != severity:
-            self._db.execute(
-                "INSERT INTO anomaly_severity (anomaly_id, severity, seen_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (anomaly_id) DO UPDATE SET severity = excluded.severity,"
-                " seen_at = excluded.seen_at",
-                (anomaly_id, severity, _utc(at)),
-            )
-        return before
+        return row[0] if row else None
+
+    def record_severity(self, anomaly_id: str, severity: Severity, at: datetime) -> None:
+        """Remember the anomaly's severity. The listener calls it only once the event's notices
+        are queued: an escalation that could not be queued is found again with the next event
+        (and, queued by then, adds nothing: notices are once by id)."""
+        self._db.execute(
+            "INSERT INTO anomaly_severity (anomaly_id, severity, seen_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (anomaly_id) DO UPDATE SET severity = excluded.severity,"
+            " seen_at = excluded.seen_at",
+            (anomaly_id, severity, _utc(at)),
+        )
 
     # -- delivering (the sender) ------------------------------------------------------------
 
@@ -232,6 +244,38 @@ class Outbox:
                 (channel,),
             )
         ]
+
+    def give_up_unconfigured(self, channels: Collection[str], at: datetime) -> dict[str, int]:
+        """Give up the pending rows of channels not among `channels` (removed or renamed in
+        the configuration: nothing would ever send them); {channel: rows given up}. Counted in
+        `notify_given_up_total{channel}`, logged once; pruned later like any done row."""
+        stale = {c: n for c, n in self._pending.items() if c not in channels and n > 0}
+        if not stale:
+            return {}
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            given: dict[str, int] = {}
+            for channel in stale:
+                given[channel] = self._db.execute(
+                    "UPDATE delivery SET state = 'given_up', done_at = ?, last_error = ?"
+                    " WHERE channel = ? AND state = 'pending'",
+                    (_utc(at), "channel no longer configured", channel),
+                ).rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        for channel, count in given.items():
+            del self._pending[channel]
+            metrics.NOTIFY_PENDING.labels(channel).set(0)
+            metrics.NOTIFY_GIVEN_UP.labels(channel).inc(count)
+        log.warning(
+            "pending notices of channels no longer configured given up",
+            channels=given,
+            configured=sorted(channels),
+        )
+        return given
 
     def prune(self, now: datetime, keep_done: timedelta) -> int:
         """Delete what the bounds of the module's docstring let go; rows deleted."""

@@ -33,7 +33,8 @@ log = structlog.get_logger("gateway.notify")
 class Notifier:
     """`on_anomaly` is the anomaly store's listener: it only writes the outbox, and never
     raises (a failure is counted in `errors_total{stage="notify"}` and logged, at most once a
-    minute). `run` delivers and escalates until cancelled; `close` closes the file."""
+    minute). At start, the pending rows of channels no longer configured are given up. `run`
+    delivers and escalates until cancelled; `close` closes the file."""
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class Notifier:
                 anomalies,
                 registry,
                 self.raise_notice,
-                self.outbox.known,
+                self.outbox.known_ids,
                 unsigned_after=timedelta(hours=section.unsigned_after_h),
                 clock=clock,
             )
@@ -83,13 +84,21 @@ class Notifier:
             else None
         )
         self._limiter = LogLimiter(60.0)
+        try:
+            self.outbox.give_up_unconfigured({c.name for c in section.channels}, clock())
+        except BaseException:
+            self.outbox.close()
+            raise
 
     def on_anomaly(self, event: AnomalyEvent) -> None:
         try:
             now = self.clock()
-            previous = self.outbox.severity_seen(event.anomaly.id, event.anomaly.severity, now)
+            anomaly = event.anomaly
+            previous = self.outbox.severity_before(anomaly.id)
             for notice in anomaly_notices(event, previous, now, self.registry()):
                 self.raise_notice(notice)
+            if previous != anomaly.severity:  # only once queued: see `Outbox.record_severity`
+                self.outbox.record_severity(anomaly.id, anomaly.severity, now)
         except Exception:
             metrics.ERRORS_TOTAL.labels(stage="notify").inc()
             suppressed = self._limiter.allow("listener", time.monotonic())
@@ -112,12 +121,20 @@ class Notifier:
             tg.create_task(self.sender.run(), name="notify-sender")
             tg.create_task(self._escalate(), name="notify-escalation")
 
+    async def escalate(self) -> list[Notice]:
+        """One pass: the notices the escalation raised now. The case store is read in a worker
+        thread (under its lock), the outbox written on the event loop."""
+        if self.escalation is None:
+            return []
+        now = self.clock()
+        cases = await asyncio.to_thread(self.escalation.candidates, now)
+        return self.escalation.raise_due(now, cases)
+
     async def _escalate(self) -> None:
         """Scan the cases and prune the outbox at start and every interval."""
         while True:
             try:
-                if self.escalation is not None:
-                    self.escalation.scan()
+                await self.escalate()
                 self.outbox.prune(self.clock(), timedelta(hours=self.section.keep_delivered_h))
             except Exception:
                 metrics.ERRORS_TOTAL.labels(stage="notify").inc()

@@ -130,7 +130,8 @@ async def test_each_kind_is_received_signed_in_its_format(
     ding = got["/robot/send"]
     assert ding.query["access_token"] == "t-1" and ding.query["sign"]
     assert ding.json()["markdown"]["text"] == dingtalk_text(notice, PAGE)
-    for channel in ("hook", "wecom", "ding"):
+    for channel in ("hook", "wecom", "ding"):  # marked once the sender has read the answer
+        assert await receiver.wait_until(lambda c=channel: running.outbox.pending(c) == 0)
         assert [r[1] for r in running.outbox.rows(channel)] == ["delivered"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from gateway.cases.model import Case
+from gateway.cases.model import Answer, Case
 from gateway.notify.escalation import due
 from gateway.notify.notices import Notice, anomaly_notices, overdue_id, unsigned_id
 from gateway.registry import Registry
@@ -54,6 +54,12 @@ def test_what_a_case_is_due(registry: Registry) -> None:
     # longer ago than the outbox remembers: left alone
     assert due(signed, T0 + timedelta(days=40), four_hours) == []
     assert due(case, T0 + timedelta(days=40), four_hours) == []
+    # 待签收 goes up a level only for a 报警 nobody has answered yet
+    assert due(replace(case, level="warning"), T0 + timedelta(hours=5), four_hours) == []
+    answer = Answer("检修中", (), "e1-user", T0 + timedelta(hours=1), on_behalf=False)
+    assert due(replace(case, answer=answer), T0 + timedelta(hours=5), four_hours) == []
+    warning = replace(signed, level="warning", answer=answer)
+    assert due(warning, T0 + timedelta(days=1, seconds=1), four_hours) == ["case_overdue"]
 
 
 def test_case_notice_ids(registry: Registry) -> None:

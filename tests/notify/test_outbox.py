@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from prometheus_client import REGISTRY as METRICS
 
 from gateway.migrations import StateError
@@ -74,12 +75,59 @@ def test_a_notice_is_queued_once_and_survives_reopening(tmp_path: Path, registry
     again.close()
 
 
-def test_severities_seen(tmp_path: Path) -> None:
+def test_severities_recorded(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "notify.sqlite", max_pending=10)
-    assert outbox.severity_seen("a", "warning", T0) is None
-    assert outbox.severity_seen("a", "warning", T0) == "warning"
-    assert outbox.severity_seen("a", "alarm", T0) == "warning"
-    assert outbox.severity_seen("a", "alarm", T0) == "alarm"
+    assert outbox.severity_before("a") is None
+    outbox.record_severity("a", "warning", T0)
+    assert outbox.severity_before("a") == "warning"
+    outbox.record_severity("a", "alarm", T0)
+    assert (outbox.severity_before("a"), outbox.severity_before("b")) == ("alarm", None)
+    outbox.close()
+
+
+def test_known_ids_in_one_query(tmp_path: Path, registry: Registry) -> None:
+    outbox = Outbox(tmp_path / "notify.sqlite", max_pending=10)
+    items = notices(registry, 3)
+    outbox.enqueue(items[0], ["c"])
+    outbox.enqueue(items[2], [])  # remembered with no channel
+    asked = [n.id for n in items] + ["never"] * 2
+    assert outbox.known_ids(asked) == {items[0].id, items[2].id}
+    assert outbox.known_ids([]) == set()
+    outbox.close()
+
+
+def given_up(channel: str) -> float:
+    return METRICS.get_sample_value("notify_given_up_total", {"channel": channel}) or 0.0
+
+
+def test_rows_of_channels_no_longer_configured_are_given_up(
+    tmp_path: Path, registry: Registry
+) -> None:
+    path = tmp_path / "notify.sqlite"
+    outbox = Outbox(path, max_pending=10)
+    items = notices(registry, 3)
+    for notice in items:
+        outbox.enqueue(notice, ["gone-old", "gone-kept"])
+    head = outbox.head("gone-old")
+    assert head is not None
+    outbox.delivered(head, T0)
+    outbox.close()
+    before = given_up("gone-old")
+    outbox = Outbox(path, max_pending=10)
+    assert outbox.pending("gone-old") == 2
+    with structlog.testing.capture_logs() as logs:
+        assert outbox.give_up_unconfigured({"gone-kept"}, T0) == {"gone-old": 2}
+        assert outbox.give_up_unconfigured({"gone-kept"}, T0) == {}  # once
+    (line,) = [e for e in logs if e["log_level"] == "warning"]
+    assert line["channels"] == {"gone-old": 2}
+    assert outbox.pending("gone-old") == 0 and outbox.pending("gone-kept") == 3
+    assert METRICS.get_sample_value("notify_pending", {"channel": "gone-old"}) == 0
+    assert given_up("gone-old") == before + 2
+    assert [r[1] for r in outbox.rows("gone-old")] == ["delivered", "given_up", "given_up"]
+    assert outbox.head("gone-old") is None
+    # pruned like any done row; their notices are still remembered, so raised again adds nothing
+    assert outbox.prune(T0 + timedelta(days=8), timedelta(days=7)) == 3
+    assert outbox.rows("gone-old") == [] and outbox.enqueue(items[1], ["gone-old"]).known
     outbox.close()
 
 
