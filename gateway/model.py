@@ -21,10 +21,16 @@ class Point(NamedTuple):
     event_time_ns: int
 
     def tag(self, name: str) -> str | None:
-        return next((v for k, v in self.tags if k == name), None)
+        for key, value in self.tags:  # a loop: called for every point by every rule
+            if key == name:
+                return value
+        return None
 
     def field(self, name: str) -> FieldValue | None:
-        return next((v for k, v in self.fields if k == name), None)
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

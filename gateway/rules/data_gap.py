@@ -97,8 +97,12 @@ class DataGap(BaseRule):
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         records: dict[str, set[datetime]] = {}
         registry = self.registry()
+        last: tuple[str, str | None, int] | None = None
         for point in points:
             mn, interval = point.tag("mn") or "", point.tag("interval")
+            if (mn, interval, point.event_time_ns) == last:
+                continue  # another value of the same record: seen already
+            last = (mn, interval, point.event_time_ns)
             if interval in ("hour", "minute"):  # its clock is at least past the record's time
                 shown = event_time(point) + (HOUR if interval == "hour" else timedelta(0))
                 self._saw(mn, shown, detected_at)

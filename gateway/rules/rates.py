@@ -66,11 +66,16 @@ class LowTransmission(BaseRule):
         self.devices: dict[str, _Device] = {}
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
+        last: tuple[str, int] | None = None
         for point in points:
             interval = point.tag("interval")
             if interval not in ("hour", "minute"):
                 continue
             mn = point.tag("mn") or ""
+            if interval == "minute":  # only the clock: once a record
+                if (mn, point.event_time_ns) == last or mn not in self.devices:
+                    continue
+                last = (mn, point.event_time_ns)
             hour = event_time(point)
             shown = hour + (HOUR if interval == "hour" else timedelta(0))
             device = self.devices.get(mn)
