@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cargo import Cargo
 from .errors import ConfigError, format_validation_error, load_toml
 from .plates import valid_plate
 from .regions import Hierarchy, Region, check_regions
@@ -242,20 +243,28 @@ class Facility(BaseModel):
 
 
 class TransportRule(BaseModel):
-    """Vehicles banned from entering at one alert level (a practice that varies by city)."""
+    """Vehicles banned at one alert level (a practice that varies by city). A level may have
+    several (heavy trucks of 国5 and below carrying muck, and non-road machinery of 国2)."""
 
     model_config = ConfigDict(extra="forbid")
 
     banned_fuels: list[str] = ["diesel", "gas"]
     banned_classes: list[str] = ["heavy"]
     max_banned_stage: int = Field(4, ge=-1, le=6, description="国N and below banned; -1: none")
+    banned_cargo: list[Cargo] = Field(
+        default_factory=list,
+        description="only when carrying one of these (gateway/cargo.py); empty: any cargo",
+    )
+    directions: list[Literal["in", "out"]] = Field(
+        ["in"], min_length=1, description='"in": entering; "out" too where a plan bans 进出'
+    )
 
 
 AlertLevel = Literal["yellow", "orange", "red"]
 
 
-def default_transport() -> dict[AlertLevel, TransportRule]:
-    return {"orange": TransportRule(), "red": TransportRule()}
+def default_transport() -> dict[AlertLevel, list[TransportRule]]:
+    return {"orange": [TransportRule()], "red": [TransportRule()]}
 
 
 class Plan(BaseModel):
@@ -341,9 +350,10 @@ class Enterprise(BaseModel):
     gates: list[Gate] = []
     lines: list[Line] = []
     facilities: list[Facility] = []
-    transport: dict[AlertLevel, TransportRule] = Field(
+    transport: dict[AlertLevel, list[TransportRule]] = Field(
         default_factory=default_transport,
-        description="per alert level; default: orange and red ban diesel/gas heavy trucks <= 国4",
+        description="per alert level, one rule or several; default: orange and red ban "
+        "diesel/gas heavy trucks <= 国4",
     )
     whitelist: list[WhitelistEntry] = []
     plans: dict[AlertLevel, Plan] = Field(default_factory=dict)
@@ -352,6 +362,14 @@ class Enterprise(BaseModel):
     curtail_window_s: float = Field(4 * 3600.0, gt=0, description="energy compared over this")
     curtail_tolerance: float = Field(1.1, ge=1.0, description="allowed x (1 - cut) x baseline")
     baseline_days: int = Field(7, ge=1, le=60, description="recent days the baseline comes from")
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _rules_per_level(cls, value: Any) -> Any:
+        """One rule per level (a table) or several (an array of tables)."""
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _power_codes_name_meters(self) -> Enterprise:

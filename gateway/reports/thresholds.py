@@ -145,12 +145,15 @@ def _vehicles(ents: Sequence[Enterprise]) -> Iterable[Use]:
     for e in ents:
         if not e.gates:
             continue
-        for level, rule in sorted(e.transport.items()):
-            shown = (
-                f"fuels {','.join(rule.banned_fuels)}; classes {','.join(rule.banned_classes)};"
-                f" stage <= {rule.max_banned_stage}"
-            )
-            yield (f"transport.{level}", shown, "transport" not in e.model_fields_set, e.id)
+        for level, rules in sorted(e.transport.items()):
+            for rule in rules:
+                shown = (
+                    f"fuels {','.join(rule.banned_fuels)}; classes "
+                    f"{','.join(rule.banned_classes)}; stage <= {rule.max_banned_stage}"
+                    + (f"; cargo {','.join(rule.banned_cargo)}" if rule.banned_cargo else "")
+                    + ("; leaving too" if "out" in rule.directions else "")
+                )
+                yield (f"transport.{level}", shown, "transport" not in e.model_fields_set, e.id)
 
 
 def _refused(ents: Sequence[Enterprise]) -> Iterable[Use]:

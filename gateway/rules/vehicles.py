@@ -1,11 +1,14 @@
-"""`banned_vehicle_entry`: a vehicle enters while the control level in force bans its kind.
+"""`banned_vehicle_entry`: a vehicle passes a gate while the control level in force bans its
+kind.
 
 The level is the highest heavy-pollution alert in force for the enterprise (by id or region)
-at the passage's event time. The enterprise's transport rule for that level (default: orange
-and red ban diesel and gas heavy trucks of 国4 and below) decides; a whitelisted plate valid at
-that time is allowed (plates compared, and reported, in their `gateway.plates` form). Unknown
-stage, fuel or class never counts as banned (the evidence of a ban must be in the record). Each
-banned entry is its own anomaly, closed at once: an entry is an instant.
+at the passage's event time. The enterprise's transport rules for that level (default: orange
+and red ban diesel and gas heavy trucks of 国4 and below, entering) decide, the first that
+matches: its `directions` (entering; leaving too where a plan bans 进出), stage, fuel and class,
+and, when it names `banned_cargo`, what the vehicle carries (`gateway.cargo`). A whitelisted
+plate valid at that time is allowed (plates compared, and reported, in their `gateway.plates`
+form). Unknown stage, fuel, class or cargo never counts as banned (the evidence of a ban must be
+in the record). Each banned passage is its own anomaly, closed at once: a passage is an instant.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.anomalies.model import Anomaly
+from gateway.cargo import cargo_category
 from gateway.model import Point, from_ns
 from gateway.plates import normalise_plate
 from gateway.regime import ControlState, Regime
@@ -32,6 +36,8 @@ class _Ban:
     stage: str
     fuel: str
     cls: str
+    direction: str
+    cargo: str | None
     control: ControlState
     rule: TransportRule
 
@@ -51,8 +57,8 @@ class BannedVehicleEntry(BaseRule):
         anomaly when it is banned."""
         out = []
         for point in points:
-            # an entry record (not the `allowed` verdict the gateway writes back for it)
-            if point.tag("direction") != "in" or point.field("plate") is None:
+            # a passage record (not the `allowed` verdict the gateway writes back for it)
+            if point.tag("direction") not in ("in", "out") or point.field("plate") is None:
                 continue
             ban = self._ban(point)
             verdict = (("allowed", ban is None),)
@@ -78,16 +84,23 @@ class BannedVehicleEntry(BaseRule):
         control = self.regime.in_force(ent.id, ent.region, at)
         if control.level is None or control.level not in ent.transport:
             return None
-        rule = ent.transport[control.level]
         stage, fuel, cls = (point.tag(k) or "" for k in ("emission_stage", "fuel", "vehicle_class"))
-        if not (stage.isdigit() and int(stage) <= rule.max_banned_stage):
-            return None
-        if fuel not in rule.banned_fuels or cls not in rule.banned_classes:
+        direction = point.tag("direction") or ""
+        cargo = cargo_category(point.field("cargo"))
+        rule = next(
+            (
+                r
+                for r in ent.transport[control.level]
+                if _bans(r, stage, fuel, cls, direction, cargo)
+            ),
+            None,
+        )
+        if rule is None:
             return None
         plate = normalise_plate(str(point.field("plate") or ""))  # any adapter's spelling
         if any(w.plate == plate and w.valid_from <= at < w.valid_to for w in ent.whitelist):
             return None
-        return _Ban(ent.id, at, plate, stage, fuel, cls, control, rule)
+        return _Ban(ent.id, at, plate, stage, fuel, cls, direction, cargo, control, rule)
 
     def _anomaly(self, point: Point, ban: _Ban, detected_at: datetime) -> Anomaly:
         gate = point.tag("gate") or ""
@@ -96,7 +109,8 @@ class BannedVehicleEntry(BaseRule):
             type="banned_vehicle_entry",
             severity="alarm",
             enterprise=ban.enterprise,
-            subject=f"gate:{ban.enterprise}/{gate}/{ban.plate}",  # two vehicles, one instant
+            subject=f"gate:{ban.enterprise}/{gate}/{ban.plate}"  # two vehicles, one instant
+            + ("/out" if ban.direction == "out" else ""),
             started_at=ban.at,
             summary=f"{ban.plate} (国{ban.stage} {ban.fuel} {ban.cls}) entered gate {gate} at "
             f"{ban.at:%Y-%m-%d %H:%M} UTC under the {ban.control.level} alert, which bans it.",
@@ -107,6 +121,9 @@ class BannedVehicleEntry(BaseRule):
                 "stage_raw": point.field("stage_raw"),
                 "fuel": ban.fuel,
                 "vehicle_class": ban.cls,
+                "direction": ban.direction,
+                "cargo": ban.cargo,
+                "cargo_raw": point.field("cargo"),
                 "gate": gate,
                 "level": ban.control.level,
                 "alert_id": alert.id,
@@ -118,6 +135,18 @@ class BannedVehicleEntry(BaseRule):
             detected_at=detected_at,
         )
         return anomaly.closed(ban.at)
+
+
+def _bans(
+    rule: TransportRule, stage: str, fuel: str, cls: str, direction: str, cargo: str | None
+) -> bool:
+    if direction not in rule.directions:
+        return False
+    if not (stage.isdigit() and int(stage) <= rule.max_banned_stage):
+        return False
+    if fuel not in rule.banned_fuels or cls not in rule.banned_classes:
+        return False
+    return not rule.banned_cargo or cargo in rule.banned_cargo
 
 
 def passage_time(point: Point) -> datetime:

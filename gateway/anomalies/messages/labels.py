@@ -84,6 +84,18 @@ FUEL_LABELS: Labels = {
     "hydrogen": {"zh": "氢燃料", "en": "hydrogen"},
     "other": {"zh": "其他燃料", "en": "other-fuel"},
 }
+CARGO_TEXT: Labels = {
+    "construction_waste": {"zh": "建筑垃圾", "en": "construction waste"},
+    "muck": {"zh": "渣土", "en": "muck"},
+    "sand_gravel": {"zh": "砂石", "en": "sand and gravel"},
+    "ore": {"zh": "矿石", "en": "ore"},
+    "fertiliser_ash": {"zh": "肥料灰渣", "en": "fertiliser and ash"},
+    "coal": {"zh": "煤炭", "en": "coal"},
+}
+DIRECTION_TEXT: Labels = {
+    "in": {"zh": "进厂", "en": "entering"},
+    "out": {"zh": "出厂", "en": "leaving"},
+}
 CLASS_LABELS: Labels = {
     "heavy": {"zh": "重型货车", "en": "heavy truck"},
     "medium": {"zh": "中型货车", "en": "medium truck"},
@@ -244,6 +256,11 @@ EVIDENCE_LABELS: Labels = {
     "banned_fuels": {"zh": "禁行燃料", "en": "Banned fuels"},
     "banned_classes": {"zh": "禁行车型", "en": "Banned classes"},
     "max_banned_stage": {"zh": "禁行最高排放阶段", "en": "Highest banned stage"},
+    "banned_cargo": {"zh": "禁运货物", "en": "Banned cargo"},
+    "directions": {"zh": "禁行方向", "en": "Directions banned"},
+    "direction": {"zh": "方向", "en": "Direction"},
+    "cargo": {"zh": "货物类别", "en": "Cargo"},
+    "cargo_raw": {"zh": "货物(原文)", "en": "Cargo as sent"},
     # unregistered_device, auth_failure
     "frames": {"zh": "帧数", "en": "Frames"},
     "first_at": {"zh": "首次时间", "en": "First at"},
@@ -337,6 +354,10 @@ VALUE_LABELS: Labels = {
     **_keyed("flag", _FLAGS),
     **_keyed("closing_flag", _FLAGS),
     **_keyed("flags", _FLAGS),
+    **_keyed("cargo", CARGO_TEXT),
+    **_keyed("banned_cargo", CARGO_TEXT),
+    **_keyed("direction", DIRECTION_TEXT),
+    **_keyed("directions", DIRECTION_TEXT),
 }
 
 LABELS: dict[str, Labels] = {

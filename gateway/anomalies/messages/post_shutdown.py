@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .common import _amount, _Ctx, _fmt, _items, _num, _power, _unique
-from .labels import CLASS_LABELS, FUEL_LABELS, Labels
+from .labels import CARGO_TEXT, CLASS_LABELS, FUEL_LABELS, Labels
 
 # -- orders, alert plans and control periods -------------------------------------------------
 
@@ -207,9 +207,14 @@ def _ban(c: _Ctx, rule: Mapping[str, Any]) -> str:
         ]
     )
     stage = int(_num(rule["max_banned_stage"]))
+    cargo = c.join([_word(c, CARGO_TEXT, k) for k in rule.get("banned_cargo") or []])
     if c.zh:
-        return f"{_stage(c, stage)}及以下{fuels}{classes}" if stage >= 0 else "任何车辆"
-    return f"{fuels} {classes} of {_stage(c, stage)} and below" if stage >= 0 else "nothing"
+        carrying = f"运输{cargo}的" if cargo else ""
+        return f"{_stage(c, stage)}及以下{carrying}{fuels}{classes}" if stage >= 0 else "任何车辆"
+    carrying = f" carrying {cargo}" if cargo else ""
+    if stage < 0:
+        return "nothing"
+    return f"{fuels} {classes} of {_stage(c, stage)} and below{carrying}"
 
 
 def _vehicle(c: _Ctx) -> str:
@@ -240,13 +245,20 @@ def _vehicle(c: _Ctx) -> str:
     rule = ev.get("rule")
     ban = _ban(c, rule) if isinstance(rule, Mapping) else ""
     vin = ev.get("vin")
+    leaving = ev.get("direction") == "out"
+    cargo = ev.get("cargo")
+    carried = _word(c, CARGO_TEXT, cargo) if cargo else ""
     if c.zh:
         text = f"{where}：{plate}（{kind}"
+        text += f"，运输{carried}" if carried else ""
         text += f"，车辆识别代号{vin}）" if vin else "）"
-        text += f"于{c.start()}进厂，当时{under}生效{span}"
-        return text + (f"，该级别禁止{ban}进厂。" if ban else "，该级别禁止此类车辆进厂。")
-    text = f"{where}: {plate} ({kind}" + (f", VIN {vin})" if vin else ")")
-    text += f" entered at {c.start()} under {under}{span}"
+        moved = "出厂" if leaving else "进厂"
+        text += f"于{c.start()}{moved}，当时{under}生效{span}"
+        banned = "进出厂" if leaving else "进厂"
+        return text + (f"，该级别禁止{ban}{banned}。" if ban else f"，该级别禁止此类车辆{banned}。")
+    text = f"{where}: {plate} ({kind}" + (f", carrying {carried}" if carried else "")
+    text += f", VIN {vin})" if vin else ")"
+    text += f" {'left' if leaving else 'entered'} at {c.start()} under {under}{span}"
     return text + (f", which bans {ban}." if ban else ", which bans it.")
 
 
