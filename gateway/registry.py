@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +18,7 @@ from .plates import valid_plate
 from .regions import Hierarchy, Region, check_regions
 from .vocabulary import canonical
 
+_BEIJING = ZoneInfo("Asia/Shanghai")
 CrcPolicy = Literal["strict", "tolerant"]  # HJ 212 checksums: the standard's only, or MODBUS too
 SM4_KEY_BYTES = 16
 
@@ -57,14 +58,50 @@ class PowerCode(BaseModel):
     quantity: PowerQuantity
 
 
+class LimitChange(BaseModel):
+    """A limit in force from a moment on (a special limit, ultra-low from a deadline)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime = Field(description="a date (Beijing midnight) or a time with its offset")
+    limit: float = Field(gt=0)
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _date(cls, value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):  # a TOML date
+            return datetime(value.year, value.month, value.day)
+        return value
+
+    @field_validator("since")
+    @classmethod
+    def _beijing(cls, value: datetime) -> datetime:
+        """Without an offset, Beijing time."""
+        return value.replace(tzinfo=_BEIJING) if value.tzinfo is None else value
+
+
 class PollutantLimit(BaseModel):
-    """An emission limit of one pollutant at one outlet (hourly mean, converted to `ref_o2`)."""
+    """An emission limit of one pollutant at one outlet (hourly mean, converted to `ref_o2`);
+    `changes` give the limits in force from later moments on."""
 
     model_config = ConfigDict(extra="forbid")
 
     limit: float = Field(gt=0, description="mg/m3 (gas) or mg/L (water), as the permit says")
     ref_o2: float | None = Field(None, ge=0, lt=21, description="reference O2 %, gas outlets")
     unit: str = ""
+    changes: list[LimitChange] = Field(
+        default_factory=list, description="from `since` on, `limit` instead (dated limits)"
+    )
+
+    def at(self, moment: datetime | None) -> PollutantLimit:
+        """This limit as in force at `moment` (None: the first one)."""
+        if moment is None or not self.changes:
+            return self
+        value = self.limit
+        for change in sorted(self.changes, key=lambda c: c.since):
+            if change.since <= moment:
+                value = change.limit
+        return self if value == self.limit else self.model_copy(update={"limit": value})
 
 
 class Outlet(BaseModel):
@@ -142,13 +179,13 @@ class Outlet(BaseModel):
     )
     zeros_after_s: float | None = Field(None, gt=0, description="suspicious_data: zeros, flag F")
 
-    def limit_for(self, code: str) -> tuple[str, PollutantLimit] | None:
-        """(2017 code, limit) of a factor, whether the registry or the device wrote its 2005
-        or its 2017 code."""
+    def limit_for(self, code: str, at: datetime | None = None) -> tuple[str, PollutantLimit] | None:
+        """(2017 code, limit in force at `at`) of a factor, whether the registry or the device
+        wrote its 2005 or its 2017 code."""
         wanted = canonical(code, self.version)
         for key, limit in self.pollutants.items():
             if canonical(key, self.version) == wanted:
-                return wanted, limit
+                return wanted, limit.at(at)
         return None
 
     @field_validator("sm4_key")

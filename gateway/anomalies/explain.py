@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from gateway.influx.reader import SeriesQuery, TagValue
@@ -110,9 +110,11 @@ def emission_look(
     field: str,
     limits: Outlet | None,
     lang: Lang = "en",
+    at: datetime | None = None,
 ) -> Look:
-    """An outlet's pollutant series, with the registry's limit when `limits` has one."""
-    found = limits.limit_for(code) if limits is not None else None
+    """An outlet's pollutant series, with the registry's limit (in force at `at`, else the
+    first) when `limits` has one."""
+    found = limits.limit_for(code, at) if limits is not None else None
     limit = found[1] if found is not None else None
     named = describe(code, limits.version if limits is not None else None)
     what = f"{named.name_zh}({code})" if lang == "zh" and named is not None else code
@@ -220,7 +222,8 @@ class Explainer:
         }
         outlet = self._outlet(outlet_id)
         main = "rtd" if interval == "rtd" else "avg"
-        look = emission_look(outlet_id, code, interval, main, outlet, self.lang)
+        started = self.anomaly.started_at
+        look = emission_look(outlet_id, code, interval, main, outlet, self.lang, started)
         if self.anomaly.type != "over_limit":
             return [Wanted.one(self.query("emission", main, tags), look)]
         limit = evidence.get("limit")
@@ -261,7 +264,9 @@ class Explainer:
                 "interval": interval,
             }
             main = "rtd" if interval == "rtd" else "avg"
-            look = emission_look(outlet_id, code, interval, main, outlet, self.lang)
+            look = emission_look(
+                outlet_id, code, interval, main, outlet, self.lang, self.anomaly.started_at
+            )
             out.append(Wanted.one(self.query("emission", main, tags), look))
         return out
 
@@ -314,7 +319,8 @@ class Explainer:
                 return None
             if not limited and canonical(code, version) in FLOWS:
                 return None
-            return emission_look(outlet_name, code, "hour", "avg", outlet, self.lang)
+            at = self.anomaly.started_at
+            return emission_look(outlet_name, code, "hour", "avg", outlet, self.lang, at)
 
         tags: dict[str, TagValue] = {"mn": mn, "interval": "hour"}
         return [Wanted(((self.query("emission", "avg", tags, "pollutant"), describe),))]

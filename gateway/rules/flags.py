@@ -73,7 +73,8 @@ class FlagAbuse(BaseRule):
                 hour.left_out = True
             elif isinstance(flag, str) and flag in ABUSED:
                 hour.flags.add(flag)
-                limit = outlet.limit_for(point.tag("pollutant") or "")
+                at = from_ns(point.event_time_ns)
+                limit = outlet.limit_for(point.tag("pollutant") or "", at)
                 zs = point.field("zs_avg")
                 value = zs if isinstance(zs, float) else point.field("avg")
                 if limit is not None and isinstance(value, float) and value > limit[1].limit:

@@ -73,7 +73,8 @@ class OverLimit(BaseRule):
     def _judge(self, point: Point, detected_at: datetime) -> list[Anomaly]:
         mn, sent = point.tag("mn") or "", point.tag("pollutant") or ""
         device = self.registry().device(mn)
-        found = device.outlet.limit_for(sent) if device is not None else None
+        at = from_ns(point.event_time_ns)
+        found = device.outlet.limit_for(sent, at) if device is not None else None
         if device is None or found is None or point.field("flag") != "N":
             return []
         code, limit = found

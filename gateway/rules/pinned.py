@@ -60,7 +60,7 @@ class ValuesPinned(BaseRule):
             if device is None:
                 continue
             sent = point.tag("pollutant") or ""
-            found = device.outlet.limit_for(sent)
+            found = device.outlet.limit_for(sent, from_ns(point.event_time_ns))
             if found is None:
                 continue
             code, limit = found
