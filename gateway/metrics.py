@@ -71,6 +71,12 @@ SPOOL_FULL_TOTAL = Counter(
 ANOMALY_EVENTS = Counter(
     "anomaly_events_total", "Anomalies opened, updated, closed", ["type", "event"]
 )
+GATE_RECORDS_QUESTIONED = Counter(
+    "gate_records_questioned_total",
+    "Gate passages that say little of the vehicle: no plate read, or a plate entering twice "
+    "within a day without leaving in between",
+    ["reason"],
+)
 REFUSED_SOURCES_DROPPED = Counter(
     "refused_sources_dropped_total",
     "Frames with unregistered MNs from addresses beyond the bound of open unregistered_device "

@@ -61,3 +61,15 @@ def valid_plate(raw: str) -> str:
     if _PLATE.fullmatch(text) is None:
         raise PlateError(f"plate {_quoted(raw)} is not 2..10 letters, digits or 汉字")
     return text
+
+
+# what gate systems write when they read no plate (compared in `normalise_plate` form)
+_UNREAD = frozenset(
+    {"无牌", "无车牌", "无号牌", "未识别", "车牌未识别", "未知", "未知车牌", "NONE", "NULL"}
+)
+
+
+def unreadable(raw: str) -> bool:
+    """Whether a gate's plate text says no plate was read (无牌, 未识别, ...)."""
+    text = normalise_plate(raw)
+    return text in _UNREAD or set(text) <= {"0"} or set(text) <= {"X"}

@@ -9,23 +9,32 @@ and, when it names `banned_cargo`, what the vehicle carries (`gateway.cargo`). A
 plate valid at that time is allowed (plates compared, and reported, in their `gateway.plates`
 form). Unknown stage, fuel, class or cargo never counts as banned (the evidence of a ban must be
 in the record). Each banned passage is its own anomaly, closed at once: a passage is an instant.
+
+Data quality is counted (`gate_records_questioned_total{reason}`): a passage whose plate says
+none was read (`no_plate`: 无牌, 未识别, ...), and a plate entering again within a day without
+leaving in between (`entered_twice`; the last `MAX_PLATES` [100,000] plates remembered).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from gateway import metrics
 from gateway.anomalies.model import Anomaly
 from gateway.cargo import cargo_category
 from gateway.model import Point, from_ns
-from gateway.plates import normalise_plate
+from gateway.plates import normalise_plate, unreadable
 from gateway.regime import ControlState, Regime
 from gateway.registry import Registry, TransportRule
 
 from .base import BaseRule
 from .obligation import alert_source
+
+MAX_PLATES = 100_000
+TWICE_WITHIN = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,8 @@ class BannedVehicleEntry(BaseRule):
         self.registry = registry
         self.regime = regime
         self._verdicts: list[Point] = []
+        # (enterprise, plate) -> (direction, time) of its last passage, for entered_twice
+        self.last_passage: OrderedDict[tuple[str, str], tuple[str, datetime]] = OrderedDict()
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         """Judge each entry once: a verdict for `allowed` (see `take_verdicts`), and an
@@ -60,6 +71,7 @@ class BannedVehicleEntry(BaseRule):
             # a passage record (not the `allowed` verdict the gateway writes back for it)
             if point.tag("direction") not in ("in", "out") or point.field("plate") is None:
                 continue
+            self._question(point)
             ban = self._ban(point)
             verdict = (("allowed", ban is None),)
             self._verdicts.append(
@@ -68,6 +80,22 @@ class BannedVehicleEntry(BaseRule):
             if ban is not None:
                 out.append(self._anomaly(point, ban, detected_at))
         return out
+
+    def _question(self, point: Point) -> None:
+        """Count a passage that says little of its vehicle (see the module's docstring)."""
+        plate = normalise_plate(str(point.field("plate")))
+        if unreadable(plate):
+            metrics.GATE_RECORDS_QUESTIONED.labels(reason="no_plate").inc()
+            return
+        key = (point.tag("enterprise") or "", plate)
+        direction, at = point.tag("direction") or "", passage_time(point)
+        before = self.last_passage.pop(key, None)
+        if before is not None and (direction, before[0]) == ("in", "in"):
+            twice = timedelta(0) <= at - before[1] < TWICE_WITHIN
+            metrics.GATE_RECORDS_QUESTIONED.labels(reason="entered_twice").inc(int(twice))
+        self.last_passage[key] = (direction, at)
+        while len(self.last_passage) > MAX_PLATES:
+            self.last_passage.popitem(last=False)
 
     def take_verdicts(self) -> list[Point]:
         """The `allowed` verdicts judged since the last call, as points that merge into the

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY as METRICS
 
 from gateway.anomalies.messages import summary
 from gateway.cargo import cargo_category
@@ -147,3 +148,29 @@ def test_one_rule_per_level_as_before_still_reads() -> None:
         RegistryFile.model_validate(
             {"enterprises": [{"id": "E", "transport": {"red": {"banned_cargo": ["gold"]}}}]}
         )
+
+
+def questioned(reason: str) -> float:
+    found = METRICS.get_sample_value("gate_records_questioned_total", {"reason": reason})
+    return found or 0.0
+
+
+def test_gate_records_without_a_plate_or_entering_twice_are_counted(regime: Regime) -> None:
+    rule = BannedVehicleEntry(lambda: REGISTRY, regime)
+    no_plate, twice = questioned("no_plate"), questioned("entered_twice")
+    rule.on_points([passage("无牌", "6"), passage("未识别", "6", minutes=1)], T0)
+    assert questioned("no_plate") == no_plate + 2
+    rule.on_points([passage("冀B11111", "6", minutes=2), passage("冀B11111", "6", minutes=9)], T0)
+    assert questioned("entered_twice") == twice + 1
+    # must-not: in, out, in again; and another plate
+    rule.on_points(
+        [
+            passage("冀B22222", "6", minutes=2),
+            passage("冀B22222", "6", direction="out", minutes=5),
+            passage("冀B22222", "6", minutes=30),
+            passage("冀B33333", "6", minutes=31),
+        ],
+        T0,
+    )
+    assert questioned("entered_twice") == twice + 1
+    assert questioned("no_plate") == no_plate + 2
