@@ -9,6 +9,7 @@ was written by a newer release and is refused.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +36,20 @@ def newer_than_code(path: Path | str, what: str, found: int, supported: int) -> 
     )
 
 
+@contextlib.contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` when the body raises; for the stores'
+    connections in autocommit mode (``isolation_level=None``)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def user_version(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -56,8 +71,7 @@ def migrate(
         raise newer_than_code(path, what, found, latest)
     if found == latest:
         return found
-    db.execute("BEGIN IMMEDIATE")  # no other connection migrates or writes meanwhile
-    try:
+    with immediate(db):  # no other connection migrates or writes meanwhile
         found = user_version(db)
         if found > latest:
             raise newer_than_code(path, what, found, latest)
@@ -70,11 +84,6 @@ def migrate(
             else:
                 step(db)
             db.execute(f"PRAGMA user_version = {int(version)}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     return found
 
 

@@ -23,11 +23,10 @@ and are never pruned (about a kilobyte a case). Back the file up with the other 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any, cast
 import structlog
 
 from ..anomalies.model import Anomaly, AnomalyEvent
-from ..migrations import migrate
+from ..migrations import immediate, migrate
 from .model import (
     DONE,
     SYSTEM,
@@ -129,7 +128,7 @@ class CaseStore:
         if not self.open_for(anomaly):
             return None
         at = self.clock()
-        with self._lock, self._transaction():
+        with self._lock, immediate(self._db):
             held = self.get(self._case_id_of(anomaly.id) or 0)
             if held is not None and not _handled_warning(held, anomaly):
                 return self._escalate(held, anomaly, at)
@@ -190,7 +189,7 @@ class CaseStore:
         """The case after the action (see `model.apply`, whose errors it raises); None when
         there is no such case. A joined anomaly (`anomaly_id`, `enterprise`, `day`) must have
         no case yet (`Conflict`)."""
-        with self._lock, self._transaction():
+        with self._lock, immediate(self._db):
             case = self.get(case_id)
             if case is None:
                 return None
@@ -332,18 +331,6 @@ class CaseStore:
         return [case_from_json(json.loads(r[0])) for r in rows]
 
     # -- writing --------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _case_id_of(self, anomaly_id: str) -> int | None:
         row = self._db.execute(

@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from gateway import metrics
-from gateway.migrations import Migration, migrate
+from gateway.migrations import Migration, immediate, migrate
 from gateway.ratelimit import LogLimiter
 
 from ..anomalies.types import Severity
@@ -136,15 +136,13 @@ class Outbox:
         added: list[str] = []
         dropped: list[str] = []
         now = _utc(notice.at)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO notice (id, event, created_at, body) VALUES (?, ?, ?, ?)",
                 (notice.id, notice.event, now, json.dumps(notice.to_json(), ensure_ascii=False)),
             )
             if cursor.rowcount == 0:
-                self._db.execute("COMMIT")
-                return Enqueued([], [], known=True)
+                return Enqueued([], [], known=True)  # committed on the way out
             for channel in dict.fromkeys(channels):
                 if self._pending.get(channel, 0) >= self.max_pending:
                     dropped.append(channel)
@@ -155,11 +153,6 @@ class Outbox:
                     (notice.id, channel, now),
                 )
                 added.append(channel)
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
         for channel in added:
             self._count(channel, +1)
         for channel in dropped:
@@ -252,8 +245,7 @@ class Outbox:
         stale = {c: n for c, n in self._pending.items() if c not in channels and n > 0}
         if not stale:
             return {}
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             given: dict[str, int] = {}
             for channel in stale:
                 given[channel] = self._db.execute(
@@ -261,11 +253,6 @@ class Outbox:
                     " WHERE channel = ? AND state = 'pending'",
                     (_utc(at), "channel no longer configured", channel),
                 ).rowcount
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
         for channel, count in given.items():
             del self._pending[channel]
             metrics.NOTIFY_PENDING.labels(channel).set(0)
@@ -280,8 +267,7 @@ class Outbox:
     def prune(self, now: datetime, keep_done: timedelta) -> int:
         """Delete what the bounds of the module's docstring let go; rows deleted."""
         deleted = 0
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             deleted += self._db.execute(
                 "DELETE FROM delivery WHERE state != 'pending' AND done_at < ?",
                 (_utc(now - keep_done),),
@@ -306,11 +292,6 @@ class Outbox:
             deleted += self._db.execute(
                 "DELETE FROM anomaly_severity WHERE seen_at < ?", (_utc(now - REMEMBER),)
             ).rowcount
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
         return deleted
 
     def _count(self, channel: str, change: int) -> None:

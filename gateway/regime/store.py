@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from ..migrations import Migration, migrate
+from ..migrations import Migration, immediate, migrate
 from .model import LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
 
 _SCHEMA_V1 = """
@@ -110,15 +110,9 @@ class Regime:
         if audit is None:
             self._db.execute(sql, params)
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             self._db.execute(sql, params)
             audit()
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     # -- alerts ---------------------------------------------------------------------------
 
