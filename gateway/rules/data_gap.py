@@ -33,6 +33,7 @@ from gateway.model import DeviceEvent, Point
 from gateway.registry import Registry
 
 from .base import BaseRule, event_time
+from .device_clock import DeviceClocks
 
 HOUR = timedelta(hours=1)
 DUE_AFTER_S = 1200.0
@@ -87,7 +88,7 @@ class DataGap(BaseRule):
         self.retry_after_s = retry_after_s
         self.max_attempts = max_attempts
         self.due_after = timedelta(seconds=due_after_s)
-        self.clocks: dict[str, tuple[datetime, datetime]] = {}  # MN -> (device time, wall)
+        self.clocks = DeviceClocks()
         # per track: the MN for hourly records, `MN/minute` and `MN/day` for the others
         self.latest: dict[str, datetime] = {}  # track -> latest record time seen
         self.seen: dict[str, set[datetime]] = {}  # track -> record times seen (recent)
@@ -105,7 +106,7 @@ class DataGap(BaseRule):
             last = (mn, interval, point.event_time_ns)
             if interval in ("hour", "minute"):  # its clock is at least past the record's time
                 shown = event_time(point) + (HOUR if interval == "hour" else timedelta(0))
-                self._saw(mn, shown, detected_at)
+                self.clocks.saw(mn, shown, detected_at)
             if interval == "hour":
                 records.setdefault(mn, set()).add(event_time(point))
             elif interval in ("minute", "day"):
@@ -251,14 +252,9 @@ class DataGap(BaseRule):
 
     # -- the device's clock --------------------------------------------------------------
 
-    def _saw(self, mn: str, device_time: datetime, wall: datetime) -> None:
-        known = self.clocks.get(mn)
-        if known is None or device_time > known[0]:
-            self.clocks[mn] = (device_time, wall)
-
     def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
         if event.kind == "contact" and event.device_time is not None:
-            self._saw(event.device.removeprefix("mn:"), event.device_time, event.received_at)
+            self.clocks.saw(event.device.removeprefix("mn:"), event.device_time, event.received_at)
         return []
 
     def _overdue(self, now: datetime) -> list[Anomaly]:
@@ -266,12 +262,10 @@ class DataGap(BaseRule):
         out: list[Anomaly] = []
         gaps = self._gaps()
         for track, last in self.latest.items():
-            clock = self.clocks.get(_mn(track))
-            if clock is None:
+            device_now = self.clocks.now(_mn(track), now)
+            if device_now is None:
                 continue
             period = self._period(track)
-            # never ahead of the wall clock: a device whose clock runs fast raises nothing early
-            device_now = min(clock[0] + max(now - clock[1], timedelta(0)), now)
             begin = last + period.step
             # periods ended that long ago
             overdue = int((device_now - self._due(period) - begin) / period.step)

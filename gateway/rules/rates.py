@@ -31,6 +31,7 @@ from gateway.model import DeviceEvent, Point
 from gateway.registry import Outlet, Registry
 
 from .base import BaseRule, event_time
+from .device_clock import DeviceClocks
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 HOUR = timedelta(hours=1)
@@ -42,7 +43,6 @@ MAX_LISTED = 48  # missing or invalid hours listed in the evidence
 @dataclass(slots=True)
 class _Device:
     first_hour: datetime  # hours are expected from here
-    clock: tuple[datetime, datetime]  # (device time, wall time when it showed it)
     # day -> hour -> "valid" (every value N), "stopped" (F and N only) or "invalid"
     hours: dict[date, dict[datetime, str]] = field(default_factory=dict)
     next_day: date | None = None  # the first day not judged yet
@@ -64,6 +64,7 @@ class LowTransmission(BaseRule):
         self.registry = registry
         self.judge_after = timedelta(seconds=judge_after_s)
         self.devices: dict[str, _Device] = {}
+        self.clocks = DeviceClocks()
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
         last: tuple[str, int] | None = None
@@ -82,11 +83,10 @@ class LowTransmission(BaseRule):
             if interval == "hour" and device is None:
                 if self.registry().device(mn) is None:
                     continue
-                device = self.devices[mn] = _Device(hour, (shown, detected_at))
+                device = self.devices[mn] = _Device(hour)
             if device is None:
                 continue
-            if shown > device.clock[0]:
-                device.clock = (shown, detected_at)
+            self.clocks.saw(mn, shown, detected_at)
             if interval == "hour":
                 day = hour.astimezone(BEIJING).date()
                 if device.next_day is not None and day < device.next_day:
@@ -98,10 +98,9 @@ class LowTransmission(BaseRule):
         return []
 
     def on_device_event(self, event: DeviceEvent) -> list[Anomaly]:
-        device = self.devices.get(event.device.removeprefix("mn:"))
-        shown = event.device_time
-        if event.kind == "contact" and device is not None and shown is not None:
-            device.clock = max(device.clock, (shown, event.received_at))
+        mn = event.device.removeprefix("mn:")
+        if event.kind == "contact" and mn in self.devices and event.device_time is not None:
+            self.clocks.saw(mn, event.device_time, event.received_at)
         return []
 
     def on_tick(self, now: datetime) -> list[Anomaly]:
@@ -111,8 +110,9 @@ class LowTransmission(BaseRule):
             found = registry.device(mn)
             if found is None:
                 continue
-            shown, wall = device.clock
-            device_now = min(shown + max(now - wall, timedelta(0)), now)
+            device_now = self.clocks.now(mn, now)
+            if device_now is None:
+                continue
             day = device.next_day or device.first_hour.astimezone(BEIJING).date()
             while _day_start(day) + timedelta(days=1) + self.judge_after <= device_now:
                 out += self._judge_day(mn, found.enterprise, found.outlet, device, day, now)
