@@ -34,10 +34,16 @@ from gateway.regime import Regime
 from gateway.registry import Enterprise, Outlet, Registry
 from gateway.vocabulary import FLOWS, O2, canonical
 
-from .base import WAIT, BaseRule, event_time
+from .base import BaseRule, event_time
 from .finest import Finest
 from .obligation import obligation
-from .source_running import Production, SourceRunning, production_meters, record_value
+from .source_running import (
+    Production,
+    SourceRunning,
+    WaitingRecords,
+    production_meters,
+    record_value,
+)
 
 O2_HISTORY = 168
 O2_MIN_HISTORY = 24
@@ -53,15 +59,20 @@ class OperatingMismatch(BaseRule):
         self.registry = registry
         self.regime = regime
         self.source = SourceRunning()
-        self.pending: dict[str, deque[Point]] = {}  # MN -> records waiting for the meters
-        self.waiting = 0
+        self.waits = WaitingRecords(self.source, MAX_WAITING)
         self.finest = Finest()  # by MN
         self.o2: dict[str, deque[float]] = {}  # subject -> O2 hours while producing
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
-        self.source.meters.update(points)
+        touched = self.source.meters.update(points)
         registry = self.registry()
         out: list[Anomaly] = []
+
+        def judge(ent: Enterprise, outlet: Outlet, point: Point, producing: bool) -> None:
+            found = self._judge(ent, outlet, point, producing, detected_at)
+            out.extend(a for a in found if a is not None)
+
+        self.waits.release_touched(registry, touched, judge)
         for point in sorted(points, key=lambda p: p.event_time_ns):
             if point.measurement != "emission":
                 continue
@@ -70,13 +81,9 @@ class OperatingMismatch(BaseRule):
             if device is None or ent is None or not production_meters(ent, device.outlet):
                 continue
             if self._wanted(device.outlet, point):
-                self.pending.setdefault(device.outlet.mn, deque()).append(point)
-                self.waiting += 1
-        for mn in list(self.pending):
-            out += self._release(registry, mn, detected_at, force=False)
-        while self.waiting > MAX_WAITING:  # meters silent for long: judge by what is known
-            mn = min(self.pending, key=lambda m: self.pending[m][0].event_time_ns)
-            out += self._release(registry, mn, detected_at, force=True)
+                self.waits.add(ent.id, device.outlet.mn, point)
+                self.waits.release(registry, device.outlet.mn, judge)
+        self.waits.bound(registry, judge)
         return out
 
     def _wanted(self, outlet: Outlet, point: Point) -> bool:
@@ -87,31 +94,6 @@ class OperatingMismatch(BaseRule):
         if code not in FLOWS or outlet.stopped_flow is None:
             return False
         return self.finest.judged(outlet.mn, interval, event_time(point))
-
-    def _release(
-        self, registry: Registry, mn: str, detected_at: datetime, *, force: bool
-    ) -> list[Anomaly]:
-        queue = self.pending[mn]
-        device = registry.device(mn)
-        ent = registry.enterprise(device.enterprise) if device is not None else None
-        out: list[Anomaly] = []
-        while queue:
-            point = queue[0]
-            if device is None or ent is None:
-                producing: object = None
-            else:
-                producing = self.source.producing(ent, device.outlet, event_time(point), force)
-                if producing is WAIT:
-                    break
-            queue.popleft()
-            self.waiting -= 1
-            force = False
-            if isinstance(producing, bool) and device is not None and ent is not None:
-                found = self._judge(ent, device.outlet, point, producing, detected_at)
-                out += [a for a in found if a is not None]
-        if not queue:
-            del self.pending[mn]
-        return out
 
     def _judge(
         self, ent: Enterprise, outlet: Outlet, point: Point, producing: bool, detected_at: datetime

@@ -1,5 +1,6 @@
 """Whether an outlet's source runs at a record's time, for the rules that judge emission
-records only while it does (`suspicious_data`).
+records against it (`suspicious_data`, `flow_mismatch`, `dilution`), and the records waiting
+until the production meters have reported up to their time (`WaitingRecords`).
 
 For an outlet whose `lines` have production meters: one of them reads `running` at the
 record's time (`MeterStates`; unknown until the meters have reported up to it). For any other
@@ -11,15 +12,17 @@ before the record's time.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from gateway.model import Point, from_ns
-from gateway.registry import Enterprise, Outlet
+from gateway.registry import Enterprise, Outlet, Registry
 from gateway.vocabulary import canonical
 
-from .base import UNKNOWN, WAIT, MeterStates, Unknown
+from .base import UNKNOWN, WAIT, MeterStates, Unknown, event_time
 
 METER_HISTORY = 2000  # verdicts kept per meter: about a week of 5-minute readings
 FLOW_HISTORY = 256  # flow readings kept per outlet without meters
@@ -131,3 +134,59 @@ def production_meters(ent: Enterprise, outlet: Outlet) -> list[str]:
 def record_value(point: Point) -> object:
     """The value an emission record is judged by: `rtd` for real-time data, else `avg`."""
     return point.field("rtd") if point.tag("interval") == "rtd" else point.field("avg")
+
+
+Judge = Callable[[Enterprise, Outlet, Point, bool], None]
+
+
+class WaitingRecords:
+    """Records of outlets judged by their production meters, waiting (per MN, oldest first)
+    until the meters have reported up to their time, so the order in which the two feeds arrive
+    does not matter. At most `max_waiting` in all: past it, the device with the oldest record
+    is judged by its meters' latest verdicts. A record whose time is older than every verdict
+    kept is dropped unjudged."""
+
+    def __init__(self, source: SourceRunning, max_waiting: int) -> None:
+        self.source = source
+        self.max_waiting = max_waiting
+        self.pending: dict[str, deque[tuple[str, Point]]] = {}  # MN -> (enterprise, record)
+        self.size = 0
+
+    def add(self, enterprise: str, mn: str, point: Point) -> None:
+        self.pending.setdefault(mn, deque()).append((enterprise, point))
+        self.size += 1
+
+    def release(self, registry: Registry, mn: str, judge: Judge, *, force: bool = False) -> None:
+        """Judge the device's waiting records, oldest first, while production at their time is
+        known; with `force`, the first one by the meters' latest verdicts."""
+        queue = self.pending.get(mn)
+        if queue is None:
+            return
+        device = registry.device(mn)
+        ent = registry.enterprise(device.enterprise) if device is not None else None
+        while queue:
+            point = queue[0][1]
+            producing: bool | Unknown = UNKNOWN
+            if device is not None and ent is not None:
+                at = event_time(point)
+                producing = self.source.producing(ent, device.outlet, at, force)
+                if producing is WAIT:
+                    break
+            queue.popleft()
+            self.size -= 1
+            force = False
+            if isinstance(producing, bool) and device is not None and ent is not None:
+                judge(ent, device.outlet, point, producing)
+        if not queue:
+            del self.pending[mn]
+
+    def release_touched(self, registry: Registry, touched: Collection[str], judge: Judge) -> None:
+        """Release the devices of the enterprises whose meters just reported."""
+        if touched:
+            for mn in [m for m, queue in self.pending.items() if queue[0][0] in touched]:
+                self.release(registry, mn, judge)
+
+    def bound(self, registry: Registry, judge: Judge) -> None:
+        while self.size > self.max_waiting:  # meters silent for long: judge by what is known
+            mn = min(self.pending, key=lambda m: self.pending[m][0][1].event_time_ns)
+            self.release(registry, mn, judge, force=True)

@@ -22,7 +22,6 @@ meters' latest verdicts) until the production meters have reported up to its tim
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -33,8 +32,14 @@ from gateway.model import Point
 from gateway.registry import Enterprise, Outlet, Registry
 from gateway.vocabulary import FLOWS, O2, canonical, describe
 
-from .base import UNKNOWN, WAIT, BaseRule, Unknown, event_time
-from .source_running import Production, SourceRunning, production_meters, record_value
+from .base import BaseRule, event_time
+from .source_running import (
+    Production,
+    SourceRunning,
+    WaitingRecords,
+    production_meters,
+    record_value,
+)
 
 PATTERNS = ("constant", "zeros", "flag_f")
 WHAT = {
@@ -78,9 +83,7 @@ class SuspiciousData(BaseRule):
         self.persist_s = persist_s
         self.source = SourceRunning()
         self.runs: dict[str, dict[Series, Run]] = {}  # subject -> each series' current run
-        self.pending: dict[str, deque[tuple[str, Point]]] = {}  # MN -> (enterprise, record)
-        self.waiting = 0
-        self.max_waiting = max_waiting
+        self.waits = WaitingRecords(self.source, max_waiting)
         self.legacy: dict[tuple[str, Series], Anomaly] = {}  # open one-series anomalies
 
     def on_points(self, points: Sequence[Point], detected_at: datetime) -> list[Anomaly]:
@@ -91,9 +94,11 @@ class SuspiciousData(BaseRule):
         touched = self.source.meters.update(points)
         out: dict[str, Anomaly] = {}
         registry = self.registry()
-        if touched:
-            for mn in [m for m, queue in self.pending.items() if queue[0][0] in touched]:
-                self._release(registry, mn, detected_at, out)
+
+        def judge(ent: Enterprise, outlet: Outlet, point: Point, producing: bool) -> None:
+            self._judge(ent, outlet, point, Production(producing), detected_at, out)
+
+        self.waits.release_touched(registry, touched, judge)
         records = []
         for point in sorted(points, key=lambda p: p.event_time_ns):
             if point.measurement != "emission":
@@ -121,43 +126,15 @@ class SuspiciousData(BaseRule):
                 if running is not None:
                     self._judge(ent, outlet, point, running, detected_at, out)
                 continue
-            self.pending.setdefault(outlet.mn, deque()).append((ent.id, point))
-            self.waiting += 1
-            self._release(registry, outlet.mn, detected_at, out)
-        while self.waiting > self.max_waiting:  # meters silent for long: judge by what is known
-            mn = min(self.pending, key=lambda m: self.pending[m][0][1].event_time_ns)
-            self._release(registry, mn, detected_at, out, force=True)
+            self.waits.add(ent.id, outlet.mn, point)
+            self.waits.release(registry, outlet.mn, judge)
+        self.waits.bound(registry, judge)
         return list(out.values())
 
-    def _release(
-        self,
-        registry: Registry,
-        mn: str,
-        detected_at: datetime,
-        out: dict[str, Anomaly],
-        *,
-        force: bool = False,
-    ) -> None:
-        """Judge the device's waiting records, oldest first, while production at their time is
-        known; with `force`, the first one by the meters' latest verdicts. A record whose time
-        is older than every verdict kept is dropped unjudged."""
-        queue = self.pending[mn]
-        device = registry.device(mn)
-        ent = registry.enterprise(device.enterprise) if device is not None else None
-        while queue:
-            point = queue[0][1]
-            producing: bool | Unknown = UNKNOWN
-            if device is not None and ent is not None:
-                producing = self.source.producing(ent, device.outlet, event_time(point), force)
-                if producing is WAIT:
-                    break
-            queue.popleft()
-            self.waiting -= 1
-            force = False
-            if isinstance(producing, bool) and device is not None and ent is not None:
-                self._judge(ent, device.outlet, point, Production(producing), detected_at, out)
-        if not queue:
-            del self.pending[mn]
+    @property
+    def waiting(self) -> int:
+        """Records waiting for the production meters."""
+        return self.waits.size
 
     def _judge(
         self,
