@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -332,6 +333,7 @@ class WhitelistEntry(BaseModel):
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
+@functools.cache  # the offline rule reads every gate's windows at every tick
 def quiet_window(text: str) -> tuple[int, int]:
     """("22:00-06:00") -> (start, end) in minutes of the day; an end before the start wraps
     past midnight. ValueError when malformed or empty (start = end)."""
