@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .cargo import Cargo
 from .errors import ConfigError, format_validation_error, load_toml
 from .plates import valid_plate
+from .regime.model import AlertLevel, Layer, PlanKey
 from .regions import Hierarchy, Region, check_regions
 from .vocabulary import canonical
 
@@ -298,10 +299,7 @@ class TransportRule(BaseModel):
     )
 
 
-AlertLevel = Literal["yellow", "orange", "red"]
-
-
-def default_transport() -> dict[AlertLevel, list[TransportRule]]:
+def default_transport() -> dict[PlanKey, list[TransportRule]]:
     return {"orange": [TransportRule()], "red": [TransportRule()]}
 
 
@@ -389,13 +387,15 @@ class Enterprise(BaseModel):
     gates: list[Gate] = []
     lines: list[Line] = []
     facilities: list[Facility] = []
-    transport: dict[AlertLevel, list[TransportRule]] = Field(
+    transport: dict[PlanKey, list[TransportRule]] = Field(
         default_factory=default_transport,
-        description="per alert level, one rule or several; default: orange and red ban "
-        "diesel/gas heavy trucks <= 国4",
+        description="per alert level or layer (event, reinforced), one rule or several; "
+        "default: orange and red ban diesel/gas heavy trucks <= 国4",
     )
     whitelist: list[WhitelistEntry] = []
-    plans: dict[AlertLevel, Plan] = Field(default_factory=dict)
+    plans: dict[PlanKey, Plan] = Field(
+        default_factory=dict, description="per alert level or layer (event, reinforced)"
+    )
     shutdown_grace_s: float = Field(7200.0, ge=0, description="ramp-down time after an order")
     shutdown_persist_s: float = Field(900.0, ge=0, description="running this long opens")
     curtail_window_s: float = Field(4 * 3600.0, gt=0, description="energy compared over this")
@@ -450,12 +450,15 @@ class Enterprise(BaseModel):
 
 class ControlPeriod(BaseModel):
     """A calendar control period (a major event, staggered production): in force like an alert
-    of `level` for its regions or enterprises, during each of its windows."""
+    of `level`, or as a layer of control (`layer`: event, reinforced; the enterprises' plans of
+    that layer apply too), or both, for its regions or enterprises, during each of its
+    windows."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    level: AlertLevel
+    level: AlertLevel | None = None
+    layer: Layer | None = None
     regions: list[str] = []
     enterprises: list[str] = []
     windows: list[tuple[datetime, datetime]] = Field(min_length=1)
@@ -464,6 +467,8 @@ class ControlPeriod(BaseModel):
     def _valid(self) -> ControlPeriod:
         if not self.regions and not self.enterprises:
             raise ValueError(f"control period {self.name!r} covers no region and no enterprise")
+        if self.level is None and self.layer is None:
+            raise ValueError(f"control period {self.name!r} needs a level, a layer or both")
         for start, end in self.windows:
             if start.tzinfo is None or end.tzinfo is None or end <= start:
                 raise ValueError(

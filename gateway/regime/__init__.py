@@ -16,6 +16,7 @@ names are importable from here.
 """
 
 from .model import (
+    LAYERS,
     LEVEL_RANK,
     PERIOD_PREFIX,
     Alert,
@@ -24,10 +25,12 @@ from .model import (
     CalendarPeriod,
     ControlState,
     IssuedBy,
+    Layer,
     Name,
     Order,
     OrderKind,
     OrderSpec,
+    PlanKey,
     WithdrawnAt,
     WithdrawnBy,
     WithdrawReason,
@@ -36,6 +39,7 @@ from .model import (
 from .store import MIGRATIONS, SCHEMA_VERSION, AlreadyWithdrawn, Regime
 
 __all__ = [
+    "LAYERS",
     "LEVEL_RANK",
     "MIGRATIONS",
     "PERIOD_PREFIX",
@@ -47,10 +51,12 @@ __all__ = [
     "CalendarPeriod",
     "ControlState",
     "IssuedBy",
+    "Layer",
     "Name",
     "Order",
     "OrderKind",
     "OrderSpec",
+    "PlanKey",
     "Regime",
     "WithdrawReason",
     "WithdrawnAt",

@@ -10,10 +10,15 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-AlertLevel = Literal["yellow", "orange", "red"]
+AlertLevel = Literal["blue", "yellow", "orange", "red"]  # blue: where a region uses one
+# Layers of control beyond the alert level, each with plans of its own: an event control period
+# (赛时管控) and a reinforced layer (应急强化) on top of it
+Layer = Literal["event", "reinforced"]
+PlanKey = AlertLevel | Layer  # what an enterprise's plans and transport rules are keyed by
 OrderKind = Literal["shutdown", "curtailment"]
 
-LEVEL_RANK: dict[str, int] = {"yellow": 1, "orange": 2, "red": 3}
+LEVEL_RANK: dict[str, int] = {"blue": 0, "yellow": 1, "orange": 2, "red": 3}
+LAYERS: tuple[Layer, ...] = ("reinforced", "event")  # the more stringent first
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 PERIOD_PREFIX = "period:"  # ids of the alerts that stand for calendar control periods
@@ -51,11 +56,15 @@ def _check_window(starts_at: datetime, ends_at: datetime) -> None:
 
 
 class AlertSpec(BaseModel):
-    """A heavy-pollution weather alert as declared: level, who it covers, and its window."""
+    """A heavy-pollution weather alert as declared: level, who it covers, and its window; or a
+    layer of control (an event period, a reinforced layer), with or without a level."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    level: AlertLevel
+    level: AlertLevel | None = Field(None, description="alert level; null for a layer alone")
+    layer: Layer | None = Field(
+        None, description="event (赛时管控) or reinforced (应急强化): its plans apply too"
+    )
     regions: list[Name] = Field(default_factory=list, description="regions it covers")
     enterprises: list[Name] = Field(default_factory=list, description="enterprise ids it covers")
     starts_at: AwareDatetime
@@ -66,6 +75,8 @@ class AlertSpec(BaseModel):
     def _valid(self) -> AlertSpec:
         if not self.regions and not self.enterprises:
             raise ValueError("an alert needs at least one region or one enterprise")
+        if self.level is None and self.layer is None:
+            raise ValueError("an alert needs a level, a layer or both")
         _check_window(self.starts_at, self.ends_at)
         return self
 
@@ -168,8 +179,23 @@ class ControlState(BaseModel):
     region: str
     at: AwareDatetime
     level: AlertLevel | None = Field(description="highest alert level in force, null if none")
+    layers: list[Layer] = Field(
+        default_factory=list, description="layers of control in force, reinforced first"
+    )
     alerts: list[Alert] = Field(description="alerts in force covering it, highest level first")
     orders: list[Order] = Field(description="orders in force for it, earliest start first")
+
+    def plan_keys(self) -> list[PlanKey]:
+        """What the enterprise's plans are looked up by now: the layers in force (reinforced
+        first), then the alert level. Every one applies; the most stringent measure wins."""
+        out: list[PlanKey] = [*self.layers]
+        if self.level is not None:
+            out.append(self.level)
+        return out
+
+    def alerts_for(self, key: PlanKey) -> list[Alert]:
+        """The alerts (declared or calendar) in force that bring `key`."""
+        return [a for a in self.alerts if key in (a.level, a.layer)]
 
     def orders_for_line(self, line: str, kind: OrderKind | None = None) -> list[Order]:
         """Orders in force covering `line` (an order without lines covers every line)."""
@@ -180,7 +206,8 @@ class CalendarPeriod(Protocol):
     """A calendar control period as the registry declares it."""
 
     name: str
-    level: AlertLevel
+    level: AlertLevel | None
+    layer: Layer | None
     regions: list[str]
     enterprises: list[str]
     windows: list[tuple[datetime, datetime]]
@@ -193,6 +220,7 @@ def period_alerts(periods: Iterable[CalendarPeriod]) -> list[Alert]:
         Alert(
             id=f"{PERIOD_PREFIX}{p.name}:{i}",
             level=p.level,
+            layer=p.layer,
             regions=p.regions,
             enterprises=p.enterprises,
             starts_at=start,

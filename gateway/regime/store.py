@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..migrations import Migration, immediate, migrate
-from .model import LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
+from .model import LAYERS, LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS alert (id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -43,7 +43,8 @@ class AlreadyWithdrawn(Exception):
 
 
 def _alert_key(alert: Alert) -> tuple[int, datetime, str]:
-    return (-LEVEL_RANK[alert.level], alert.starts_at, alert.id)
+    rank = -1 if alert.level is None else LEVEL_RANK[alert.level]
+    return (-rank, alert.starts_at, alert.id)
 
 
 def _order_key(order: Order) -> tuple[datetime, str]:
@@ -302,11 +303,13 @@ class Regime:
             (o for o in self._orders_of.get(enterprise_id, {}).values() if o.in_force(at)),
             key=_order_key,
         )
+        layers = {a.layer for a in alerts}
         return ControlState(
             enterprise=enterprise_id,
             region=region,
             at=at,
-            level=alerts[0].level if alerts else None,
+            level=alerts[0].level if alerts else None,  # a leveled alert sorts first
+            layers=[layer for layer in LAYERS if layer in layers],
             alerts=alerts,
             orders=orders,
         )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.regime import PERIOD_PREFIX, Alert, ControlState, Regime
+from gateway.regime import PERIOD_PREFIX, Alert, ControlState, PlanKey, Regime
 from gateway.registry import Enterprise
 
 _INSTANT = timedelta(microseconds=1)
@@ -26,7 +26,7 @@ class Source:
 
     kind: str  # "order", "alert plan" or "control period"
     ref: str  # the order's or alert's id, or the period's name
-    level: str | None
+    level: str | None  # the plan key it brings: an alert level or a layer (event, reinforced)
     starts_at: datetime
     ends_at: datetime
     percent: float | None = None  # curtailments
@@ -73,13 +73,16 @@ class Obligation:
 SourcesOf = Callable[[Enterprise, str, ControlState], list[Source]]
 
 
-def alert_source(alert: Alert, percent: float | None = None) -> Source:
+def alert_source(alert: Alert, percent: float | None = None, key: PlanKey | None = None) -> Source:
+    """`alert` as a source; `level`: the plan key it brings that applies (`key`: a layer or
+    its level), else its level."""
     if alert.id.startswith(PERIOD_PREFIX):
         name = alert.id.removeprefix(PERIOD_PREFIX).rpartition(":")[0]
         kind, ref = "control period", name
     else:
         kind, ref = "alert plan", alert.id
-    return Source(kind, ref, alert.level, alert.starts_at, alert.ends_at, percent)
+    level = key or alert.level or alert.layer
+    return Source(kind, ref, level, alert.starts_at, alert.ends_at, percent)
 
 
 def shutdown_sources(ent: Enterprise, line: str, control: ControlState) -> list[Source]:
@@ -89,9 +92,10 @@ def shutdown_sources(ent: Enterprise, line: str, control: ControlState) -> list[
         Source("order", o.id, None, o.starts_at, o.ends_at)
         for o in control.orders_for_line(line, "shutdown")
     ]
-    plan = ent.plans.get(control.level) if control.level else None
-    if plan is not None and line in plan.stop_lines:
-        out += [alert_source(a) for a in control.alerts if a.level == control.level]
+    for key in control.plan_keys():
+        plan = ent.plans.get(key)
+        if plan is not None and line in plan.stop_lines:
+            out += [alert_source(a, key=key) for a in control.alerts_for(key)]
     return out
 
 
@@ -102,11 +106,14 @@ def curtailment_sources(ent: Enterprise, line: str, control: ControlState) -> li
         for o in control.orders_for_line(line, "curtailment")
         if o.percent is not None
     ]
-    plan = ent.plans.get(control.level) if control.level else None
-    if plan is not None and line in plan.curtail:
-        percent = plan.curtail[line]
-        out += [alert_source(a, percent) for a in control.alerts if a.level == control.level]
-    return out
+    plans = []
+    for key in control.plan_keys():
+        plan = ent.plans.get(key)
+        if plan is not None and line in plan.curtail:
+            percent = plan.curtail[line]
+            plans += [alert_source(a, percent, key) for a in control.alerts_for(key)]
+    # the deepest cut governs when several layers curtail the line
+    return out + sorted(plans, key=lambda s: -(s.percent or 0.0))
 
 
 def obligation(

@@ -151,6 +151,7 @@ def test_persisted_across_restarts(tmp_path: Path) -> None:
         "region": "R1",
         "at": T,
         "level": "orange",
+        "layers": [],
         "alerts": [kept.model_dump()],
         "orders": [o.model_dump()],
     }

@@ -56,10 +56,13 @@ STATE_LABELS: Labels = {
     "open": {"zh": "进行中", "en": "Open"},
     "closed": {"zh": "已结束", "en": "Closed"},
 }
-LEVEL_LABELS: Labels = {
+LEVEL_LABELS: Labels = {  # alert levels, and the layers of control plans are keyed by too
+    "blue": {"zh": "蓝色预警", "en": "blue alert"},
     "yellow": {"zh": "黄色预警", "en": "yellow alert"},
     "orange": {"zh": "橙色预警", "en": "orange alert"},
     "red": {"zh": "红色预警", "en": "red alert"},
+    "event": {"zh": "赛时管控", "en": "event control"},
+    "reinforced": {"zh": "应急强化管控", "en": "reinforced control"},
 }
 PATTERN_LABELS: Labels = {
     "constant": {"zh": "数据恒值", "en": "constant values"},

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.regime import LAYERS
+
 from .common import _amount, _Ctx, _fmt, _items, _num, _power, _unique
 from .labels import CARGO_TEXT, CLASS_LABELS, FUEL_LABELS, Labels
 
@@ -23,6 +25,8 @@ def _source(c: _Ctx, source: Mapping[str, Any], what: str) -> str:
         return c.t(f"重污染天气{level}", f"the {level} plan")
     if kind == "control period":
         ref = source.get("ref") or ""
+        if source.get("level") in LAYERS:  # the period's own plans
+            return c.t(f"{ref}（{level}）", f"control period {ref} ({level})")
         return c.t(f"{ref}管控期（按{level}管控）", f"control period {ref} ({level})")
     raise ValueError(f"unknown source kind {kind!r}")
 
