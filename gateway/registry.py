@@ -310,6 +310,8 @@ class Plan(BaseModel):
 
     stop_lines: list[str] = []
     curtail: dict[str, float] = Field(default_factory=dict, description="line -> percent cut")
+    responsible: str = Field("", description="the plan's responsible person (shown in evidence)")
+    contact: str = Field("", description="how to reach them (shown in evidence)")
 
 
 class WhitelistEntry(BaseModel):
