@@ -85,7 +85,14 @@ def obligations(
             if alert.covers(ent.id, ent.region, within):
                 out.append(
                     Obligation(
-                        "alert", alert.id, alert.level, None, None, ent.id, ent.name, *window
+                        "alert",
+                        alert.id,
+                        alert.level or alert.layer,
+                        None,
+                        None,
+                        ent.id,
+                        ent.name,
+                        *window,
                     )
                 )
     by_id = {e.id: e for e in enterprises}
