@@ -16,7 +16,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,8 +26,10 @@ import aiohttp
 from devkit import localstack
 from devkit.simulator import SCRIPTED_TYPES, Simulator, owner_of, registry_toml
 from devkit.simulator.script import ORANGE, RED, SHUTDOWN_FROM
+from gateway.anomalies.messages import summary
 from gateway.anomalies.model import AnomalyEvent
 from gateway.config import load_config
+from gateway.registry import Registry
 from gateway.supervisor import Gateway
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -105,9 +107,11 @@ async def _declare(base: str, token: str, day: datetime, enterprises: int) -> No
 
 
 class Terminal:
-    """Anomaly lines as they come, and a progress line kept at the bottom."""
+    """Anomaly lines as they come (the officers' sentence, in Chinese), and a progress line
+    kept at the bottom."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Callable[[], Registry] | None = None) -> None:
+        self.registry = registry
         self.seen: dict[str, set[str]] = {}
         self.events = 0
         self.stage = ""
@@ -118,7 +122,7 @@ class Terminal:
         self.events += 1
         print(
             f"\r\033[K[{event.event:>7}] {a.severity:<7} {a.type:<27} {a.enterprise:<12} "
-            f"{a.summary}",
+            f"{summary(a, 'zh', self.registry() if self.registry else None)}",
             flush=True,
         )
 
@@ -150,7 +154,7 @@ async def _demo(args: argparse.Namespace) -> int:
     token = secrets.token_urlsafe(12)
     os.environ[TOKENS_ENV] = f"{token}:admin"
     gw = Gateway(load_config(_config(work, args, influx.url, broker.port)))
-    term = Terminal()
+    term = Terminal(gw.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
