@@ -34,6 +34,7 @@ from .config import (
     parse_tokens,
 )
 from .errors import ConfigError, load_toml
+from .plan_check import check_plans
 
 _S = TypeVar("_S", bound=BaseModel)
 _WILDCARDS = ("", "0.0.0.0", "::")
@@ -55,6 +56,12 @@ def check_config(path: Path) -> Report:
         report.loaded = load_config(path)
     except ConfigError as exc:
         report.problems += exc.problems
+    if report.loaded is not None:
+        registry = report.loaded.registry
+        report.warnings += [
+            f"{registry.source}: enterprises.{p.enterprise}: {p.key}: {p.text} ({p.code})"
+            for p in check_plans(registry)
+        ]
     try:
         raw = load_toml(path)
     except ConfigError:

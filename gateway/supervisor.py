@@ -47,6 +47,7 @@ from .model import Point
 from .notify.service import Notifier
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
+from .plan_check import problems_of
 from .rules import catalog
 from .rules.data_gap import DataGap
 from .rules.engine import RuleEngine
@@ -136,10 +137,16 @@ class Gateway:
             alerts = period_alerts(registry.data.control_periods)
             self._calendar_cache = (registry, alerts)
         return self._calendar_cache[1]
+        self._check_plans()
+
+    def _check_plans(self) -> None:
+        """Log, once per registry loaded, each plan measure no device can verify."""
+        for problem in problems_of(self.registry()):
+            log.warning("plan measure not verifiable", **problem.as_dict())
 
     def reload_registry(self) -> list[str]:
         """Load the registry file again; on problems keep the one in force and return them."""
-        return self.registry_holder.reload(
+        problems = self.registry_holder.reload(
             self.loaded.path.parent / self.loaded.config.gateway.registry
         )
 
@@ -154,6 +161,9 @@ class Gateway:
                 actor_role="system",
                 action="registry.reload",
                 target=self.loaded.config.gateway.registry,
+        if not problems:
+            self._check_plans()
+        return problems
                 before=before,
                 after={**self.registry().counts(), **refused},
             )

@@ -42,6 +42,7 @@ def gate_point(enterprise: str, gate_id: str, record: GatePayload) -> Point:
         ("engine_no", record.engine_no),
         ("stage_raw", record.stage_raw),
         ("cargo", record.cargo),
+        ("registration_code", record.registration_code),
         ("fleet", record.fleet),
         ("photo_url", record.photo_url),
     )

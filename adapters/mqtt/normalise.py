@@ -36,6 +36,7 @@ __all__ = [
     "parse_time",
     "plate",
     "plate_color",
+    "registration_code",
     "text",
     "vehicle_class",
     "vin",
@@ -234,6 +235,25 @@ def vin(raw: object) -> str | None:
     if _VIN.fullmatch(text) is None:
         raise PayloadError("value", f"vin {shown(raw)} is not 17 of A-Z (no I, O, Q) and 0-9")
     return text
+
+
+_REGISTRATION = re.compile(r"[0-9A-Z\u4e00-\u9fff]{4,32}")
+
+
+def registration_code(raw: object) -> str | None:
+    """Non-road mobile machinery's registration code (登记编码, as the local ledger issues it:
+    冀A·F12345, 京NRM-00001...) compacted like a plate: 4..32 of A-Z, 0-9 and Chinese
+    characters; None when empty (the gate sent the key but the machine has no code)."""
+    if not isinstance(raw, str):
+        raise PayloadError("schema", f"registration_code must be a string, got {shown(raw)}")
+    code = compact(raw)
+    if not code:
+        return None
+    if _REGISTRATION.fullmatch(code) is None:
+        raise PayloadError(
+            "value", f"registration_code {shown(raw)} is not 4..32 of A-Z, 0-9 and Chinese"
+        )
+    return code
 
 
 def text(name: str, raw: object, max_chars: int) -> str | None:

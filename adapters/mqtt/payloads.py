@@ -130,6 +130,7 @@ class GatePayload(_Payload):
     fuel: Annotated[norm.Fuel | None, _optional(norm.fuel)] = None
     vehicle_class: Annotated[norm.VehicleClass | None, _optional(norm.vehicle_class)] = None
     registration_date: Annotated[date | None, _optional(norm.parse_date)] = None
+    registration_code: Annotated[str | None, _optional(norm.registration_code)] = None
     cargo: Annotated[str | None, _text("cargo", 100)] = None
     tonnage: Annotated[float, Field(ge=0, le=999.9)] | None = None  # ledger number(4,1), t
     fleet: Annotated[str | None, _text("fleet", 100)] = None

@@ -72,6 +72,13 @@ TYPES: tuple[AnomalyType, ...] = (
         "production_meters",
     ),
     AnomalyType("banned_vehicle_entry", "post_shutdown", "alarm", "banned_vehicle_entry", None),
+    AnomalyType(
+        "plan_indicator_exceeded",
+        "post_shutdown",
+        "alarm",
+        "plan_indicator_exceeded",
+        "production_meters",
+    ),
     AnomalyType("unregistered_device", "data_quality", "warning", "refused_devices", None),
     AnomalyType("auth_failure", "data_quality", "warning", "refused_devices", None),
 )

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ..influx.reader import QueryError
+from ..plan_check import problems_of
+from ..reports.transport import status as transport_status
+from ..status.make_up import make_up, owing
 from .auth import Reader
 from .control import scoped_alert
 from .deps import NOT_FOUND, READ_ERRORS, Services
-from .schemas import DeviceOut, DeviceState, EnterpriseDetail, EnterpriseSummary, RegionOut
+from .schemas import (
+    DeviceOut,
+    DeviceState,
+    EnterpriseDetail,
+    EnterpriseSummary,
+    PlanProblemOut,
+    RegionOut,
+)
 
 
 def build_router(svc: Services) -> APIRouter:
@@ -51,7 +62,20 @@ def build_router(svc: Services) -> APIRouter:
         registry = svc.registry()
         alerts = [scoped_alert(a, caller, registry) for a in control.alerts]
         control = control.model_copy(update={"alerts": alerts})
-        return EnterpriseDetail.of(ent, svc.status.enterprise_status(ent.id), control)
+        problems = [
+            PlanProblemOut(code=p.code, key=p.key, text=p.text)
+            for p in problems_of(registry)
+            if p.enterprise == ent.id
+        ]
+        status = svc.status.enterprise_status(ent.id)
+        if status is not None and svc.series is not None and owing(ent):
+            try:  # 补齐错峰 of heating-duty lines, from stored power (null when unreadable)
+                status = {**status, "make_up": await make_up(svc.series, ent, svc.clock())}
+            except QueryError:
+                status = {**status, "make_up": None}
+        detail = EnterpriseDetail.of(ent, status, control, problems)
+        used = await transport_status(svc.series, registry, ent, svc.clock())
+        return detail.model_copy(update={"transport": used})
 
     @router.get("/regions", tags=["enterprises"], summary="Regions that hold visible enterprises")
     async def list_regions(caller: Reader) -> list[RegionOut]:

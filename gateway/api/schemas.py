@@ -13,6 +13,7 @@ from ..anomalies.model import Anomaly
 from ..anomalies.types import FAMILIES
 from ..regime import AlertLevel, ControlState
 from ..registry import Enterprise, Registry
+from ..reports.model import TransportStatus
 from .lang import Lang
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -141,6 +142,14 @@ class GateOut(BaseModel):
     name: str
 
 
+class PlanProblemOut(BaseModel):
+    """A plan measure no registered device can verify (可监测、可核查), found at registry load."""
+
+    code: str = Field(description="e.g. stop_without_meter, indicator_device_unregistered")
+    key: str = Field(description="the plan key (alert level or layer) it is under")
+    text: str = Field(description="what is missing, in Chinese")
+
+
 class EnterpriseDetail(BaseModel):
     id: str
     name: str
@@ -155,10 +164,23 @@ class EnterpriseDetail(BaseModel):
         "running, today's completeness; null when unknown"
     )
     control: ControlState = Field(description="alerts and orders in force now")
+    transport: TransportStatus | None = Field(
+        None,
+        description="from its gate records in InfluxDB: heavy user (用车大户) on the last "
+        "complete Beijing day, this month's clean-transport share so far; null without gates "
+        "or when InfluxDB cannot be read or counted (2.x)",
+    )
+    plan_problems: list[PlanProblemOut] = Field(
+        default_factory=list, description="plan measures no registered device can verify"
+    )
 
     @classmethod
     def of(
-        cls, ent: Enterprise, status: dict[str, Any] | None, control: ControlState
+        cls,
+        ent: Enterprise,
+        status: dict[str, Any] | None,
+        control: ControlState,
+        plan_problems: list[PlanProblemOut] | None = None,
     ) -> EnterpriseDetail:
         return cls(
             id=ent.id,
@@ -177,6 +199,7 @@ class EnterpriseDetail(BaseModel):
             gates=[GateOut(id=g.id, name=g.name) for g in ent.gates],
             status=status,
             control=control,
+            plan_problems=plan_problems or [],
         )
 
 

@@ -21,9 +21,10 @@ from ..cases.store import CaseStore
 from ..influx.reader import QueryError, SeriesReader
 from ..regime import Alert, Order, Regime
 from ..registry import Enterprise, Registry
-from . import compliance, counts, reading, stored
+from . import compliance, counts, reading, stored, transport
 from .feedback import HIGH_SHARE, MIN_VERDICTS, Judged, feedback, high_false_alarm
 from .model import Feedback, HighFalseAlarm, PeriodOut, Report, ReportNote, ScopeOut
+from .passages import PassageCount, Unsupported, heavy_passages
 from .period import BEIJING, Period
 from .problems import note
 from .thresholds import thresholds
@@ -164,8 +165,10 @@ def _figures(
     devices: Sequence[DeviceRef],
     influx: tuple[dict[str, list[datetime]], dict[compliance.Obligation, bool]] | None,
     problems: list[ReportNote],
+    passages: list[PassageCount] | None = None,
 ) -> Report:
     registry = src.registry
+    ents = scope.registered(registry)
     rows = compliance.judge(read.items, read.post_shutdown, None if influx is None else influx[1])
     return Report(
         period=period_out(period, now),
@@ -178,6 +181,7 @@ def _figures(
         compliance=rows,
         compliance_counts=compliance.tally(rows),
         problems=problems,
+        transport=None if passages is None else transport.use(ents, registry, passages),
     )
 
 
@@ -196,8 +200,17 @@ async def report(src: Sources, period: Period, scope: Scope, now: datetime) -> R
             influx = await _stored(src.series, devices, read.items, period, now)
         except QueryError as exc:
             problems.append(note("influx_unreadable", str(exc)))
+    passages = None
+    if influx is not None and src.series is not None and period.kind == "month":
+        gated = [e.id for e in ents if e.gates]
+        try:  # heavy users and clean transport, from the gate records
+            passages = await heavy_passages(src.series, gated, period.start, period.until(now))
+        except QueryError as exc:
+            problems.append(note("influx_unreadable", str(exc)))
+        except Unsupported:
+            pass  # the schema says null
     return await asyncio.to_thread(
-        _figures, read, src, period, scope, now, devices, influx, problems
+        _figures, read, src, period, scope, now, devices, influx, problems, passages
     )
 
 

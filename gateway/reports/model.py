@@ -4,7 +4,7 @@ number from 0 to 1, null when there is nothing to divide by."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -128,6 +128,34 @@ class ComplianceCounts(_Out):
     unknown: int
 
 
+class TransportUse(_Out):
+    """One enterprise's heavy-vehicle use over a month, from its gate records."""
+
+    enterprise: str
+    name: str
+    heavy_movements: int = Field(description="heavy-vehicle passages, entering and leaving")
+    heavy_user_days: int = Field(
+        description="days with more than heavy_user_movements heavy movements (用车大户)"
+    )
+    heavy_user_movements: int = Field(description="the enterprise's heavy-user threshold")
+    heavy_entries: int = Field(description="heavy vehicles entering")
+    clean_entries: int = Field(description="of those, 国六 or electric")
+    clean_share: float | None = Field(description="clean_entries / heavy_entries")
+
+
+class TransportStatus(_Out):
+    """An enterprise's heavy-user status and clean-transport share, from its gate records."""
+
+    day: date = Field(description="the last complete Beijing day")
+    heavy_movements: int = Field(description="heavy-vehicle passages that day, in and out")
+    heavy_user: bool = Field(description="more than heavy_user_movements that day (用车大户)")
+    heavy_user_movements: int
+    month: str = Field(description="`YYYY-MM`, the Beijing month so far")
+    heavy_entries: int
+    clean_entries: int = Field(description="of the heavy entries, 国六 or electric")
+    clean_share: float | None = Field(description="clean_entries / heavy_entries")
+
+
 class ReportNote(_Out):
     code: Literal["influx_not_configured", "influx_unreadable"] = Field(
         description="what could not be read: `influx_not_configured` (no InfluxDB given) or "
@@ -148,6 +176,12 @@ class Report(_Out):
     compliance: list[ComplianceRow]
     compliance_counts: ComplianceCounts
     problems: list[ReportNote] = Field(description="what could not be read, and why")
+    transport: list[TransportUse] | None = Field(
+        None,
+        description="monthly reports: per enterprise with gates, heavy-vehicle movements, days "
+        "as a heavy user and the clean-transport share; null for days or when InfluxDB "
+        "cannot be read or counted (2.x)",
+    )
 
 
 class FeedbackRow(_Out):

@@ -22,6 +22,7 @@ from .curtailment import CurtailmentExceeded
 from .data_gap import BackfillRequest, DataGap
 from .emission_shutdown import EmissionDuringShutdown
 from .flags import FlagAbuse
+from .indicators import PlanIndicatorExceeded
 from .mismatch import OperatingMismatch
 from .offline import DeviceOffline
 from .over_limit import OverLimit
@@ -48,7 +49,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "device_offline": lambda c: DeviceOffline(c.registry, c.started_at),
     "data_gap": lambda c: DataGap(c.registry, c.request_backfill, due_after_s=c.hourly_due_after_s),
     "low_transmission": lambda c: LowTransmission(c.registry),
-    "over_limit": lambda c: OverLimit(c.registry),
+    "over_limit": lambda c: OverLimit(c.registry, c.regime),
     "treatment_not_running": lambda c: TreatmentNotRunning(c.registry),
     "production_during_shutdown": lambda c: ProductionDuringShutdown(c.registry, c.regime),
     "emission_during_shutdown": lambda c: EmissionDuringShutdown(c.registry, c.regime),
@@ -60,6 +61,7 @@ FACTORIES: dict[str, Callable[[Context], Rule]] = {
     "operating_mismatch": lambda c: OperatingMismatch(c.registry, c.regime),
     "curtailment_exceeded": lambda c: CurtailmentExceeded(c.registry, c.regime),
     "banned_vehicle_entry": lambda c: BannedVehicleEntry(c.registry, c.regime),
+    "plan_indicator_exceeded": lambda c: PlanIndicatorExceeded(c.registry, c.regime),
     "refused_devices": lambda _c: RefusedDevices(),
 }
 

@@ -159,6 +159,7 @@ class CurtailmentExceeded(BaseRule):
                 "line": line.id,
                 "percent": curtail[0],
                 "source": curtail[2],
+                "ref": curtail[3].current.ref,
                 "curtailed_since": curtail[1].isoformat(),
                 "sources": [src.evidence() for src in curtail[3].sources],
                 "window_hours": hours,

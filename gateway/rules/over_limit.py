@@ -11,6 +11,12 @@ with the same hour's O2; without O2 (or O2 >= 20.5 %, where the correction explo
 measured value is compared and the evidence says so. Water outlets (no reference O2) compare
 the measured mean.
 
+Limits tightened during a control period: a limit with `control` limits under plan keys (an
+alert level or a layer: `{orange = 35, event = 20}`) is judged, at each hour, with the tightest
+of those of the keys in force at the hour's start (its alerts or calendar periods, from the
+regime), when below the dated limit then; the hour's record says which key tightened it and the
+limit it replaced.
+
 Runs and lateness: an exceeding hour right after the open run extends it; a later valid
 compliant hour, or an exceeding hour after a gap, ends the run at the end of its last
 exceeding hour (a gap starts a new run). Invalid hours (flag other than N) neither extend nor
@@ -28,10 +34,12 @@ from zoneinfo import ZoneInfo
 
 from gateway.anomalies.model import Anomaly
 from gateway.model import Point, from_ns, to_ns
-from gateway.registry import Registry
+from gateway.regime import Regime
+from gateway.registry import PollutantLimit, Registry
 from gateway.vocabulary import O2, canonical
 
 from .base import BaseRule
+from .obligation import alert_source
 
 _BEIJING = ZoneInfo("Asia/Shanghai")  # how summaries name hours
 HOUR_NS = 3_600_000_000_000
@@ -42,9 +50,10 @@ class OverLimit(BaseRule):
     name = "over_limit"
     measurements = frozenset({"emission"})
 
-    def __init__(self, registry: Callable[[], Registry]) -> None:
+    def __init__(self, registry: Callable[[], Registry], regime: Regime | None = None) -> None:
         super().__init__()
         self.registry = registry
+        self.regime = regime  # for limits tightened under plan keys; None: never tightened
         self.o2: OrderedDict[tuple[str, int], float] = OrderedDict()
         self.runs: dict[str, tuple[Anomaly, int]] = {}  # subject -> (anomaly, last hour ns)
 
@@ -78,6 +87,7 @@ class OverLimit(BaseRule):
         if device is None or found is None or point.field("flag") != "N":
             return []
         code, limit = found
+        limit, tightened = self._tightened(device.enterprise, limit, at)
         value, basis = self._converted(point, limit.ref_o2)
         if value is None:
             return []
@@ -103,13 +113,22 @@ class OverLimit(BaseRule):
         parts = point.field("upload_parts")
         if parts is not None:
             record["upload_parts"] = parts  # a split upload judged without all its parts
+        if tightened is not None:
+            record["limit"] = limit.limit
+            record["tightened_by"] = tightened
         if current is not None and hour == current[1] + HOUR_NS:
             hours = [*current[0].evidence["hours"], record]
+            run_limit = float(current[0].evidence["limit"])
+            more: dict[str, object] = {}
+            if tightened is not None and limit.limit < run_limit:
+                run_limit = limit.limit  # the run's lowest, with the key that set it
+                more = {"limit": run_limit, "tightened_by": tightened}
             anomaly = current[0].updated(
                 from_ns(hour),
-                summary=_summary(device.outlet.id, code, limit.limit, hours),
+                summary=_summary(device.outlet.id, code, run_limit, hours),
                 hours=hours,
                 max_value=max(h["value"] for h in hours),
+                **more,
             )
             self.runs[subject] = (anomaly, hour)
             return [anomaly]
@@ -130,6 +149,7 @@ class OverLimit(BaseRule):
                 "ref_o2": limit.ref_o2,
                 "hours": [record],
                 "max_value": record["value"],
+                **({"tightened_by": tightened} if tightened is not None else {}),
             },
             rule=self.name,
             detected_at=detected_at,
@@ -150,6 +170,32 @@ class OverLimit(BaseRule):
             from_ns(end),
             summary=anomaly.summary.replace("since", "from", 1) + f" Over until {_local(end)}.",
         )
+
+    def _tightened(
+        self, enterprise: str, limit: PollutantLimit, at: datetime
+    ) -> tuple[PollutantLimit, dict[str, object] | None]:
+        """The limit in force at `at` with the control limits of the keys in force then, and
+        which key tightened it (None when none did)."""
+        ent = self.registry().enterprise(enterprise) if limit.control else None
+        if ent is None or self.regime is None:
+            return limit, None
+        control = self.regime.in_force(ent.id, ent.region, at)
+        found = [
+            (limit.control[key], n, key)
+            for n, key in enumerate(control.plan_keys())
+            if key in limit.control and control.alerts_for(key)
+        ]
+        if not found or min(found)[0] >= limit.limit:
+            return limit, None
+        value, _, key = min(found)
+        source = alert_source(control.alerts_for(key)[0], key=key)
+        tightened: dict[str, object] = {
+            "plan_key": key,
+            "limit": value,
+            "normal_limit": limit.limit,
+            "source": source.evidence(),
+        }
+        return limit.model_copy(update={"limit": value}), tightened
 
     def _converted(self, point: Point, ref_o2: float | None) -> tuple[float | None, str]:
         zs = point.field("zs_avg")

@@ -1,5 +1,7 @@
-"""`production_during_shutdown`: a shutdown covers a line (an explicit order, or the plan of
-the alert level in force, declared or a calendar control period), its ramp-down grace [2 h]
+"""`production_during_shutdown`: a shutdown covers a line (an explicit order; the plan in force
+for a level or layer in force, declared or a calendar control period, the enterprise's own or
+its grade's default; or a schedule's window, 错峰生产 or a time-of-day window, from which a
+heating-duty line is exempt during a 错峰 period with make-up), its ramp-down grace [2 h]
 from the start of the continuous obligation has passed, and the line still runs for [15 min]
 (event time).
 

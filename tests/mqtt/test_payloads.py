@@ -110,6 +110,7 @@ def test_full_gate_payload_is_normalised() -> None:
         "fuel": "diesel",
         "vehicle_class": "heavy",
         "registration_date": date(2019, 3, 1),
+        "registration_code": None,  # a truck: machinery alone has one
         "cargo": "铁矿石",
         "tonnage": 31.5,
         "fleet": "唐山某运输有限公司",

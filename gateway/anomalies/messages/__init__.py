@@ -10,8 +10,8 @@ its type, subject and times: rendering never fails on evidence.
 
 `labels` holds the label tables and `labels()`; `common` the rendering context, times, numbers
 and the generic sentence; one module per family renders its types (`data_gaps`,
-`abnormal_operation`, `post_shutdown`, `data_quality`); `render` gives `summary()`. The
-underscored helpers are shared within the package only.
+`abnormal_operation`, `post_shutdown` with `plan_indicators`, `data_quality`); `render` gives
+`summary()`. The underscored helpers are shared within the package only.
 """
 
 from .common import BEIJING, HOUR, format_time

@@ -50,6 +50,7 @@ def _over_limit(c: _Ctx) -> str:
     times = _fmt((peak - limit) / limit, 2)
     percent = _fmt((peak - limit) / limit * 100, 0)
     split = any("upload_parts" in r for r in records)
+    tightened = ev.get("tightened_by")
     if c.zh:
         when = f"自{first}起连续{count}小时" if c.open else f"{first}至{c.end()}连续{count}小时"
         text = (
@@ -57,6 +58,11 @@ def _over_limit(c: _Ctx) -> str:
             f"最高{peak_text}，超标{times}倍"
         )
         text += "（含分包未收全时判定的小时）" if split else ""
+        if isinstance(tightened, Mapping):
+            text += (
+                f"（{c.level(tightened['plan_key'])}期间收严的限值，"
+                f"常规限值{_amount(tightened['normal_limit'], unit)}）"
+            )
         return text + ("。" if c.open else "，已结束。")
     when = f"for {count} h since {first}" if c.open else f"for {count} h, {first} to {c.end()}"
     text = (
@@ -64,6 +70,11 @@ def _over_limit(c: _Ctx) -> str:
         f"{percent} % over the limit"
     )
     text += " (hours judged on split uploads with parts missing)" if split else ""
+    if isinstance(tightened, Mapping):
+        text += (
+            f" (the limit tightened under {c.level(tightened['plan_key'])}; normally "
+            f"{_amount(tightened['normal_limit'], unit)})"
+        )
     return text + "."
 
 

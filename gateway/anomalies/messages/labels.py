@@ -39,6 +39,7 @@ TYPE_LABELS: Labels = {
     "emission_during_shutdown": {"zh": "停产期间排放", "en": "Emission during shutdown"},
     "curtailment_exceeded": {"zh": "限产超限", "en": "Curtailment exceeded"},
     "banned_vehicle_entry": {"zh": "禁行车辆进厂", "en": "Banned vehicle entry"},
+    "plan_indicator_exceeded": {"zh": "方案关键指标超限", "en": "Plan indicator beyond its limit"},
     "unregistered_device": {"zh": "未登记设备", "en": "Unregistered device"},
     "auth_failure": {"zh": "认证失败", "en": "Authentication failure"},
 }
@@ -245,6 +246,15 @@ EVIDENCE_LABELS: Labels = {
     "allowed_kwh": {"zh": "允许电量(千瓦时)", "en": "Allowed (kWh)"},
     "baseline_days": {"zh": "基准天数", "en": "Baseline days"},
     "tolerance": {"zh": "容差倍数", "en": "Tolerance"},
+    # the plan a source applies (grade defaults), schedules (错峰, time of day)
+    "plan": {"zh": "所依方案", "en": "Plan applied"},
+    "origin": {"zh": "方案来源", "en": "Plan from"},
+    "grade": {"zh": "绩效分级", "en": "Performance grade"},
+    "schedule": {"zh": "错峰生产安排", "en": "Schedule"},
+    "name": {"zh": "名称", "en": "Name"},
+    "daily_hours": {"zh": "每日时段", "en": "Daily hours"},
+    "in_months": {"zh": "执行月份", "en": "Months"},
+    "yearly_span": {"zh": "每年起止日期", "en": "Yearly span"},
     # banned_vehicle_entry
     "gate": {"zh": "门岗", "en": "Gate"},
     "plate": {"zh": "车牌", "en": "Plate"},
@@ -264,6 +274,28 @@ EVIDENCE_LABELS: Labels = {
     "direction": {"zh": "方向", "en": "Direction"},
     "cargo": {"zh": "货物类别", "en": "Cargo"},
     "cargo_raw": {"zh": "货物(原文)", "en": "Cargo as sent"},
+    "registration_code": {"zh": "非道路移动机械登记编码", "en": "Registration code"},
+    "require_registration": {"zh": "禁止未登记编码机械", "en": "Registration required"},
+    "time_windows": {"zh": "禁行时段", "en": "Times of day banned"},
+    "months": {"zh": "禁行月份", "en": "Months banned"},
+    # over_limit tightened under a plan key; plan_indicator_exceeded
+    "tightened_by": {"zh": "收严依据", "en": "Tightened by"},
+    "normal_limit": {"zh": "常规限值", "en": "Normal limit"},
+    "plan_key": {"zh": "方案级别", "en": "Plan key"},
+    "indicator": {"zh": "关键指标", "en": "Indicator"},
+    "indicator_name": {"zh": "指标名称", "en": "Indicator name"},
+    "indicator_source": {"zh": "指标来源", "en": "Indicator source"},
+    "from": {"zh": "取值方式", "en": "Read from"},
+    "rated_kw": {"zh": "额定功率(千瓦)", "en": "Rated power (kW)"},
+    "code": {"zh": "因子编码", "en": "Factor code"},
+    "values": {"zh": "超限数值", "en": "Values beyond the limit"},
+    "peak": {"zh": "极值", "en": "Peak"},
+    "max_allowed": {"zh": "方案上限", "en": "Plan maximum"},
+    "min_allowed": {"zh": "方案下限", "en": "Plan minimum"},
+    "responsible": {"zh": "方案责任人", "en": "Responsible person"},
+    "contact": {"zh": "联系方式", "en": "Contact"},
+    "obligation": {"zh": "管控要求", "en": "Obligation"},
+    "closing_value": {"zh": "结束时数值", "en": "Value at the end"},
     # unregistered_device, auth_failure
     "frames": {"zh": "帧数", "en": "Frames"},
     "first_at": {"zh": "首次时间", "en": "First at"},
@@ -298,6 +330,8 @@ _SOURCE_KINDS: Labels = {
     "order": {"zh": "管控指令", "en": "order"},
     "alert plan": {"zh": "重污染天气预警", "en": "alert plan"},
     "control period": {"zh": "管控期", "en": "control period"},
+    "schedule": {"zh": "错峰生产安排", "en": "schedule"},
+    "standing rule": {"zh": "常态化管控规定", "en": "standing rule"},
 }
 
 
@@ -333,12 +367,19 @@ VALUE_LABELS: Labels = {
         "en": "measured mean (no usable O2 for the conversion)",
     },
     "running_by:meters": {"zh": "生产电表", "en": "production meters"},
+    "from:running": {"zh": "产线运行电表台数", "en": "production meters running"},
+    "from:load": {"zh": "电表负荷率", "en": "a meter's load"},
+    "from:device": {"zh": "监测设备上报值", "en": "a value a device reports"},
+    "closed_as:within": {"zh": "回到限值内", "en": "back within the limit"},
     "running_by:flow": {"zh": "流量", "en": "flow"},
     **_keyed("pattern", PATTERN_LABELS),
     **_keyed("interval", INTERVAL_LABELS),
     **_keyed("level", LEVEL_LABELS),
     **_keyed("kind", _SOURCE_KINDS),
     "source:order": _SOURCE_KINDS["order"],
+    "source:schedule": _SOURCE_KINDS["schedule"],
+    "origin:enterprise": {"zh": "企业“一厂一策”方案", "en": "the enterprise's own plan"},
+    "origin:grade": {"zh": "绩效分级默认措施", "en": "the grade's default plan"},
     **{
         f"source:{level} alert plan": {"zh": f"重污染天气{name['zh']}", "en": f"{name['en']} plan"}
         for level, name in LEVEL_LABELS.items()

@@ -20,6 +20,8 @@ def _source(c: _Ctx, source: Mapping[str, Any], what: str) -> str:
     kind = source.get("kind")
     if kind == "order":
         return c.t({"shutdown": "停产指令", "curtailment": "限产指令"}[what], f"a {what} order")
+    if kind == "schedule":
+        return _schedule(c, source)
     level = c.level(source.get("level"))
     if kind == "alert plan":
         return c.t(f"重污染天气{level}", f"the {level} plan")
@@ -31,6 +33,55 @@ def _source(c: _Ctx, source: Mapping[str, Any], what: str) -> str:
     raise ValueError(f"unknown source kind {kind!r}")
 
 
+_GRADES_EN = {"引领性": "leading", "非重点": "non-key"}
+
+
+def _schedule(c: _Ctx, source: Mapping[str, Any]) -> str:
+    """A schedule's window: its name and terms (daily hours, months, a yearly span)."""
+    terms = source.get("schedule") or {}
+    name = str(terms.get("name") or source.get("ref") or "")
+    hours = [str(h) for h in terms.get("daily_hours") or []]
+    months = [str(m) for m in terms.get("in_months") or []]
+    span = [str(d) for d in terms.get("yearly_span") or []]
+    zh, en = [], []
+    if len(span) == 2:
+        (m1, d1), (m2, d2) = (map(int, d.split("-")) for d in span)
+        zh.append(f"每年{m1}月{d1}日至{'次年' if (m2, d2) < (m1, d1) else ''}{m2}月{d2}日")
+        en.append(f"{span[0]} to {span[1]} every year")
+    if months:
+        zh.append(f"{'、'.join(months)}月")
+        en.append(f"in month {', '.join(months)}")
+    if hours:
+        zh.append(f"每日{'、'.join(hours)}")
+        en.append(f"daily {', '.join(hours)}")
+    return c.t(
+        f"错峰生产安排“{name}”（{'，'.join(zh)}）", f"the schedule {name} ({'; '.join(en)})"
+    )
+
+
+def _plan(c: _Ctx, source: Mapping[str, Any]) -> str:
+    """Where the plan applied comes from (the enterprise's own or its grade's default), with
+    its responsible person and contact; nothing when the source names no plan."""
+    plan = source.get("plan")
+    if not isinstance(plan, Mapping):
+        return ""
+    grade = str(plan.get("grade") or "")
+    if plan.get("origin") == "grade":
+        named = grade if grade in _GRADES_EN else f"{grade}级"
+        zh = f"按绩效分级{named}企业默认管控措施"
+        en = f"the default plan of grade {_GRADES_EN.get(grade, grade)}"
+    else:
+        zh, en = "按企业“一厂一策”应急减排方案", "the enterprise's own plan"
+    who, contact = plan.get("responsible"), plan.get("contact")
+    if who:
+        zh += f"，方案责任人{who}"
+        en += f"; responsible: {who}"
+    if contact:
+        zh += f"，联系方式{contact}"
+        en += f"; contact: {contact}"
+    return c.t(f"，{zh}", f"; {en}")
+
+
 def _current(label: object, ref: object, sources: list[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The source in force, from its label (`order`, `order <ref>`, `orange alert plan`, `red
     control period`) and ref, found among the sources when it is there."""
@@ -38,6 +89,11 @@ def _current(label: object, ref: object, sources: list[Mapping[str, Any]]) -> Ma
     if text == "order" or text.startswith("order "):
         ref = ref or text.removeprefix("order ").strip()
         return {"kind": "order", "ref": ref}
+    if text == "schedule":
+        for source in reversed(sources):
+            if source.get("kind") == "schedule" and ref in (None, source.get("ref")):
+                return dict(source)
+        return {"kind": "schedule", "ref": ref}
     level, _, kind = text.partition(" ")
     for source in reversed(sources):
         same = (source.get("kind"), source.get("level")) == (kind, level)
@@ -61,7 +117,8 @@ def _shutdown(c: _Ctx) -> str:
     where = c.head(c.line(ev["line"]))
     shutdown = ev["shutdown"]
     sources = _items(shutdown.get("sources", []))
-    current = _source(c, _current(shutdown["source"], shutdown.get("ref"), sources), "shutdown")
+    governing = _current(shutdown["source"], shutdown.get("ref"), sources)
+    current = _source(c, governing, "shutdown") + _plan(c, governing)
     since, grace = c.time(shutdown["since"]), c.time(shutdown["grace_until"])
     more = _successive(c, sources, "shutdown")
     under = c.t(
@@ -100,9 +157,8 @@ def _emission(c: _Ctx) -> str:
     stopped = _amount(ev["stopped_flow"], unit)
     shutdown = ev.get("shutdown") or {}
     sources = _items(shutdown.get("sources", []))
-    current = _source(
-        c, _current(shutdown.get("source", "order"), shutdown.get("ref"), sources), "shutdown"
-    )
+    governing = _current(shutdown.get("source", "order"), shutdown.get("ref"), sources)
+    current = _source(c, governing, "shutdown") + _plan(c, governing)
     since, grace = c.time(ev["shutdown_since"]), c.time(ev["grace_until"])
     lines = [c.line(ln) for ln in ev.get("lines") or []]
     served = c.t(f"所服务的{c.join(lines)}", f"serving {c.join(lines)}") if lines else ""
@@ -144,7 +200,8 @@ def _curtailment(c: _Ctx) -> str:
     where = c.head(c.line(ev["line"]))
     percent = _fmt(ev["percent"])
     sources = _items(ev.get("sources", []))
-    current = _source(c, _current(ev["source"], None, sources), "curtailment")
+    governing = _current(ev["source"], ev.get("ref"), sources)
+    current = _source(c, governing, "curtailment") + _plan(c, governing)
     since = c.time(ev["curtailed_since"])
     hours = int(_num(ev["window_hours"]))
     energy, allowed = _fmt(ev["energy_kwh"], 0), _fmt(ev["allowed_kwh"], 0)
@@ -212,13 +269,28 @@ def _ban(c: _Ctx, rule: Mapping[str, Any]) -> str:
     )
     stage = int(_num(rule["max_banned_stage"]))
     cargo = c.join([_word(c, CARGO_TEXT, k) for k in rule.get("banned_cargo") or []])
+    when = _when_banned(c, rule)
+    if rule.get("require_registration"):
+        return c.t(f"未登记编码的{classes}{when}", f"{classes} without a registration code{when}")
     if c.zh:
         carrying = f"运输{cargo}的" if cargo else ""
-        return f"{_stage(c, stage)}及以下{carrying}{fuels}{classes}" if stage >= 0 else "任何车辆"
+        banned = f"{_stage(c, stage)}及以下{carrying}{fuels}{classes}" if stage >= 0 else "任何车辆"
+        return banned + when
     carrying = f" carrying {cargo}" if cargo else ""
     if stage < 0:
         return "nothing"
-    return f"{fuels} {classes} of {_stage(c, stage)} and below{carrying}"
+    return f"{fuels} {classes} of {_stage(c, stage)} and below{carrying}{when}"
+
+
+def _when_banned(c: _Ctx, rule: Mapping[str, Any]) -> str:
+    """A rule's months and Beijing times of day (staggered transport), or nothing."""
+    months = [str(m) for m in rule.get("months") or []]
+    windows = [str(w) for w in rule.get("time_windows") or []]
+    parts = [c.t(f"{'、'.join(months)}月", f"in month {c.join(months)}")] if months else []
+    parts += [c.join(windows)] if windows else []
+    if not parts:
+        return ""
+    return c.t(f"（限{'，'.join(parts)}）", f" ({'; '.join(parts)})")
 
 
 def _vehicle(c: _Ctx) -> str:
@@ -232,12 +304,20 @@ def _vehicle(c: _Ctx) -> str:
         else f"{_stage(c, ev['stage'])} {_word(c, FUEL_LABELS, ev['fuel'])} "
         f"{_word(c, CLASS_LABELS, ev['vehicle_class'])}"
     )
-    level = c.level(ev["level"])
     source = ev.get("source")
-    if isinstance(source, Mapping) and source.get("kind") == "control period":
+    by_kind = source.get("kind") if isinstance(source, Mapping) else None
+    standing = by_kind == "standing rule"
+    if isinstance(source, Mapping) and standing:
+        ref, since = source.get("ref") or "", c.time(source.get("since"))
+        under = c.t(
+            f"自{since}起执行的常态化管控规定「{ref}」", f"the standing rule {ref} (since {since})"
+        )
+    elif isinstance(source, Mapping) and by_kind == "control period":
+        level = c.level(ev["level"])
         ref = source.get("ref") or ""
         under = c.t(f"{ref}管控期（按{level}管控）", f"control period {ref} ({level})")
     else:
+        level = c.level(ev["level"])
         under = c.t(f"重污染天气{level}", f"the {level}")
     window = ev.get("alert_window")
     span = ""
@@ -259,7 +339,8 @@ def _vehicle(c: _Ctx) -> str:
         moved = "出厂" if leaving else "进厂"
         text += f"于{c.start()}{moved}，当时{under}生效{span}"
         banned = "进出厂" if leaving else "进厂"
-        return text + (f"，该级别禁止{ban}{banned}。" if ban else f"，该级别禁止此类车辆{banned}。")
+        by = "该规定" if standing else "该级别"
+        return text + (f"，{by}禁止{ban}{banned}。" if ban else f"，{by}禁止此类车辆{banned}。")
     text = f"{where}: {plate} ({kind}" + (f", carrying {carried}" if carried else "")
     text += f", VIN {vin})" if vin else ")"
     text += f" {'left' if leaving else 'entered'} at {c.start()} under {under}{span}"

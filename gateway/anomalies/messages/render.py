@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..model import Anomaly
-from . import abnormal_operation, data_gaps, data_quality, post_shutdown
+from . import abnormal_operation, data_gaps, data_quality, plan_indicators, post_shutdown
 from .common import _Ctx, _generic
 from .labels import Lang, _check
 
@@ -19,6 +19,7 @@ _RENDERERS: dict[str, Callable[[_Ctx], str]] = {
     **abnormal_operation.RENDERERS,
     **post_shutdown.RENDERERS,
     **data_quality.RENDERERS,
+    **plan_indicators.RENDERERS,
 }
 
 
