@@ -98,6 +98,16 @@ def banned_plate(k: int) -> str:
     return f"冀A4{k:04d}"
 
 
+def machine_plate(k: int, n: int) -> str:
+    """The scripted day's non-road machinery (1: 国二, 2: unregistered, 3: registered)."""
+    return f"冀J{n}{k:04d}"
+
+
+def muck_plate(k: int) -> str:
+    """The 国五 truck that leaves with muck under the orange plan."""
+    return f"冀K5{k:04d}"
+
+
 def permit_plate(k: int) -> str:
     """The permitted 国四 truck's plate as the gate reads it."""
     return f"冀C7{k:04d}"

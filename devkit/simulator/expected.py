@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from devkit.simulator.devices import BEIJING, COD, SO2, banned_plate, loggers_of, source_of
+from devkit.simulator.devices import (
+    BEIJING,
+    COD,
+    SO2,
+    banned_plate,
+    loggers_of,
+    machine_plate,
+    muck_plate,
+    source_of,
+)
 from devkit.simulator.registry import REF_O2, SO2_LIMIT
 from devkit.simulator.script import (
     BANNED_IN,
@@ -15,11 +24,14 @@ from devkit.simulator.script import (
     DUST_ZEROS,
     HOURLY_UNTIL,
     L1_RESTART,
+    MUCK_OUT,
+    OLD_MACHINE_IN,
     ORANGE,
     RED,
     SHUTDOWN_FROM,
     SPLIT_FAULTS,
     TREATMENT_OFF,
+    UNREGISTERED_IN,
     UNSENT_HOUR,
 )
 
@@ -37,6 +49,7 @@ SCRIPTED_TYPES = (
     "banned_vehicle_entry",
     "auth_failure",
     "unregistered_device",
+    "plan_indicator_exceeded",
 )
 
 WALL_CLOCK: Literal["wall clock"] = "wall clock"
@@ -144,6 +157,16 @@ def expected_anomalies(day: datetime, k: int) -> list[Expected]:
             f"gate:{ent}/G1/{banned_plate(k)}",
             at(*BANNED_IN),
             at(*BANNED_IN),
+        ),
+        # L2's load above the orange plan's 70 % from the grace's end until it stops
+        Expected(ent, "plan_indicator_exceeded", f"line:{ent}/L2/load", alert_grace, at(ORANGE[1])),
+        *(
+            Expected(ent, "banned_vehicle_entry", f"gate:{ent}/G1/{plate}", at(*when), at(*when))
+            for when, plate in (
+                (OLD_MACHINE_IN, machine_plate(k, 1)),  # 国二 machinery: a standing rule
+                (UNREGISTERED_IN, machine_plate(k, 2)),  # no registration code
+                (MUCK_OUT, f"{muck_plate(k)}/out"),  # leaves with muck under orange
+            )
         ),
         Expected(ent, "data_gap", water, at(HOURLY_UNTIL), None),
         Expected(ent, "device_offline", f"mn:{lg['DV1'].mn}", WALL_CLOCK, None),

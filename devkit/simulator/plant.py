@@ -17,7 +17,7 @@ Each enterprise `SIM{k}` (region `sim-city`) has:
   energy every 5 minutes, and `T1` (treatment facility F1, which serves L1) publishing its
   5-minute readings as a JSON array every 30 minutes;
 - gate `G1` with heavy trucks and delivery vans through the day, and a permit (whitelist) for
-  one 国四 truck (`registry`).
+  one 国四 truck (`registry`); its system sends non-road machinery's registration codes.
 
 Loggers send a heartbeat (9015) after 15 minutes without other traffic. A normal day: L1 runs
 06:00-22:00 with treatment from 05:50 to 22:10, L2 runs 08:00-20:00, L3 all day. The scripted
@@ -55,6 +55,8 @@ from devkit.simulator.devices import (
     Upload,
     banned_plate,
     loggers_of,
+    machine_plate,
+    muck_plate,
     permit_plate,
 )
 from devkit.simulator.registry import REF_O2
@@ -69,10 +71,15 @@ from devkit.simulator.script import (
     IMPOSTOR_AT,
     L1_RESTART,
     L1_STOP,
+    MUCK_OUT,
+    MUCK_TRUCK_IN,
+    OLD_MACHINE_IN,
     PERMIT_IN,
+    REGISTERED_IN,
     SPLIT_FAULTS,
     TREATMENT_OFF,
     UNKNOWN_AT,
+    UNREGISTERED_IN,
     UNSENT_HOUR,
 )
 
@@ -211,6 +218,34 @@ class Plant:
                     "vehicle_class": "重型货车",
                 }
                 out.append(self._passage(_at(day, when), "in", passage))
+            out += self._scripted_vehicles(day)
+        return out
+
+    def _scripted_vehicles(self, day: datetime) -> list[Action]:
+        """Non-road machinery under the standing rules, and the muck truck's exit."""
+        out: list[Action] = []
+        machine = {"fuel": "柴油", "vehicle_class": "非道路移动机械"}
+        for when, n, stage, code in (
+            (OLD_MACHINE_IN, 1, "国二", f"13J1{self.k:06d}"),
+            (UNREGISTERED_IN, 2, "国三", ""),
+            (REGISTERED_IN, 3, "国三", f"13J3{self.k:06d}"),
+        ):
+            passage: dict[str, object] = {
+                "plate": machine_plate(self.k, n),
+                "emission_stage": stage,
+                **machine,
+            }
+            if code:
+                passage["registration_code"] = code
+            out.append(self._passage(_at(day, when), "in", passage))
+        truck: dict[str, object] = {
+            "plate": muck_plate(self.k),
+            "emission_stage": "国五",
+            "fuel": "柴油",
+            "vehicle_class": "重型货车",
+        }
+        out.append(self._passage(_at(day, MUCK_TRUCK_IN), "in", truck))
+        out.append(self._passage(_at(day, MUCK_OUT), "out", {**truck, "cargo": "渣土"}))
         return out
 
     def _passage(self, t: datetime, direction: str, passage: dict[str, object]) -> Publish:

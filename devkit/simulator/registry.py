@@ -1,6 +1,9 @@
 """The registry of the simulated enterprises: their outlets and limits, meters, lines, gate,
-a permit typed in another spelling than the gate reads it, and alert plans (under orange, line
-L2 is curtailed by 30 % and L3 stops; under red, L3 stops)."""
+a permit typed in another spelling than the gate reads it, alert plans (under orange, line
+L2 is curtailed by 30 %, its load limited to 70 %, and L3 stops; under red, L3 stops), the
+orange transport rules (国4 heavy trucks may not enter, 国5 ones may not carry muck in or out),
+and standing rules for coking plants' non-road machinery (国2 and below, or unregistered,
+may not enter)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from devkit.simulator.devices import (
     loggers_of,
     permit_spelling,
 )
+from devkit.simulator.script import L2_MAX_LOAD, L2_RATED_KW
 
 # The gas outlets' reference O2 (%) and SO2 limit (mg/m3), which ZsAvg and the faults follow:
 REF_O2 = 9.0
@@ -105,12 +109,19 @@ industry = "coking"
   [[enterprises.lines]]
   id = "L2"
   name = "coal preparation"
+    [[enterprises.lines.indicators]]
+    id = "load"
+    name = "备煤负荷"
+    source = "load"
+    meter = "P2"
+    rated_kw = {L2_RATED_KW:g}
   [[enterprises.lines]]
   id = "L3"
   name = "coke dry quenching"
   [[enterprises.gates]]
   id = "G1"
   name = "main gate"
+  registration_codes = true
   [[enterprises.whitelist]]
   plate = "{permit_spelling(k)}"
   valid_from = 2020-01-01T00:00:00+08:00
@@ -119,7 +130,36 @@ industry = "coking"
   [enterprises.plans.orange]
   curtail = {{ L2 = 30 }}
   stop_lines = ["L3"]
+  responsible = "生产副厂长"
+  contact = "0311-8000{k:04d}"
+  indicators = {{ "L2/load" = {{ max = {L2_MAX_LOAD:g} }} }}
   [enterprises.plans.red]
   stop_lines = ["L3"]
+  [[enterprises.transport.orange]]
+  max_banned_stage = 4
+  [[enterprises.transport.orange]]
+  max_banned_stage = 5
+  banned_cargo = ["muck"]
+  directions = ["in", "out"]
+  [[enterprises.transport.red]]
+  max_banned_stage = 4
 """)
+    out.append(STANDING_RULES)
     return "".join(out)
+
+
+STANDING_RULES = """
+[[transport_standing]]
+name = "焦化企业非道路移动机械国三及以上"
+since = 2020-01-01
+industries = ["coking"]
+banned_classes = ["machinery"]
+banned_fuels = ["diesel"]
+max_banned_stage = 2
+[[transport_standing]]
+name = "未登记编码的非道路移动机械禁止入厂"
+since = 2020-01-01
+industries = ["coking"]
+banned_classes = ["machinery"]
+require_registration = true
+"""

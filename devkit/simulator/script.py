@@ -22,6 +22,13 @@ alert 12:00-20:00, then red 20:00-22:00. The faults:
   (`production_during_shutdown` from 14:00, the orange start + 2 h, until red ends at 22:00);
 - a 国四 diesel heavy truck enters at 14:30 (`banned_vehicle_entry`); a 国五 one at 14:40 and the
   permitted 国四 one at 14:50 are allowed;
+- under the orange plan, L2's load (P2 in % of 210 kW) may not exceed 70 %: it stays near full
+  (`plan_indicator_exceeded` from the orange start + 2 h grace until L2 stops at 20:00);
+- at the gate, standing rules for coking plants (non-road machinery of 国2 and below, or without
+  a registration code, may not enter): a 国二 loader at 15:00 and an unregistered 国三 one at 15:10
+  (`banned_vehicle_entry`); a registered 国三 one at 15:30 is allowed; a 国五 truck that came in
+  empty at 14:55 leaves with muck (渣土) at 15:20, which the orange plan bans in and out
+  (`banned_vehicle_entry`, its exit);
 - 16:00 a frame under DW1's MN with a wrong password (`auth_failure`);
 - 16:10 a logger whose MN is not registered uploads (`unregistered_device`);
 - DW1 sends no hourly data from 18:00 on, only heartbeats, and has none to back-fill
@@ -44,5 +51,8 @@ L1_STOP = (10, 30)
 L1_RESTART = ((12, 0), (12, 40))
 DV1_SILENT = 11
 BANNED_IN, ALLOWED_IN, PERMIT_IN = (14, 30), (14, 40), (14, 50)
+OLD_MACHINE_IN, UNREGISTERED_IN, REGISTERED_IN = (15, 0), (15, 10), (15, 30)
+MUCK_TRUCK_IN, MUCK_OUT = (14, 55), (15, 20)  # enters empty, leaves with muck under orange
+L2_RATED_KW, L2_MAX_LOAD = 210.0, 70.0  # L2's load indicator and the orange plan's limit
 IMPOSTOR_AT, UNKNOWN_AT = (16, 0), (16, 10)
 HOURLY_UNTIL = 18  # DW1 sends only heartbeats from this hour on
