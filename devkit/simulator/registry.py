@@ -35,7 +35,7 @@ def registry_toml(enterprises: int, *, logger_offline_after_s: float | None = No
         out.append(f"""
 [[enterprises]]
 id = "SIM{k}"
-name = "Simulated plant {k}"
+name = "模拟焦化厂{k}"
 region = "sim-city"
 industry = "coking"
   [[enterprises.outlets]]
@@ -100,15 +100,15 @@ industry = "coking"
   offline_after_s = 3600
   [[enterprises.facilities]]
   id = "F1"
-  name = "desulphurisation and dust removal"
+  name = "脱硫除尘设施"
   meters = ["T1"]
   [[enterprises.lines]]
   id = "L1"
-  name = "coke oven"
+  name = "焦炉"
   treatment = [{{ facility = "F1" }}]
   [[enterprises.lines]]
   id = "L2"
-  name = "coal preparation"
+  name = "备煤"
     [[enterprises.lines.indicators]]
     id = "load"
     name = "备煤负荷"
@@ -117,16 +117,16 @@ industry = "coking"
     rated_kw = {L2_RATED_KW:g}
   [[enterprises.lines]]
   id = "L3"
-  name = "coke dry quenching"
+  name = "干熄焦"
   [[enterprises.gates]]
   id = "G1"
-  name = "main gate"
+  name = "北门"
   registration_codes = true
   [[enterprises.whitelist]]
   plate = "{permit_spelling(k)}"
   valid_from = 2020-01-01T00:00:00+08:00
   valid_to = 2100-01-01T00:00:00+08:00
-  reason = "coke deliveries to the municipal heating plant"
+  reason = "保障市供热站焦炭运输"
   [enterprises.plans.orange]
   curtail = {{ L2 = 30 }}
   stop_lines = ["L3"]
