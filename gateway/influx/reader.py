@@ -235,6 +235,13 @@ class InfluxQLReader:
         self, session: aiohttp.ClientSession, query: SeriesQuery, bucket_s: int | None
     ) -> list[Series]:
         text, params = self.statement(query, bucket_s)
+        return self._parse(await self.query_json(session, text, params), query)
+
+    async def query_json(
+        self, session: aiohttp.ClientSession, text: str, params: dict[str, str]
+    ) -> Any:
+        """One InfluxQL statement (with its bind parameters) and InfluxDB's JSON answer;
+        QueryError when it answers an HTTP error or something other than JSON."""
         request = {"db": self.database, "q": text, "epoch": "ns"}
         if params:
             request["params"] = json.dumps(params)
@@ -246,12 +253,11 @@ class InfluxQLReader:
                     unreachable=resp.status >= 500,
                 )
         try:
-            answer = json.loads(body)
+            return json.loads(body)
         except ValueError:
             raise QueryError(
                 "InfluxDB answered something other than JSON", unreachable=False
             ) from None
-        return self._parse(answer, query)
 
     @staticmethod
     def _parse(answer: Any, query: SeriesQuery) -> list[Series]:

@@ -7,7 +7,6 @@ own settings. Any other reader (2.x, Flux) is not counted: `Unsupported`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -108,22 +107,7 @@ async def heavy_passages(
         ) as session:
             for i in range(0, len(ordered), CHUNK):
                 text, params = statement(reader, ordered[i : i + CHUNK], start, end)
-                request = {"db": reader.database, "q": text, "epoch": "ns"}
-                if params:
-                    request["params"] = json.dumps(params)
-                async with session.get(f"{reader.url}/query", params=request) as resp:
-                    body = await resp.text()
-                    if resp.status != 200:
-                        raise QueryError(
-                            f"InfluxDB answered HTTP {resp.status}: {body[:300]}",
-                            unreachable=resp.status >= 500,
-                        )
-                try:
-                    out += _parse(json.loads(body))
-                except ValueError:
-                    raise QueryError(
-                        "InfluxDB answered something other than JSON", unreachable=False
-                    ) from None
+                out += _parse(await reader.query_json(session, text, params))
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise QueryError(f"InfluxDB is unreachable: {exc}", unreachable=True) from None
     return out
