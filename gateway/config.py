@@ -17,6 +17,7 @@ from adapters.mqtt.config import MqttConfig as MqttConfig
 from .anomalies.types import FAMILIES
 from .archive.config import ArchiveSection
 from .errors import ConfigError, format_validation_error, load_toml
+from .forward.config import ForwardTarget, check_targets
 from .notify.config import NotifySection, check_references
 from .registry import Registry
 
@@ -198,6 +199,7 @@ class Config(_Section):
     metrics: MetricsSection = MetricsSection()
     notify: NotifySection = NotifySection()  # notifications: gateway/notify
     archive: ArchiveSection = ArchiveSection()  # the raw frame archive: gateway/archive
+    forward: list[ForwardTarget] = []  # [[forward]] upstream platforms: gateway/forward
 
 
 class RegistryHolder:
@@ -278,6 +280,7 @@ def load_config(path: Path) -> LoadedConfig:
             )
     if config is not None and registry is not None:  # notify: regions, enterprises, secrets
         problems += check_references(path, config.notify, registry)
+        problems += check_targets(path, config.forward, config.archive.enabled, registry)
     if problems or registry is None or config is None:
         raise ConfigError(problems)
     return LoadedConfig(path, config, registry)

@@ -15,10 +15,16 @@ import signal
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from prometheus_client import make_asgi_app
 
+from adapters.hj212 import builder as hj212_builder
+from adapters.hj212.cp import parse_cp, parse_hj212_time
+from adapters.hj212.errors import HJ212Error
+from adapters.hj212.frame import parse_frame
+from adapters.hj212.framer import Framer
 from adapters.hj212.server import Hj212Server
 from adapters.mqtt.adapter import MqttAdapter
 from gateway import metrics
@@ -43,11 +49,12 @@ from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
 from .config import LoadedConfig
+from .forward import Codec, ForwardService
 from .model import Point
 from .notify.service import Notifier
+from .plan_check import problems_of
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
-from .plan_check import problems_of
 from .rules import catalog
 from .rules.data_gap import DataGap
 from .rules.engine import RuleEngine
@@ -56,6 +63,20 @@ from .rules.treatment import TreatmentNotRunning
 from .rules.vehicles import BannedVehicleEntry
 
 log = structlog.get_logger("gateway")
+
+
+def hj212_codec() -> Codec:
+    """The HJ 212 codec forwarding speaks upstream with (gateway/forward/codec.py)."""
+    return Codec(
+        parse=parse_frame,
+        splitter=Framer,
+        frame=hj212_builder.build_frame,
+        segment=hj212_builder.build_segment,
+        encrypted_frame=hj212_builder.build_encrypted_frame,
+        cp_params=lambda cp: parse_cp(cp).params,
+        parse_time=parse_hj212_time,
+        error=HJ212Error,
+    )
 
 
 class GatewayFailed(RuntimeError):
@@ -100,6 +121,17 @@ class Gateway:
             )
             self.hj212.handler.archive = self.archive
             self.spool.before_write = self.archive.durable
+        # upstream platforms ([[forward]], which needs the archive): gateway/forward
+        self.forward: ForwardService | None = None
+        if cfg.forward and self.archive is not None:
+            self.forward = ForwardService(
+                cfg.forward,
+                self.archive.directory,
+                loaded.data_dir / "forward",
+                holder,
+                ZoneInfo(cfg.hj212.timezone),
+                hj212_codec(),
+            )
         self.mqtt = (
             MqttAdapter(cfg.mqtt, holder, self.pipeline, self.hj212.handler, self.power)
             if cfg.mqtt.enabled
@@ -125,6 +157,12 @@ class Gateway:
         self._stopping = False
         self.failure: GatewayFailed | None = None
         self._stop = asyncio.Event()
+        self._check_plans()
+
+    def _check_plans(self) -> None:
+        """Log, once per registry loaded, each plan measure no device can verify."""
+        for problem in problems_of(self.registry()):
+            log.warning("plan measure not verifiable", **problem.as_dict())
 
     def registry(self) -> Registry:
         """The registry in force (rules read it at each use, so a reload takes effect)."""
@@ -137,18 +175,15 @@ class Gateway:
             alerts = period_alerts(registry.data.control_periods)
             self._calendar_cache = (registry, alerts)
         return self._calendar_cache[1]
-        self._check_plans()
-
-    def _check_plans(self) -> None:
-        """Log, once per registry loaded, each plan measure no device can verify."""
-        for problem in problems_of(self.registry()):
-            log.warning("plan measure not verifiable", **problem.as_dict())
 
     def reload_registry(self) -> list[str]:
         """Load the registry file again; on problems keep the one in force and return them."""
         problems = self.registry_holder.reload(
             self.loaded.path.parent / self.loaded.config.gateway.registry
         )
+        if not problems:
+            self._check_plans()
+        return problems
 
     def reload_on_signal(self) -> None:
         """SIGHUP: reload the registry, on the audit record as the operator's signal."""
@@ -161,9 +196,6 @@ class Gateway:
                 actor_role="system",
                 action="registry.reload",
                 target=self.loaded.config.gateway.registry,
-        if not problems:
-            self._check_plans()
-        return problems
                 before=before,
                 after={**self.registry().counts(), **refused},
             )
@@ -288,6 +320,8 @@ class Gateway:
         await self.spool.open()
         if self.archive is not None:
             await self.archive.open()
+        if self.forward is not None:  # after the archive it reads
+            await self.forward.start()
         self._start_rules()
         await self.sink.start()
         if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
@@ -341,7 +375,9 @@ class Gateway:
         if not cfg.api.enabled:
             return
         if self.anomalies is None or self.regime is None:  # rules off: health and metrics only
-            self.api = ApiServer(health_app(self.readiness, make_asgi_app()), cfg.api.listen)
+            health = health_app(self.readiness, make_asgi_app())
+            health.state.forward_status = self.forward.status if self.forward else None
+            self.api = ApiServer(health, cfg.api.listen)
             await self.api.start()
             log.info("API listening (health only: rules are off)", listen=self._api_address())
             return
@@ -360,6 +396,7 @@ class Gateway:
             influx=cfg.influx,
             archive=self.archive.directory if self.archive is not None else None,
         )
+        app.state.forward_status = self.forward.status if self.forward else None
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
         await self.api.start()
         log.info("API listening", listen=self._api_address())
@@ -405,6 +442,8 @@ class Gateway:
         for task in (self._status_task, self._create_task, self._tick_task, self._notify_task):
             await _cancel(task)
         await self.spool.close()
+        if self.forward is not None:  # before the archive it reads
+            await _within(self.forward.close(), max(0.5, timeout * 0.05))
         if self.archive is not None:  # after the spool, whose last commit waits on it
             await self.archive.close()
         await _within(self.sink.close(), max(0.1, timeout * 0.05))

@@ -1026,7 +1026,8 @@ def test_every_type_and_state_its_rule_produces_is_rendered_from_evidence(tmp_pa
         zh, en = summary(anomaly), summary(anomaly, "en")
         assert zh != summary(replace(anomaly, evidence={})), zh
         assert "UTC" not in zh + en and STAMP.search(zh) and STAMP.search(en)
-        assert foreign(zh, ("A", "B", "C", "D")) == [], zh  # performance grades (绩效分级) are codes
+        # performance grades (绩效分级) are codes
+        assert foreign(zh, ("A", "B", "C", "D")) == [], zh
 
 
 @pytest.mark.parametrize("state", ["open", "closed"])

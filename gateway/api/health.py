@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,6 +38,9 @@ class ComponentProblem(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     problems: list[ComponentProblem] | None = None
+    # upstream forward targets (gateway/forward): connection, backlog, lag, counts; never
+    # a reason for "not ready"
+    forward: list[dict[str, Any]] | None = None
 
 
 def _always_ready() -> bool:
@@ -57,15 +60,17 @@ def build_router(ready: ReadyCheck = _always_ready) -> APIRouter:
         response_model_exclude_none=True,
         responses={503: {"model": Readiness, "description": "not ready, and why"}},
     )
-    async def readyz(response: Response) -> Readiness:
+    async def readyz(request: Request, response: Response) -> Readiness:
         answer = ready()
+        status = getattr(request.app.state, "forward_status", None)
+        forward = status() if status is not None else None
         if answer is True or (not isinstance(answer, bool) and not answer):
-            return Readiness(status="ready")
+            return Readiness(status="ready", forward=forward)
         response.status_code = 503
         if isinstance(answer, bool):
-            return Readiness(status="not ready")
+            return Readiness(status="not ready", forward=forward)
         problems = [ComponentProblem(component=p.component, reason=p.reason) for p in answer]
-        return Readiness(status="not ready", problems=problems)
+        return Readiness(status="not ready", problems=problems, forward=forward)
 
     return router
 

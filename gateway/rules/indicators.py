@@ -131,6 +131,7 @@ class _Index:
                         version = device.outlet.version if device is not None else None
                         key = (ind.mn, canonical(ind.code, version), ind.interval)
                         self.by_device.setdefault(key, []).append(watched)
+        self.mns = {mn for mn, _, _ in self.by_device}  # a frame of another MN costs a lookup
 
 
 def _production_meters(ent: Enterprise, line: Line) -> list[str]:
@@ -182,6 +183,8 @@ class PlanIndicatorExceeded(BaseRule):
                     out.append((watched, value))
             return out
         mn = point.tag("mn") or ""
+        if mn not in index.mns:
+            return out
         device = index.registry.device(mn)
         version = device.outlet.version if device is not None else None
         if point.measurement == "emission":
