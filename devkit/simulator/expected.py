@@ -24,6 +24,7 @@ from devkit.simulator.script import (
     DUST_ZEROS,
     HOURLY_UNTIL,
     L1_RESTART,
+    L4_PAUSE,
     MUCK_OUT,
     OLD_MACHINE_IN,
     ORANGE,
@@ -151,6 +152,14 @@ def expected_anomalies(day: datetime, k: int) -> list[Expected]:
         ),
         Expected(ent, "curtailment_exceeded", f"line:{ent}/L2", at(ORANGE[0]), at(ORANGE[1])),
         Expected(ent, "production_during_shutdown", f"line:{ent}/L3", alert_grace, at(RED[1])),
+        # L4 runs through its daily stop: from the end of the grace to the end of the window
+        Expected(
+            ent,
+            "production_during_shutdown",
+            f"line:{ent}/L4",
+            at(*L4_PAUSE[0]) + SHUTDOWN_GRACE,
+            at(*L4_PAUSE[1]),
+        ),
         Expected(
             ent,
             "banned_vehicle_entry",

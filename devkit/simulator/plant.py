@@ -13,14 +13,15 @@ Each enterprise `SIM{k}` (region `sim-city`) has:
 - `DW1`, a wastewater logger speaking HJ 212-2017 (even enterprises send the occasional frame
   with a CRC-16/MODBUS checksum): hourly COD, ammonia and flow;
 - `DV1`, a VOCs logger speaking HJ 212-2017: 10-minute and hourly NMHC;
-- meters `P1`, `P2`, `P3` (production, lines L1, L2, L3) publishing power and cumulative
+- meters `P1`, `P2`, `P3`, `P4` (production, lines L1, L2, L3, L4) publishing power and cumulative
   energy every 5 minutes, and `T1` (treatment facility F1, which serves L1) publishing its
   5-minute readings as a JSON array every 30 minutes;
 - gate `G1` with heavy trucks and delivery vans through the day, and a permit (whitelist) for
   one 国四 truck (`registry`); its system sends non-road machinery's registration codes.
 
 Loggers send a heartbeat (9015) after 15 minutes without other traffic. A normal day: L1 runs
-06:00-22:00 with treatment from 05:50 to 22:10, L2 runs 08:00-20:00, L3 all day. The scripted
+06:00-22:00 with treatment from 05:50 to 22:10, L2 runs 08:00-20:00, L3 all day, L4 08:00-18:00
+but for its daily stop 11:00-14:00. The scripted
 day adds the faults of `script`.
 """
 
@@ -71,6 +72,7 @@ from devkit.simulator.script import (
     IMPOSTOR_AT,
     L1_RESTART,
     L1_STOP,
+    L4_PAUSE,
     MUCK_OUT,
     MUCK_TRUCK_IN,
     OLD_MACHINE_IN,
@@ -120,6 +122,9 @@ class Plant:
     def l2_running(self, t: datetime) -> bool:
         return _on(t, (8, 0), (20, 0))
 
+    def l4_running(self, t: datetime, scripted: bool) -> bool:
+        return _on(t, (8, 0), (18, 0)) and (scripted or not _on(t, *L4_PAUSE))
+
     def treatment_running(self, t: datetime, scripted: bool) -> bool:
         if not scripted:
             return _on(t, (5, 50), (22, 10))
@@ -168,6 +173,7 @@ class Plant:
                 "P1": 320.0 * load if load else rng.uniform(1.5, 3.0),
                 "P2": 210.0 * rng.uniform(0.92, 1.0) if self.l2_running(t) else 1.0,
                 "P3": 150.0 * rng.uniform(0.95, 1.0),
+                "P4": 80.0 * rng.uniform(0.9, 1.0) if self.l4_running(t, scripted) else 0.8,
                 "T1": rng.uniform(38.0, 44.0) if self.treatment_running(t, scripted) else 0.4,
             }
             for meter, p_kw in readings.items():

@@ -1,6 +1,7 @@
 """The registry of the simulated enterprises: their outlets and limits, meters, lines, gate,
 a permit typed in another spelling than the gate reads it, alert plans (under orange, line
-L2 is curtailed by 30 %, its load limited to 70 %, and L3 stops; under red, L3 stops), the
+L2 is curtailed by 30 %, its load limited to 70 %, and L3 stops; under red, L3 stops), L4's
+daily stop (a schedule), the
 orange transport rules (国4 heavy trucks may not enter, 国5 ones may not carry muck in or out),
 and standing rules for coking plants' non-road machinery (国2 and below, or unregistered,
 may not enter)."""
@@ -19,7 +20,7 @@ from devkit.simulator.devices import (
     loggers_of,
     permit_spelling,
 )
-from devkit.simulator.script import L2_MAX_LOAD, L2_RATED_KW
+from devkit.simulator.script import L2_MAX_LOAD, L2_RATED_KW, L4_PAUSE
 
 # The gas outlets' reference O2 (%) and SO2 limit (mg/m3), which ZsAvg and the faults follow:
 REF_O2 = 9.0
@@ -93,6 +94,11 @@ industry = "coking"
   line = "L3"
   on_threshold_kw = 20
   [[enterprises.meters]]
+  id = "P4"
+  role = "production"
+  line = "L4"
+  on_threshold_kw = 10
+  [[enterprises.meters]]
   id = "T1"
   role = "treatment"
   line = "F1"
@@ -118,6 +124,15 @@ industry = "coking"
   [[enterprises.lines]]
   id = "L3"
   name = "干熄焦"
+  [[enterprises.lines]]
+  id = "L4"
+  name = "涂装"
+  [[enterprises.schedules]]
+  name = "午间错时生产"
+  lines = ["L4"]
+  stop = true
+  hours = ["{L4_PAUSE[0][0]:02d}:{L4_PAUSE[0][1]:02d}-{L4_PAUSE[1][0]:02d}:{L4_PAUSE[1][1]:02d}"]
+  months = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
   [[enterprises.gates]]
   id = "G1"
   name = "北门"

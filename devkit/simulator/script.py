@@ -22,6 +22,9 @@ alert 12:00-20:00, then red 20:00-22:00. The faults:
   (`production_during_shutdown` from 14:00, the orange start + 2 h, until red ends at 22:00);
 - a 国四 diesel heavy truck enters at 14:30 (`banned_vehicle_entry`); a 国五 one at 14:40 and the
   permitted 国四 one at 14:50 are allowed;
+- L4 (coating, a VOCs process) must stop every day 11:00-14:00 (its time-of-day schedule); it
+  does on the normal day, but runs through it on the scripted day (`production_during_shutdown`
+  from 13:00, after the 2 h ramp-down, until 14:00);
 - under the orange plan, L2's load (P2 in % of 210 kW) may not exceed 70 %: it stays near full
   (`plan_indicator_exceeded` from the orange start + 2 h grace until L2 stops at 20:00);
 - at the gate, standing rules for coking plants (non-road machinery of 国2 and below, or without
@@ -54,5 +57,6 @@ BANNED_IN, ALLOWED_IN, PERMIT_IN = (14, 30), (14, 40), (14, 50)
 OLD_MACHINE_IN, UNREGISTERED_IN, REGISTERED_IN = (15, 0), (15, 10), (15, 30)
 MUCK_TRUCK_IN, MUCK_OUT = (14, 55), (15, 20)  # enters empty, leaves with muck under orange
 L2_RATED_KW, L2_MAX_LOAD = 210.0, 70.0  # L2's load indicator and the orange plan's limit
+L4_PAUSE = ((11, 0), (14, 0))  # L4's daily stop (a schedule), run through on the scripted day
 IMPOSTOR_AT, UNKNOWN_AT = (16, 0), (16, 10)
 HOURLY_UNTIL = 18  # DW1 sends only heartbeats from this hour on
