@@ -54,9 +54,7 @@ def _schedule(c: _Ctx, source: Mapping[str, Any]) -> str:
     if hours:
         zh.append(f"每日{'、'.join(hours)}")
         en.append(f"daily {', '.join(hours)}")
-    return c.t(
-        f"错峰生产安排“{name}”（{'，'.join(zh)}）", f"the schedule {name} ({'; '.join(en)})"
-    )
+    return c.t(f"错峰生产安排“{name}”（{'，'.join(zh)}）", f"the schedule {name} ({'; '.join(en)})")
 
 
 def _plan(c: _Ctx, source: Mapping[str, Any]) -> str:
