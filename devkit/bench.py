@@ -12,7 +12,9 @@ simulated data loggers over TCP from this process:
    `bench_hostile`), and alone again;
 5. resident memory of the gateway holding N idle connections;
 6. with `[archive] enabled = false`, the ack latency (alone) and the gateway alone again, beside
-   the runs above, which archive every frame (the default).
+   the runs above, which archive every frame (the default);
+7. forwarding upstream (`bench_forward`): the ack latency with the platform down, then while it
+   catches up, and the time until it holds every acked point.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiohttp
 
 from adapters.hj212.builder import build_frame, build_segment
 from devkit import bench_hostile, localstack
+from devkit.bench_forward import forward_runs
 from devkit.bench_mqtt import mqtt_runs
 from devkit.benchkit import (
     POLLUTANTS,
@@ -341,6 +344,12 @@ async def _bench(args: argparse.Namespace) -> dict[str, float]:
         for w in writers:
             w.close()
         stop(gw3)
+        paced = functools.partial(_paced_latency, rate=2000.0, seconds=args.seconds, devices=50)
+        results.update(
+            await forward_runs(
+                work, influx.url, lambda port, base: paced(port, base=base), _percentiles
+            )
+        )
         if not args.skip_mqtt:
             results.update(await mqtt_runs(work, influx.url, args.mqtt_messages))
     finally:
