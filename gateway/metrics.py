@@ -25,6 +25,14 @@ CONNECTIONS_OPEN = Gauge("hj212_connections_open", "Open HJ 212 device connectio
 CONNECTIONS_CLOSED = Counter(
     "hj212_connections_closed_total", "Closed HJ 212 connections, by reason", ["reason"]
 )
+PROXY_HEADERS = Counter(
+    "hj212_proxy_headers_total", "PROXY protocol headers taken, by version", ["version"]
+)
+PROXY_REJECTED = Counter(
+    "hj212_proxy_rejected_total",
+    "HJ 212 connections closed over their PROXY protocol header, by reason",
+    ["reason"],
+)
 CODES_UNRECOGNISED = Counter(
     "hj212_codes_unrecognised_total",
     "Values under factor codes kept out of the tag space (stored in emission_unrecognised)",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.registry import CrcPolicy, check_timezone
 
@@ -60,7 +63,33 @@ class Hj212Config(BaseModel):
         600.0, ge=0, description="how long a device's QN may not come back with other content"
     )
 
+    proxy_protocol: Literal["off", "optional", "required"] = Field(
+        "off", description="PROXY protocol headers from the proxies of proxy_from"
+    )
+    proxy_from: list[str] = Field(
+        default_factory=list, description="addresses or networks allowed to send a PROXY header"
+    )
+    proxy_header_timeout_s: float = Field(
+        5.0, gt=0, description="close a proxy's connection without a whole header this long"
+    )
+
     _tz = field_validator("timezone")(check_timezone)
+
+    @field_validator("proxy_from")
+    @classmethod
+    def _proxy_from(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item)
+            except ValueError as exc:
+                raise ValueError(f"proxy_from: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _proxies_named(self) -> Hj212Config:
+        if self.proxy_protocol != "off" and not self.proxy_from:
+            raise ValueError("proxy_protocol needs proxy_from: the proxies allowed to send one")
+        return self
 
     @field_validator("listen")
     @classmethod

@@ -5,6 +5,10 @@ Reading pauses while `max_inflight_per_connection` frames wait for their acknowl
 the transport holds `write_buffer_high_bytes` unsent, or while frames read before the pause are
 held; past `write_buffer_max_bytes` unsent the connection is closed. The counts and deadlines it
 is held to are the server's `ConnectionLimits`.
+
+Behind a proxy (`proxy_protocol`), a connection from one of `proxy_from` is counted only once
+its PROXY header is whole: from then on its `address` and `peer` are the device's, as the header
+names them, for the limits, logs, the frame archive and the anomalies.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import asyncio
 import itertools
 import socket
 import time
-from collections import deque
-from typing import Protocol, cast
+from collections import OrderedDict, deque
+from typing import Literal, Protocol, cast
 
 import structlog
 
@@ -26,6 +30,7 @@ from .frame import Frame
 from .framer import Framer
 from .handler import ADAPTER, Backfill, FrameHandler, Reply
 from .limits import ConnectionLimits, restart
+from .proxy import HeaderReader, ProxyError, ProxyHeader
 
 log = structlog.get_logger("adapters.hj212")
 _SERIALS = itertools.count(1)  # connection serials since start (the frame archive's `conn`)
@@ -43,14 +48,23 @@ class Host(Protocol):
     @property
     def limits(self) -> ConnectionLimits[DeviceConnection]: ...
 
+    @property
+    def awaiting_header(self) -> OrderedDict[DeviceConnection, float]:
+        """Connections from proxies whose PROXY header is not whole yet, oldest first."""
+
+    def trusts(self, address: str) -> bool:
+        """Whether `address` may send a PROXY header (`proxy_from`)."""
+
 
 _QUIET_CLOSES = frozenset({"idle", "shutdown"})
+ProxyRefusal = Literal["missing", "malformed", "unsupported", "untrusted", "timeout"]
 
 
 class DeviceConnection(asyncio.Protocol):
     """One TCP connection from a data logger (possibly relaying several MNs)."""
 
     __slots__ = (
+        "_header",
         "_held",
         "_last_future",
         "_releasing",
@@ -96,6 +110,7 @@ class DeviceConnection(asyncio.Protocol):
         # frames received but not yet handled because reading is paused: (raw, t0)
         self._held: deque[tuple[bytes, float]] | None = None
         self._releasing = False
+        self._header: HeaderReader | None = None  # waiting for the PROXY header
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -109,6 +124,75 @@ class DeviceConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         high = self.server.config.write_buffer_high_bytes
         self.transport.set_write_buffer_limits(high=high, low=high // 4)
+        mode = self.server.config.proxy_protocol
+        if mode != "off":
+            if self.server.trusts(self.address):
+                self._header = HeaderReader()
+                self.server.awaiting_header[self] = time.monotonic()
+                return
+            if mode == "required":
+                self.refuse_proxy("untrusted", "the peer is not one of proxy_from")
+                return
+        self.server.limits.admit(self, time.monotonic())
+
+    def refuse_proxy(self, reason: ProxyRefusal, detail: str) -> None:
+        """Close a connection over its PROXY header (it was never counted)."""
+        self._header = None
+        self.server.awaiting_header.pop(self, None)
+        metrics.PROXY_REJECTED.labels(reason=reason).inc()
+        suppressed = self.server.handler.limiter.allow(
+            ("proxy", self.address, reason), time.monotonic()
+        )
+        if suppressed >= 0:
+            log.warning(
+                "PROXY header refused",
+                peer=self.peer,
+                reason=reason,
+                detail=detail,
+                suppressed_since_last=suppressed,
+            )
+        if self.transport is not None:
+            self.transport.abort()
+        self.transport = None
+
+    def header_overdue(self) -> None:
+        """No whole header within `proxy_header_timeout_s`: refused when one is required;
+        otherwise the connection is a device's own and what it sent is its data."""
+        reader = self._header
+        if reader is None:
+            return
+        if self.server.config.proxy_protocol == "required":
+            self.refuse_proxy("timeout", f"{len(reader.buffered)} bytes without a whole header")
+            return
+        self._end_header(None)
+        if reader.buffered:
+            self.data_received(reader.buffered)
+
+    def _take_header(self, reader: HeaderReader, data: bytes) -> bytes:
+        """Feed the header; once it is whole (or, when optional, surely absent) count the
+        connection in under the address it names; return the bytes that follow it."""
+        try:
+            got = reader.feed(data)
+        except ProxyError as exc:
+            if exc.reason == "missing" and self.server.config.proxy_protocol == "optional":
+                self._end_header(None)  # a device's own connection: all of it is data
+                return reader.buffered
+            self.refuse_proxy(exc.reason, str(exc))
+            return b""
+        if got is None:
+            return b""
+        header, rest = got
+        metrics.PROXY_HEADERS.labels(version=str(header.version)).inc()
+        self._end_header(header)
+        return rest
+
+    def _end_header(self, header: ProxyHeader | None) -> None:
+        self._header = None
+        self.server.awaiting_header.pop(self, None)
+        if header is not None and header.source is not None:
+            host, port = header.source
+            self.address = host
+            self.peer = f"{host}:{port}"
         self.server.limits.admit(self, time.monotonic())
 
     def refuse(self, reason: str) -> None:
@@ -122,6 +206,9 @@ class DeviceConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self._header is not None:
+            self._header = None
+            self.server.awaiting_header.pop(self, None)
         if self.attached:  # the device hung up: what it sent whole is still data
             now = time.monotonic()
             held, self._held = self._held, None
@@ -132,7 +219,9 @@ class DeviceConnection(asyncio.Protocol):
             self.server.limits.forget(self)
 
     def data_received(self, data: bytes) -> None:
-        if not self.attached:
+        if self._header is not None:
+            data = self._take_header(self._header, data)
+        if not self.attached or not data:
             return
         now = time.monotonic()
         limits = self.server.limits

@@ -6,7 +6,8 @@ a whole frame, unacknowledged frames and unsent reply bytes per connection (read
 them), connections per address (in all, and without an accepted frame) and in all. Closed: a
 connection whose frame does not complete in time, that sends no complete frame for a while or no
 accepted frame at all, or that does not take its replies. The deadlines are queues ordered by
-time, so a sweep costs the connections that expire, not all of them.
+time, so a sweep costs the connections that expire, not all of them. Behind a proxy, the
+PROXY protocol header of a connection from `proxy_from` gives it the device's own address.
 
 `connection.py` is the connection (framing, ordered replies, back-pressure); `limits.py` the
 counts per address and in all and the deadline queues; this module listens, sweeps, sends
@@ -33,6 +34,7 @@ from .connection import DeviceConnection
 from .convert import Source
 from .handler import Backfill, FrameHandler
 from .limits import ConnectionLimits, due, restart
+from .proxy import networks, trusted
 from .reassembly import Reassembler
 
 __all__ = ["DeviceConnection", "Hj212Server"]
@@ -56,6 +58,9 @@ class Hj212Server:
         self.config = config
         self.handler = FrameHandler(config, registry, pipeline, clock, power)
         self.limits: ConnectionLimits[DeviceConnection] = ConnectionLimits(config)
+        self._proxies = networks(config.proxy_from)
+        # connections from proxies whose header is not whole yet -> connected at, oldest first
+        self.awaiting_header: OrderedDict[DeviceConnection, float] = OrderedDict()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -77,6 +82,10 @@ class Hj212Server:
     def per_address(self) -> dict[str, int]:
         """Open connections by remote address."""
         return self.limits.per_address
+
+    def trusts(self, address: str) -> bool:
+        """Whether `address` may send a PROXY header (`proxy_from`)."""
+        return trusted(address, self._proxies)
 
     @property
     def registry(self) -> Registry:
@@ -117,7 +126,7 @@ class Hj212Server:
         deadline = time.monotonic() + timeout_s
         while any(c.inflight for c in self.connections) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)  # bounded poll, only during shutdown
-        closing = list(self.connections)
+        closing = [*self.connections, *self.awaiting_header]
         for conn in closing:
             conn.close("shutdown")
         # replies still buffered go out unless the device does not read them by the deadline
@@ -169,8 +178,10 @@ class Hj212Server:
     def sweep_interval(self) -> float:
         """Seconds between sweeps: at most half of the shortest deadline, at most 5 s."""
         cfg = self.config
+        proxy = cfg.proxy_header_timeout_s if cfg.proxy_protocol != "off" else 10.0
         return min(
             5.0,
+            proxy / 2,
             cfg.partial_frame_timeout_s / 2,
             cfg.frame_timeout_s / 2,
             cfg.idle_timeout_s / 2,
@@ -193,6 +204,8 @@ class Hj212Server:
         windows. A connection whose reading the gateway itself paused (acknowledgements
         waiting for the spool) is not held to its idle and frame deadlines meanwhile."""
         cfg = self.config
+        for conn, _ in due(self.awaiting_header, now - cfg.proxy_header_timeout_s):
+            conn.header_overdue()
         for conn, _ in due(self.limits.unproven, now - cfg.first_frame_timeout_s):
             conn.close("no_frame")
         for conn, _ in due(self.limits.write_blocked, now - cfg.write_blocked_timeout_s):
