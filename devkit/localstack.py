@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = {"influxd": "influxdb", "mosquitto": "mosquitto"}
+_PACKAGES = {"influxd": "influxdb", "mosquitto": "mosquitto", "nats-server": "nats-server"}
 
 
 class LocalStackError(RuntimeError):
@@ -247,6 +247,86 @@ def mosquitto(data_dir: Path, port: int | None = None, host: str = "127.0.0.1") 
     conf_path = data_dir / "mosquitto.conf"
     conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return ManagedProcess("mosquitto", host, port, data_dir, [binary, "-c", str(conf_path)])
+
+
+class NatsServer(ManagedProcess):
+    """One nats-server of a cluster: client port `port`, monitoring port `monitor_port`."""
+
+    def __init__(
+        self, name: str, host: str, port: int, monitor_port: int, data_dir: Path, argv: list[str]
+    ) -> None:
+        super().__init__(name, host, port, data_dir, argv)
+        self.monitor_port = monitor_port
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def jetstream_ready(self) -> bool:
+        """Whether this server's JetStream is up and current with the cluster (`/healthz`)."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            url = f"http://{self.host}:{self.monitor_port}/healthz"
+            with opener.open(url, timeout=1.0) as resp:
+                status: int = resp.status
+                return status == 200
+        except OSError:
+            return False
+
+
+def nats_cluster(
+    data_dir: Path, size: int = 3, host: str = "127.0.0.1", name: str = "gateway"
+) -> list[NatsServer]:
+    """Write a config for each of `size` clustered nats-servers with JetStream on (state under
+    `data_dir/nN`); don't start. Start them all, then `wait_jetstream`: a server's JetStream
+    is ready only once a quorum of them runs."""
+    binary = find_binary("nats-server")
+    data_dir = data_dir.resolve()
+    ports = set[int]()
+
+    def port() -> int:
+        while (p := free_port(host)) in ports:
+            pass
+        ports.add(p)
+        return p
+
+    nodes = [(f"n{i + 1}", port(), port(), port()) for i in range(size)]
+    routes = ", ".join(f"nats-route://{host}:{cluster}" for _, _, _, cluster in nodes)
+    servers = []
+    for node, client, monitor, cluster in nodes:
+        directory = data_dir / node
+        directory.mkdir(parents=True, exist_ok=True)
+        q = json.dumps
+        config = f"""\
+server_name: {node}
+listen: "{host}:{client}"
+http: "{host}:{monitor}"
+jetstream {{
+  store_dir: {q(str(directory / "jetstream"))}
+  max_memory_store: 64MB
+  max_file_store: 4GB
+}}
+cluster {{
+  name: {name}
+  listen: "{host}:{cluster}"
+  routes: [{routes}]
+}}
+"""
+        conf_path = directory / "nats-server.conf"
+        conf_path.write_text(config, encoding="utf-8")
+        argv = [binary, "-c", str(conf_path)]
+        servers.append(NatsServer(f"nats-{node}", host, client, monitor, directory, argv))
+    return servers
+
+
+def wait_jetstream(servers: list[NatsServer], timeout_s: float = 60.0) -> None:
+    """Wait until every running server of the cluster reports JetStream ready."""
+    deadline = time.monotonic() + timeout_s
+    for server in servers:
+        while server.running and not server.jetstream_ready():
+            if time.monotonic() >= deadline:
+                raise server._error(f"JetStream not ready within {timeout_s:g}s")
+            time.sleep(0.1)
 
 
 def _ident(name: str) -> str:

@@ -16,6 +16,7 @@ from adapters.mqtt.config import MqttConfig as MqttConfig
 
 from .anomalies.types import FAMILIES
 from .archive.config import ArchiveSection
+from .cluster.config import ClusterSection
 from .errors import ConfigError, format_validation_error, load_toml
 from .forward.config import ForwardTarget, check_targets
 from .notify.config import NotifySection, check_references
@@ -200,6 +201,7 @@ class Config(_Section):
     notify: NotifySection = NotifySection()  # notifications: gateway/notify
     archive: ArchiveSection = ArchiveSection()  # the raw frame archive: gateway/archive
     forward: list[ForwardTarget] = []  # [[forward]] upstream platforms: gateway/forward
+    cluster: ClusterSection = ClusterSection()  # the JetStream log: gateway/cluster
 
 
 class RegistryHolder:

@@ -48,6 +48,8 @@ from .api.server import ApiServer
 from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
+from .cluster.log import JetStreamLog
+from .cluster.writer import StreamWriter
 from .config import LoadedConfig
 from .forward import Codec, ForwardService
 from .model import Point
@@ -96,7 +98,22 @@ class Gateway:
         )
         self.sink = sink or make_sink(cfg.influx)
         self.writes = WatchedSink(self.sink)
-        self.pipeline = Pipeline(self.spool)
+        # cluster mode: the replicated log in the spool's place, writers in the forwarder's
+        cluster = cfg.cluster
+        self.log: JetStreamLog | None = None
+        self.stream_writer: StreamWriter | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        if cluster.ingest:
+            self.log = JetStreamLog(cluster, node=cluster.node_name)
+        if cluster.writer:
+            self.stream_writer = StreamWriter(
+                cluster,
+                self.writes,
+                node=cluster.node_name,
+                poison_path=loaded.data_dir / "poison.lp",
+                retry_max_s=cfg.influx.retry_max_s,
+            )
+        self.pipeline = Pipeline(self.log if self.log is not None else self.spool)
         self.forwarder = Forwarder(
             self.spool,
             self.writes,
@@ -121,6 +138,8 @@ class Gateway:
             )
             self.hj212.handler.archive = self.archive
             self.spool.before_write = self.archive.durable
+            if self.log is not None:
+                self.log.before_write = self.archive.durable
         # upstream platforms ([[forward]], which needs the archive): gateway/forward
         self.forward: ForwardService | None = None
         if cfg.forward and self.archive is not None:
@@ -134,7 +153,7 @@ class Gateway:
             )
         self.mqtt = (
             MqttAdapter(cfg.mqtt, holder, self.pipeline, self.hj212.handler, self.power)
-            if cfg.mqtt.enabled
+            if cfg.mqtt.enabled and (cluster.ingest or not cluster.enabled)
             else None
         )
         self.publishers = Publishers()  # the anomaly store's listener: InfluxDB, MQTT
@@ -212,7 +231,8 @@ class Gateway:
         return self.hj212.request_history(mn, cn, begin, end) is not None
 
     def _start_rules(self) -> None:
-        if not self.loaded.config.rules.enabled:
+        cluster = self.loaded.config.cluster
+        if not self.loaded.config.rules.enabled or (cluster.enabled and not cluster.ingest):
             return
         self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
         self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
@@ -317,7 +337,11 @@ class Gateway:
 
     async def start(self) -> None:
         self.loaded.data_dir.mkdir(parents=True, exist_ok=True)
-        await self.spool.open()
+        cluster = self.loaded.config.cluster
+        if not cluster.enabled:
+            await self.spool.open()
+        if self.log is not None:
+            await self.log.open()
         if self.archive is not None:
             await self.archive.open()
         if self.forward is not None:  # after the archive it reads
@@ -328,8 +352,12 @@ class Gateway:
             # in the background: a hanging InfluxDB must not delay the listeners (the sink
             # creates the database on its first write too)
             self._create_task = self._supervise(self._create_database(), "create-db", may_end=True)
-        self._forward_task = self._supervise(self.forwarder.run(), "forwarder")
-        if self.loaded.config.hj212.enabled:
+        if not cluster.enabled:
+            self._forward_task = self._supervise(self.forwarder.run(), "forwarder")
+        if self.stream_writer is not None:
+            await self.stream_writer.open()
+            self._writer_task = self._supervise(self.stream_writer.run(), "stream-writer")
+        if self.loaded.config.hj212.enabled and (cluster.ingest or not cluster.enabled):
             await self.hj212.start()
         if self.mqtt is not None:
             # run here rather than by `mqtt.start()`, so that its failure is seen
@@ -430,6 +458,14 @@ class Gateway:
             await _within(self.mqtt.close(left(timeout / 8)), left(timeout / 8) + 0.1)
             await _cancel(self._mqtt_task)
         await _within(self.hj212.close(left(timeout / 4)), left(timeout / 4) + 0.1)
+        if self.log is not None:  # the acks of what was published, then the connection
+            await _within(self.log.close(left(timeout / 4)), left(timeout / 4) + 0.1)
+        if self.stream_writer is not None:  # the batch in hand: written and acked, or left
+            self.stream_writer.stop()
+            if self._writer_task is not None:
+                await _within(_settle(self._writer_task), left(timeout / 4) + 0.1)
+                await _cancel(self._writer_task)
+            await self.stream_writer.close()
         if self._forward_task is not None:
             await _within(self.forwarder.drain(left(timeout), self._forward_task), left(timeout))
             self._forward_task.cancel()
@@ -466,6 +502,11 @@ async def _within(step: Coroutine[Any, Any, None], seconds: float) -> None:
         await asyncio.wait_for(step, max(seconds, 0.01))
     except TimeoutError:
         log.warning("shutdown step cut short", step=getattr(step, "__qualname__", "?"))
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Wait for a task to end by itself; its failure is reported by the supervision."""
+    await asyncio.wait({task})
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from gateway import metrics
 from gateway.influx.lineproto import encode_points
-from gateway.ingest.spool import Spool
 from gateway.model import Point
 
 Listener = Callable[[Sequence[Point]], None]
 
 
+class DurableLog(Protocol):
+    """Where points are made durable: the spool, or the cluster's replicated log."""
+
+    def append(self, payload: bytes) -> asyncio.Future[None]: ...
+
+
 class Pipeline:
-    def __init__(self, spool: Spool) -> None:
+    def __init__(self, spool: DurableLog) -> None:
         self.spool = spool
         self._listeners: list[Listener] = []
         # future -> (points stored, points to judge) of each submission committed with it

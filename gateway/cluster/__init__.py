@@ -1,0 +1,1 @@
+"""Cluster mode: the replicated JetStream log between ingestion and the InfluxDB writers."""
