@@ -3,7 +3,8 @@
 What goes up is what the device sent: the same QN, ST, CN, MN, PNUM/PNO, DataTime, values and
 flags. A frame is sent byte for byte when the platform would read it as it is: same version,
 same password, same encryption (the platform's key is the device's, or neither encrypts), the
-reply bit as the platform's `ack` wants, the standard CRC and an exact length field. Otherwise
+reply bit as the platform's `ack` wants, the standard CRC and an exact length field, and not a
+HJ/T 212-2005 logger's (whose factor codes go up as their 2017 codes). Otherwise
 it is built again from its fields in their order: PW the platform's password for the MN, Flag
 the platform's version bits with the reply bit set when the platform acknowledges (the split
 bit kept), `RF=1` for history answers to 2025 platforms, the CP area decrypted with the
@@ -13,8 +14,11 @@ recomputed. The codec (`codec.py`) is `adapters/hj212`'s, handed in by the wirin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+from gateway.vocabulary import canonical
 
 from .codec import Codec, WireFrame
 
@@ -30,6 +34,7 @@ class Upstream:
     password: str | None  # None: the device's own
     key: bytes | None  # 2025: the platform's SM4 key for the MN
     ack: bool  # the platform answers 9014: the reply bit is set
+    from_2005: bool = False  # the device speaks HJ/T 212-2005: its codes go up as 2017 codes
 
 
 def flag_for(frame: WireFrame, up: Upstream) -> int:
@@ -41,7 +46,8 @@ def as_is(frame: WireFrame, up: Upstream, device_key: bytes | None) -> bool:
     """Whether the frame's bytes go up unchanged."""
     same_key = up.key == device_key if frame.encrypted else up.key is None
     return (
-        frame.flag is not None
+        not up.from_2005
+        and frame.flag is not None
         and frame.flag == flag_for(frame, up)
         and (up.password is None or frame.pw == up.password)
         and same_key
@@ -83,9 +89,19 @@ def rebuild(codec: Codec, frame: WireFrame, up: Upstream, *, backfill: bool = Fa
         fields.append(("Flag", flag_for(frame, up)))
     if backfill and "RF" not in names:
         fields.append(("RF", "1"))
+    cp = codes_2017(frame.cp) if up.from_2005 else frame.cp
     if up.version == 2 and up.key is not None:
-        return codec.encrypted_frame(fields, frame.cp, up.key)
-    return codec.frame(codec.segment(fields, frame.cp))
+        return codec.encrypted_frame(fields, cp, up.key)
+    return codec.frame(codec.segment(fields, cp))
+
+
+_FIELD = re.compile(r"(^|[;,])([A-Za-z0-9]+)-")
+
+
+def codes_2017(cp: str) -> str:
+    """A 2005 logger's CP area with its factor codes (`02-Avg`, `B02-Cou`) written as 2017
+    codes (`a21026-Avg`, `a00000-Cou`); values, flags and DataTime unchanged."""
+    return _FIELD.sub(lambda m: f"{m.group(1)}{canonical(m.group(2), '2005')}-", cp)
 
 
 def new_qn(now: datetime) -> str:

@@ -443,8 +443,9 @@ class Target:
         return items
 
     def _upstream(self, mn: str) -> Upstream:
-        cfg = self.cfg
-        return Upstream(cfg.version_bits, cfg.password_for(mn), cfg.key_for(mn), cfg.ack)
+        cfg, device = self.cfg, self.registry().device(mn)
+        from_2005 = device is not None and device.outlet.version == "2005"
+        return Upstream(cfg.version_bits, cfg.password_for(mn), cfg.key_for(mn), cfg.ack, from_2005)
 
     async def _advance(self) -> bool:
         """Move the cursor over the records done at the head of the queue; whether it moved."""

@@ -129,6 +129,19 @@ def test_2005_frame_without_flag_gets_the_platform_version() -> None:
     assert (after.flag, after.pw, after.qn) == (5, "up", None)
 
 
+def test_a_2005_loggers_codes_go_up_as_2017_codes() -> None:
+    fields: list[tuple[str, str | int]] = [("ST", "31"), ("CN", "2061"), ("PW", "1"), ("MN", "M1")]
+    cp = "DataTime=20260401000000;02-Avg=35.2,02-Flag=N;S01-Avg=9.1,S01-Flag=N;B02-Cou=120.0"
+    raw = build_frame(build_segment(fields, cp))[:-2]
+    up = Upstream(1, "up", None, True, from_2005=True)
+    after = parse_frame(one_frame(reframe(CODEC, raw, None, up)))
+    assert after.cp == (
+        "DataTime=20260401000000;a21026-Avg=35.2,a21026-Flag=N;a19001-Avg=9.1,a19001-Flag=N;"
+        "a00000-Cou=120.0"
+    )
+    assert (after.flag, after.pw, after.cn) == (5, "up", "2061")
+
+
 def test_heartbeat_and_time_answer_frames() -> None:
     up = Upstream(2, "pw9", None, True)
     beat = parse_frame(one_frame(heartbeat(CODEC, "MN1", up, "20260401000000000")))
