@@ -47,6 +47,7 @@ from .payloads import parse_payload
 log = structlog.get_logger("adapters.mqtt")
 ADAPTER = "mqtt"
 OUTBOX_SIZE = 10_000  # messages the gateway publishes (anomalies) held while disconnected
+YIELD_EVERY = 64  # messages handled back to back before the loop lets other tasks run
 _RECEIVED = metrics.FRAMES_RECEIVED.labels(adapter=ADAPTER)
 
 
@@ -197,18 +198,32 @@ class MqttAdapter:
             )
             acks: asyncio.Queue[_Pending | None] = asyncio.Queue(self.config.max_inflight)
             self._acks = acks
-            acker = asyncio.create_task(self._acknowledge(client, acks), name="mqtt-acker")
+            room = asyncio.Event()  # set by the acker when half the window is free
+            acker = asyncio.create_task(self._acknowledge(client, acks, room), name="mqtt-acker")
             sender = asyncio.create_task(self._send_outbox(client), name="mqtt-outbox")
             try:
+                received = 0
                 async for message in client.messages:
                     if self._stopping:
                         break  # not acknowledged: the broker keeps it for the next session
-                    put = asyncio.ensure_future(acks.put(self._handle(message)))
-                    # waits at max_inflight unacknowledged; the acker failing ends the session
-                    await asyncio.wait({put, acker}, return_when=asyncio.FIRST_COMPLETED)
+                    pending = self._handle(message)
                     if acker.done():
-                        put.cancel()
                         acker.result()  # raises: the session ends, the broker redelivers
+                    if not acks.full():  # no task per message while the window has room
+                        acks.put_nowait(pending)
+                        received += 1
+                        if received % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)  # a backlog must not starve the acker
+                        continue
+                    # max_inflight unacknowledged: wait until the acker has freed half the
+                    # window (one wait per many messages); the acker failing ends the session
+                    room.clear()
+                    freed = asyncio.ensure_future(room.wait())
+                    await asyncio.wait({freed, acker}, return_when=asyncio.FIRST_COMPLETED)
+                    if acker.done():
+                        freed.cancel()
+                        acker.result()  # raises: the session ends, the broker redelivers
+                    acks.put_nowait(pending)
             finally:
                 for task in (acker, sender):
                     task.cancel()
@@ -218,16 +233,21 @@ class MqttAdapter:
                 self.connected.clear()
 
     async def _acknowledge(
-        self, client: aiomqtt.Client, acks: asyncio.Queue[_Pending | None]
+        self, client: aiomqtt.Client, acks: asyncio.Queue[_Pending | None], room: asyncio.Event
     ) -> None:
         """PUBACK each message, in arrival order, once what it caused is durable."""
         while True:
             pending = await acks.get()
+            if acks.qsize() <= acks.maxsize // 2:
+                room.set()
             if pending is None:
                 return
             try:
                 for fut in pending.durable:
-                    await asyncio.shield(fut)  # shared by a spool commit: never cancel it
+                    if fut.done():  # committed already: no shield, no suspension
+                        fut.result()
+                    else:
+                        await asyncio.shield(fut)  # shared by a spool commit: never cancel it
             except Exception as exc:
                 metrics.FRAMES_REJECTED.labels(adapter=ADAPTER, reason="not_durable").inc()
                 # without its PUBACK the broker only resends after a reconnect: reconnect

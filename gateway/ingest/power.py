@@ -19,6 +19,18 @@ from gateway.registry import Meter, Registry
 UNREGISTERED = "unregistered"
 QUANTITIES = ("p_kw", "kwh", "ua", "ub", "uc", "ia", "ib", "ic", "pf", "switch")
 _DEFAULT_ON_KW = Meter.model_fields["on_threshold_kw"].default
+# each quantity with its factor (0: CT x PT, 1: PT, 2: CT, 3: none), in the stored order
+_SCALED = (
+    ("p_kw", 0),
+    ("kwh", 0),
+    ("ua", 1),
+    ("ub", 1),
+    ("uc", 1),
+    ("ia", 2),
+    ("ib", 2),
+    ("ic", 2),
+    ("pf", 3),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,22 +88,12 @@ def power_point(
     """One `power` point; `delta` is the interval energy since the meter's previous reading."""
     ct = meter.ct_ratio if meter else 1.0
     pt = meter.pt_ratio if meter else 1.0
-    factors = {
-        "p_kw": ct * pt,
-        "kwh": ct * pt,
-        "ua": pt,
-        "ub": pt,
-        "uc": pt,
-        "ia": ct,
-        "ib": ct,
-        "ic": ct,
-        "pf": 1.0,
-    }
+    factors = (ct * pt, pt, ct, 1.0)
     fields: list[tuple[str, FieldValue]] = []
-    for name, factor in factors.items():
+    for name, scale in _SCALED:
         value = getattr(sample, name)
         if value is not None:
-            fields.append((name, float(value) * factor))
+            fields.append((name, float(value) * factors[scale]))
     if sample.switch is not None:
         fields.append(("switch", int(sample.switch)))
     if delta is not None and delta.kwh is not None:

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Protocol
 
 from gateway.anomalies.model import Anomaly
@@ -140,6 +141,15 @@ class MeterStates:
             return None
         return {"meter": meter, "running": state[1], "p_kw": state[2], "at": state[0].isoformat()}
 
+    def readings(self, enterprise: str, meters: Sequence[str]) -> list[dict[str, object]]:
+        """The evidence of those of `meters` that have a reading: built when an anomaly opens or
+        changes, not at every judgement."""
+        return [e for m in meters if (e := self.evidence(enterprise, m)) is not None]
+
+    def seen(self, enterprise: str, meters: Sequence[str]) -> bool:
+        """Whether one of `meters` has a reading (what `readings` would not leave empty)."""
+        return any((enterprise, m) in self.latest for m in meters)
+
     def running(self, enterprise: str, meter: str) -> bool:
         state = self.latest.get((enterprise, meter))
         return state is not None and state[1]
@@ -156,7 +166,13 @@ class MeterStates:
 
 
 def event_time(point: Point) -> datetime:
-    return from_ns(point.event_time_ns)
+    return _instant(point.event_time_ns)
+
+
+@lru_cache(maxsize=4096)
+def _instant(ns: int) -> datetime:
+    """`from_ns`, once per instant: every rule asks the time of the same points."""
+    return from_ns(ns)
 
 
 def by_time(points: Sequence[Point]) -> list[list[Point]]:

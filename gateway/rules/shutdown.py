@@ -61,11 +61,10 @@ class ProductionDuringShutdown(BaseRule):
     ) -> Anomaly | None:
         subject = f"line:{ent.id}/{line.id}"
         meters = [m.id for m in ent.meters if m.role == "production" and m.line == line.id]
-        production = [e for m in meters if (e := self.meters.evidence(ent.id, m)) is not None]
         running = any(self.meters.running(ent.id, m) for m in meters)
         shutdown = obligation(self.regime, ent, line.id, at, control=control)
         current = self.open.get(subject)
-        if current is not None and not production and shutdown is not None:
+        if current is not None and not self.meters.seen(ent.id, meters) and shutdown is not None:
             return None  # after a restart: no production reading yet, nothing proves an end
 
         def opened(since: datetime) -> Anomaly:
@@ -80,7 +79,7 @@ class ProductionDuringShutdown(BaseRule):
                 evidence={
                     "line": line.id,
                     "shutdown": shutdown.evidence(),
-                    "production": production,
+                    "production": self.meters.readings(ent.id, meters),
                     "persist_s": ent.shutdown_persist_s,
                 },
                 rule=self.name,
@@ -93,7 +92,7 @@ class ProductionDuringShutdown(BaseRule):
                 at,
                 summary=anomaly.summary.replace(" and still runs", " and ran")
                 + f" Stopped (or released) at {at:%Y-%m-%d %H:%M} UTC.",
-                closing_production=production,
+                closing_production=self.meters.readings(ent.id, meters),
             )
 
         in_breach = running and shutdown is not None and at >= shutdown.grace_until

@@ -60,21 +60,30 @@ class TreatmentNotRunning(BaseRule):
                     out.append(anomaly)
         return out
 
-    def _line_running(self, ent: Enterprise, line: Line) -> tuple[bool, list[dict[str, object]]]:
-        meters = [m for m in ent.meters if m.role == "production" and m.line == line.id]
-        evidence = [e for m in meters if (e := self.meters.evidence(ent.id, m.id)) is not None]
-        return any(self.meters.running(ent.id, m.id) for m in meters), evidence
+    def _line_meters(self, ent: Enterprise, line: Line) -> list[str]:
+        return [m.id for m in ent.meters if m.role == "production" and m.line == line.id]
 
-    def _facility(self, ent: Enterprise, facility: Facility) -> tuple[bool, dict[str, object]]:
-        meters = [e for m in facility.meters if (e := self.meters.evidence(ent.id, m)) is not None]
+    def _facility_running(self, ent: Enterprise, facility: Facility) -> bool:
         running = any(self.meters.running(ent.id, m) for m in facility.meters)
+        if facility.state is not None:
+            reading = self.states.get((facility.state.mn, facility.state.facility))
+            if reading is not None:
+                running = running or reading[1] == 1
+        return running
+
+    def _facility(self, ent: Enterprise, facility: Facility) -> dict[str, object]:
+        """A facility's evidence (built only when an anomaly opens or closes)."""
         rs = None
         if facility.state is not None:
             reading = self.states.get((facility.state.mn, facility.state.facility))
             if reading is not None:
                 rs = {"rs": reading[1], "at": reading[0].isoformat()}
-                running = running or reading[1] == 1
-        return running, {"facility": facility.id, "running": running, "meters": meters, "rs": rs}
+        return {
+            "facility": facility.id,
+            "running": self._facility_running(ent, facility),
+            "meters": self.meters.readings(ent.id, facility.meters),
+            "rs": rs,
+        }
 
     def _judge(
         self, ent: Enterprise, line: Line, at: datetime, detected_at: datetime
@@ -82,16 +91,16 @@ class TreatmentNotRunning(BaseRule):
         if not line.treatment:
             return None
         subject = f"line:{ent.id}/{line.id}"
-        producing, production = self._line_running(ent, line)
-        facilities = {f.id: f for f in ent.facilities}
-        treatment = []
-        treated = False
-        for link in line.treatment:
-            running, info = self._facility(ent, facilities[link.facility])
-            treated = treated or running
-            treatment.append({**info, "duty": link.duty})
-        if subject in self.open and not production and not treated:
+        meters = self._line_meters(ent, line)
+        producing = any(self.meters.running(ent.id, m) for m in meters)
+        by_id = {f.id: f for f in ent.facilities}
+        facilities = [(link.duty, by_id[link.facility]) for link in line.treatment]
+        treated = any(self._facility_running(ent, f) for _, f in facilities)
+        if subject in self.open and not self.meters.seen(ent.id, meters) and not treated:
             return None  # after a restart: no production reading yet, nothing proves an end
+
+        def treatment() -> list[dict[str, object]]:
+            return [{**self._facility(ent, f), "duty": duty} for duty, f in facilities]
 
         def opened(since: datetime) -> Anomaly:
             return Anomaly(
@@ -104,8 +113,8 @@ class TreatmentNotRunning(BaseRule):
                 f"while none of its treatment facilities ({_names(line)}) runs.",
                 evidence={
                     "line": line.id,
-                    "production": production,
-                    "treatment": treatment,
+                    "production": self.meters.readings(ent.id, meters),
+                    "treatment": treatment(),
                     "grace_s": line.treatment_grace_s,
                     "condition_since": since.isoformat(),
                 },
@@ -121,8 +130,8 @@ class TreatmentNotRunning(BaseRule):
                 summary=f"Line {line.id} ran without treatment for {minutes} min from "
                 f"{current.started_at:%Y-%m-%d %H:%M} UTC, until treatment resumed or "
                 "production stopped.",
-                closing_production=production,
-                closing_treatment=treatment,
+                closing_production=self.meters.readings(ent.id, meters),
+                closing_treatment=treatment(),
             )
 
         bad = producing and not treated
