@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from gateway import metrics as gateway_metrics
-from gateway.influx.sink import Sink, WriteError
+from gateway.influx.delivery import BatchDelivery
+from gateway.influx.sink import Sink
 
 from . import metrics
 from .config import ClusterSection
@@ -46,15 +46,24 @@ class StreamWriter:
         self.cfg = cfg
         self.sink = sink
         self.node = node
-        self.poison_path = poison_path
-        self.retry_min_s = retry_min_s
-        self.retry_max_s = retry_max_s
         self.points_written = 0
         self.messages_written = 0
-        self.healthy = True
         self._nc: Client | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopped = asyncio.Event()
+        self.delivery = BatchDelivery(
+            sink,
+            self._stopped,
+            poison_path=poison_path,
+            poison_max_bytes=cfg.poison_max_bytes,
+            retry_min_s=retry_min_s,
+            retry_max_s=retry_max_s,
+        )
+
+    @property
+    def healthy(self) -> bool:
+        """The last write to InfluxDB succeeded."""
+        return self.delivery.healthy
 
     async def open(self) -> None:
         """Connect, make sure the stream and the shared durable consumer exist."""
@@ -102,7 +111,7 @@ class StreamWriter:
         if again:
             metrics.WRITER_REDELIVERED.inc(again)
         body = b"".join(m.data for m in msgs)
-        if not await self._deliver(body, msgs):
+        if not await self.delivery.deliver(body, lambda: self._still_working(msgs)):
             return  # stopped: not acked, so delivered again to another writer
         for m in msgs:
             try:
@@ -115,54 +124,6 @@ class StreamWriter:
         metrics.WRITER_MESSAGES.inc(len(msgs))
         gateway_metrics.POINTS_WRITTEN.inc(lines)
         gateway_metrics.BATCHES_WRITTEN.inc()
-
-    async def _deliver(self, body: bytes, msgs: list[Msg]) -> bool:
-        """Write `body`, retrying; True once every line is written or set aside."""
-        attempt = 0
-        while not self._stopped.is_set():
-            try:
-                await self.sink.write(body)
-                if not self.healthy:
-                    log.info("InfluxDB writes succeed again")
-                self.healthy = True
-                return True
-            except WriteError as exc:
-                if not exc.retryable:
-                    return await self._split(body, exc, msgs)
-                attempt += 1
-                delay = exc.retry_after_s
-                if delay is None:
-                    delay = min(self.retry_max_s, self.retry_min_s * 2 ** min(attempt, 16))
-                    delay *= random.uniform(0.5, 1.0)
-                gateway_metrics.WRITE_RETRIES.labels(reason=str(exc.status or "network")).inc()
-                if self.healthy or attempt % 10 == 0:
-                    log.warning(
-                        "InfluxDB write failed, will retry", error=str(exc), attempt=attempt
-                    )
-                self.healthy = False
-                await self._still_working(msgs)
-                await self._sleep(delay)
-        return False
-
-    async def _split(self, body: bytes, exc: WriteError, msgs: list[Msg]) -> bool:
-        lines = body.splitlines(keepends=True)
-        if len(lines) <= 1:
-            self._set_aside(body, exc)
-            return True
-        half = len(lines) // 2
-        first, second = b"".join(lines[:half]), b"".join(lines[half:])
-        return await self._deliver(first, msgs) and await self._deliver(second, msgs)
-
-    def _set_aside(self, line: bytes, exc: WriteError) -> None:
-        gateway_metrics.POISON_LINES.inc()
-        reason = b"# " + str(exc).encode("utf-8", "replace").replace(b"\n", b" ") + b"\n"
-        entry = reason + (line if line.endswith(b"\n") else line + b"\n")
-        size = self.poison_path.stat().st_size if self.poison_path.exists() else 0
-        log.error("InfluxDB refused a line; set aside", reason=str(exc)[:200])
-        if size + len(entry) <= self.cfg.poison_max_bytes:
-            self.poison_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.poison_path.open("ab") as out:
-                out.write(entry)
 
     async def _still_working(self, msgs: list[Msg]) -> None:
         for m in msgs:

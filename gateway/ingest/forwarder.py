@@ -1,25 +1,21 @@
-"""Moves spooled records to InfluxDB in order: batches by size or time, retries with backoff
-(honouring Retry-After), splits on 413, and sets aside lines InfluxDB refuses (poison).
-
-The poison file is bounded (`poison_max_bytes`): past it, refused lines are only counted
-(`influx_poison_lines_dropped_total`). Refusals are logged once a minute at most, with the
-number suppressed since the last line."""
+"""Moves spooled records to InfluxDB in order: batches by size or time, each delivered by
+`gateway.influx.delivery` (retries with backoff honouring Retry-After, splits on refusal, sets
+aside lines InfluxDB refuses in the bounded poison file)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from pathlib import Path
 
 import structlog
 
 from gateway import metrics
-from gateway.influx.sink import Sink, WriteError
+from gateway.influx.delivery import BatchDelivery
+from gateway.influx.sink import Sink
 from gateway.ingest.segments import Position
 from gateway.ingest.spool import ReadBatch, Spool
-from gateway.ratelimit import LogLimiter
 
 log = structlog.get_logger("gateway.forwarder")
 
@@ -43,13 +39,22 @@ class Forwarder:
         self.flush_interval_s = flush_interval_s
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
-        self.poison_path = poison_path
-        self.poison_max_bytes = poison_max_bytes
-        self._poison_log = LogLimiter(60.0)
-        self.healthy = True
         self.points_written = 0
         self._draining = False
         self._stopped = asyncio.Event()
+        self.delivery = BatchDelivery(
+            sink,
+            self._stopped,
+            poison_path=poison_path,
+            poison_max_bytes=poison_max_bytes,
+            retry_min_s=retry_min_s,
+            retry_max_s=retry_max_s,
+        )
+
+    @property
+    def healthy(self) -> bool:
+        """The last write to InfluxDB succeeded."""
+        return self.delivery.healthy
 
     async def run(self) -> None:
         """Deliver until `stop` is called; what is not delivered stays in the spool. An
@@ -61,7 +66,7 @@ class Forwarder:
                 return
             except Exception:
                 failures += 1
-                self.healthy = False
+                self.delivery.healthy = False
                 metrics.ERRORS_TOTAL.labels(stage="forwarder").inc()
                 log.exception("forwarder failed; restarting from the spool cursor")
                 await self._sleep(min(self.retry_max_s, self.retry_min_s * 2 ** min(failures, 10)))
@@ -87,7 +92,7 @@ class Forwarder:
                     await self._linger(batch.end, first_seen + self.flush_interval_s, target)
                     continue
             first_seen = None
-            if not await self._deliver(b"".join(batch.payloads)):
+            if not await self.delivery.deliver(b"".join(batch.payloads)):
                 return  # stopped while retrying
             self.spool.commit(batch)
             self.points_written += lines
@@ -116,69 +121,6 @@ class Forwarder:
             )
         self._stopped.set()
         task.cancel()
-
-    async def _deliver(self, body: bytes) -> bool:
-        """Write `body`, retrying; True once every line is written or set aside."""
-        attempt = 0
-        while not self._stopped.is_set():
-            try:
-                await self.sink.write(body)
-                if not self.healthy:
-                    log.info("InfluxDB writes succeed again")
-                self.healthy = True
-                return True
-            except WriteError as exc:
-                if exc.retryable:
-                    attempt += 1
-                    delay = exc.retry_after_s
-                    if delay is None:
-                        delay = min(self.retry_max_s, self.retry_min_s * 2 ** min(attempt, 16))
-                        delay *= random.uniform(0.5, 1.0)
-                    metrics.WRITE_RETRIES.labels(reason=str(exc.status or "network")).inc()
-                    if self.healthy or attempt % 10 == 0:
-                        log.warning(
-                            "InfluxDB write failed, will retry",
-                            error=str(exc),
-                            retry_in_s=round(delay, 2),
-                            attempt=attempt,
-                        )
-                    self.healthy = False
-                    await self._sleep(delay)
-                    continue
-                return await self._split(body, exc)
-        return False
-
-    async def _split(self, body: bytes, exc: WriteError) -> bool:
-        lines = body.splitlines(keepends=True)
-        if len(lines) <= 1:
-            self._set_aside(body, exc)
-            return True
-        half = len(lines) // 2
-        return await self._deliver(b"".join(lines[:half])) and await self._deliver(
-            b"".join(lines[half:])
-        )
-
-    def _set_aside(self, line: bytes, exc: WriteError) -> None:
-        metrics.POISON_LINES.inc()
-        reason = b"# " + str(exc).encode("utf-8", "replace").replace(b"\n", b" ") + b"\n"
-        entry = reason + (line if line.endswith(b"\n") else line + b"\n")
-        size = self.poison_path.stat().st_size if self.poison_path.exists() else 0
-        kept = size + len(entry) <= self.poison_max_bytes
-        suppressed = self._poison_log.allow("poison", time.monotonic())
-        if suppressed >= 0:
-            log.error(
-                "InfluxDB refused a line; set aside"
-                if kept
-                else "InfluxDB refused a line; the poison file is full, the line is only counted",
-                reason=str(exc)[:200],
-                poison_file=str(self.poison_path),
-                suppressed_since_last=suppressed,
-            )
-        if not kept:
-            metrics.POISON_DROPPED.inc()
-            return
-        with self.poison_path.open("ab") as out:
-            out.write(entry)
 
     async def _sleep(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
