@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -70,6 +72,7 @@ class ManagedProcess:
         self.log_path = data_dir / f"{name}.log"
         self._argv = argv
         self._proc: subprocess.Popen[bytes] | None = None
+        self.run_as: str | None = None  # a user to run the server as (root only)
 
     @property
     def url(self) -> str:
@@ -98,6 +101,8 @@ class ManagedProcess:
                 cwd=self.data_dir,
                 env=env,
                 start_new_session=True,  # a Ctrl-C aimed at the parent must not reach it
+                user=self.run_as,
+                group=None if self.run_as is None else _group_of(self.run_as),
             )
         self._proc = proc
         deadline = time.monotonic() + timeout_s
@@ -327,6 +332,120 @@ def wait_jetstream(servers: list[NatsServer], timeout_s: float = 60.0) -> None:
             if time.monotonic() >= deadline:
                 raise server._error(f"JetStream not ready within {timeout_s:g}s")
             time.sleep(0.1)
+
+
+class PostgresServer(ManagedProcess):
+    """A PostgreSQL server of its own: `initdb` into a fresh folder, TCP on host:port only,
+    superuser `gateway` trusted from loopback (no password)."""
+
+    def __init__(self, host: str, port: int, data_dir: Path, cluster_dir: Path, bindir: Path):
+        argv = [
+            str(bindir / "postgres"),
+            "-D",
+            str(cluster_dir),
+            "-h",
+            host,
+            "-p",
+            str(port),
+            "-c",
+            "unix_socket_directories=",  # TCP only: no socket in a system folder
+            "-c",
+            "fsync=off",  # a test server: a crash of the machine may lose it whole
+            "-c",
+            "max_connections=200",
+        ]
+        super().__init__("postgres", host, port, data_dir, argv)
+        self.cluster_dir = cluster_dir
+        self._bindir = bindir
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://gateway@{self.host}:{self.port}/{database}"
+
+    @property
+    def url(self) -> str:
+        return self.dsn()
+
+    def _ready(self) -> bool:
+        """Accepting connections (not merely listening while it starts up)."""
+        probe = [str(self._bindir / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)]
+        return subprocess.run(probe, check=False, timeout=10).returncode == 0
+
+    def create_database(self, name: str) -> str:
+        """CREATE DATABASE `name` (letters, digits, '_'); its DSN."""
+        if not name.replace("_", "").isalnum():
+            raise LocalStackError(f"{name!r}: a database name of letters, digits and '_'")
+        psql = [str(self._bindir / "psql"), "-q", "-v", "ON_ERROR_STOP=1", self.dsn()]
+        done = subprocess.run(
+            [*psql, "-c", f'CREATE DATABASE "{name}"'], capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            raise LocalStackError(f"CREATE DATABASE {name}: {done.stderr.decode(errors='replace')}")
+        return self.dsn(name)
+
+
+def postgres_bindir() -> Path:
+    """The newest of Debian's /usr/lib/postgresql/<major>/bin (package `postgresql`)."""
+    found = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if not found:
+        raise LocalStackError("initdb not found under /usr/lib/postgresql: install 'postgresql'")
+    return found[-1]
+
+
+def postgres(data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> PostgresServer:
+    """`initdb` a cluster for an isolated PostgreSQL on host:port; don't start.
+
+    PostgreSQL refuses to run as root. As root, the cluster lives in a folder of its own under
+    the system's temporary folder (a pytest folder is closed to other users), owned by the
+    `postgres` user of Debian's package, and initdb and the server run as that user."""
+    bindir = postgres_bindir()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    user = "postgres" if os.geteuid() == 0 else None
+    if user is None:
+        cluster_dir = data_dir / "cluster"
+    else:
+        cluster_dir = Path(tempfile.mkdtemp(prefix="gateway-pg-")) / "cluster"
+        shutil.chown(cluster_dir.parent, user, _group_of(user))
+        (data_dir / "cluster-dir").write_text(f"{cluster_dir}\n", encoding="utf-8")
+    initdb = [
+        str(bindir / "initdb"),
+        "-D",
+        str(cluster_dir),
+        "--username=gateway",
+        "--auth=trust",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+        "--no-sync",
+    ]
+    done = subprocess.run(
+        initdb,
+        capture_output=True,
+        check=False,
+        cwd="/",
+        user=user,
+        group=None if user is None else _group_of(user),
+    )
+    if done.returncode != 0:
+        raise LocalStackError(f"initdb failed: {done.stderr.decode(errors='replace')}")
+    server = PostgresServer(host, port, data_dir, cluster_dir, bindir)
+    server.run_as = user
+    return server
+
+
+def remove_postgres(server: PostgresServer) -> None:
+    """Stop the server and delete its cluster folder."""
+    server.stop()
+    shutil.rmtree(server.cluster_dir, ignore_errors=True)
+    if server.run_as is not None:
+        shutil.rmtree(server.cluster_dir.parent, ignore_errors=True)
+
+
+def _group_of(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid
 
 
 def _ident(name: str) -> str:

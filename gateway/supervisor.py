@@ -234,8 +234,15 @@ class Gateway:
         cluster = self.loaded.config.cluster
         if not self.loaded.config.rules.enabled or (cluster.enabled and not cluster.ingest):
             return
-        self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
-        self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
+        if cluster.postgres_dsn:  # shared by the nodes; the rest stays in the data folder
+            from .cluster.pg_anomalies import PgAnomalies
+            from .cluster.pg_regime import PgRegime
+
+            self.anomalies = AnomalyStore(PgAnomalies(cluster.postgres_dsn))
+            self.regime = Regime(PgRegime(cluster.postgres_dsn))
+        else:
+            self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
+            self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
         self.regime.calendar = self._calendar
         self.regime.within = lambda region, scope: self.registry().regions.within(region, scope)
         self.audit = AuditLog(self.loaded.data_dir / "audit.sqlite")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the gateway needs on Debian: the influxdb, mosquitto, haproxy and nats-server
-# packages, and the Python packages of requirements.lock in a virtual environment (.venv).
+# Installs what the gateway needs on Debian: the influxdb, mosquitto, haproxy, nats-server and
+# postgresql packages, and the Python packages of requirements.lock in a virtual environment (.venv).
 # Safe to run again: it skips what is there (the Python packages until pyproject.toml or the
 # lock changes).
 set -euo pipefail
@@ -13,6 +13,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 # cluster mode's durable log (scripts/cluster.sh, tests/cluster): Debian's NATS server
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/bin/nats-server ] || need+=(nats-server)
+# cluster mode's shared state (tests/pg): Debian's PostgreSQL (initdb under /usr/lib/postgresql)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # the page's tests run in a real headless browser (Debian's chromium)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -23,7 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
     # the packages' own services are not used: the gateway starts its own, on loopback
-    for svc in influxdb mosquitto haproxy nats-server; do
+    for svc in influxdb mosquitto haproxy nats-server postgresql; do
         "${sudo_cmd[@]}" service "$svc" stop >/dev/null 2>&1 || true
     done
 fi

@@ -55,6 +55,23 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.M
         proc.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.PostgresServer]:
+    """A PostgreSQL server of the session (Debian's `postgresql`; as root, run as `postgres`)."""
+    server = localstack.postgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    try:
+        yield server
+    finally:
+        localstack.remove_postgres(server)
+
+
+@pytest.fixture
+def pg_dsn(postgres: localstack.PostgresServer) -> str:
+    """The DSN of a new, empty database of this test."""
+    return postgres.create_database("t_" + uuid.uuid4().hex[:12])
+
+
 @pytest.fixture
 def own_influx(tmp_path: Path) -> Iterator[localstack.ManagedProcess]:
     """An InfluxDB of this test alone (for tests that stop or kill it)."""

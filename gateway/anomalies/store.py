@@ -1,4 +1,4 @@
-"""The anomaly store: SQLite (standard library) in the gateway's data folder.
+"""The anomaly store: SQLite (standard library) in the gateway's data folder, or PostgreSQL.
 
 Keeps the current state of every anomaly and the ordered stream of changes (`seq`), which the
 API serves and resumes from (`Last-Event-ID`). Writing an anomaly that is already stored with
@@ -17,7 +17,9 @@ import sqlite3
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Protocol, cast
 
 from gateway.migrations import Migration, migrate
 
@@ -55,12 +57,60 @@ _UPSERT = (
 )
 
 Listener = Callable[[AnomalyEvent], None]
+EventRow = tuple[int, str, str]  # (seq, kind, body)
+# given the stored body of an anomaly (None: not stored), what to store: (kind, anomaly), or None
+Decide = Callable[[str | None], tuple[EventKind, Anomaly] | None]
 
 
-class AnomalyStore:
+class QueryFilter:
+    """The filters of `AnomalyStore.query`, UTC bounds as the stores keep them."""
+
+    __slots__ = ("columns", "enterprises", "since", "until")
+
+    def __init__(
+        self,
+        enterprises: Collection[str] | None,
+        columns: dict[str, str],
+        since: datetime | None,
+        until: datetime | None,
+    ) -> None:
+        self.enterprises = None if enterprises is None else sorted(enterprises)
+        self.columns = columns  # column -> value, all to match
+        self.since = since
+        self.until = until
+
+
+class AnomalyBackend(Protocol):
+    """Where an `AnomalyStore` keeps anomalies and events: this module's SQLite file, or
+    PostgreSQL (`gateway.cluster.pg_anomalies`) shared by several processes."""
+
+    @property
+    def path(self) -> Path | str:
+        """The SQLite file, or where PostgreSQL is (no password)."""
+
+    def write(self, anomaly_id: str, decide: Decide) -> tuple[int, EventKind, Anomaly] | None:
+        """In one transaction: read the stored body, `decide`, store the anomaly and its event;
+        (seq, kind, anomaly) or None when `decide` said nothing changed."""
+
+    def body(self, anomaly_id: str) -> str | None: ...
+    def open_bodies(self) -> list[str]: ...
+    def query(self, where: QueryFilter, limit: int, offset: int) -> tuple[list[str], int]: ...
+    def events_after(self, seq: int, limit: int) -> list[EventRow]: ...
+    def events_of(self, anomaly_id: str) -> list[EventRow]: ...
+    def last_seq(self) -> int: ...
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call `changed` (from any thread) when another process recorded events."""
+
+    def close(self) -> None: ...
+
+
+class SqliteAnomalies:
+    """The store's SQLite file, read and written by this process alone."""
+
     def __init__(self, path: Path | str) -> None:
-        """Open (or create) the store, migrating its schema; `StateError` when the file was
-        written by a newer release."""
+        """Open (or create) the file, migrating its schema; `StateError` when it was written
+        by a newer release."""
         self.path = path
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
@@ -70,33 +120,18 @@ class AnomalyStore:
             raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._listeners: list[Listener] = []
-        self._changed = asyncio.Event()
 
     def close(self) -> None:
         self._db.close()
 
-    def add_listener(self, listener: Listener) -> None:
-        """Called with every new event (publication to InfluxDB and MQTT, live push)."""
-        self._listeners.append(listener)
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Nothing to watch: no other process writes the file."""
 
-    # -- writing --------------------------------------------------------------------------
-
-    def record(self, anomaly: Anomaly) -> AnomalyEvent | None:
-        """Store `anomaly`; the event it makes, or None when nothing changed."""
-        row = self._db.execute("SELECT body FROM anomaly WHERE id = ?", (anomaly.id,)).fetchone()
-        kind: EventKind
-        if row is None:
-            kind = "opened"  # first seen (an instant anomaly arrives already closed)
-        else:
-            old = Anomaly.from_json(json.loads(row[0]))
-            if old.same_content(anomaly) or _stale(old, anomaly):
-                return None
-            if old.state == "closed" and anomaly.state == "closed":
-                kind = "updated"
-            else:
-                kind = "closed" if anomaly.state == "closed" else "updated"
-            anomaly = replace(anomaly, detected_at=old.detected_at)  # first detection counts
+    def write(self, anomaly_id: str, decide: Decide) -> tuple[int, EventKind, Anomaly] | None:
+        decided = decide(self.body(anomaly_id))
+        if decided is None:
+            return None
+        kind, anomaly = decided
         body = json.dumps(anomaly.stored_json(), ensure_ascii=False)
         self._db.execute("BEGIN")
         try:
@@ -121,22 +156,109 @@ class AnomalyStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        event = AnomalyEvent(int(cursor.lastrowid or 0), kind, anomaly)
+        return int(cursor.lastrowid or 0), kind, anomaly
+
+    def body(self, anomaly_id: str) -> str | None:
+        row = self._db.execute("SELECT body FROM anomaly WHERE id = ?", (anomaly_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def open_bodies(self) -> list[str]:
+        rows = self._db.execute("SELECT body FROM anomaly WHERE state = 'open'").fetchall()
+        return [r[0] for r in rows]
+
+    def query(self, where: QueryFilter, limit: int, offset: int) -> tuple[list[str], int]:
+        terms: list[str] = []
+        args: list[str | int] = []
+        if where.enterprises is not None:  # one JSON parameter, however many enterprises
+            terms.append("enterprise IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(where.enterprises))
+        for column, value in where.columns.items():
+            terms.append(f"{column} = ?")
+            args.append(value)
+        if where.since is not None:
+            terms.append("(ended_at IS NULL OR ended_at >= ?)")
+            args.append(_utc(where.since))
+        if where.until is not None:
+            terms.append("started_at <= ?")
+            args.append(_utc(where.until))
+        clause = (" WHERE " + " AND ".join(terms)) if terms else ""
+        total = int(self._db.execute(f"SELECT count(*) FROM anomaly{clause}", args).fetchone()[0])
+        rows = self._db.execute(
+            f"SELECT body FROM anomaly{clause} ORDER BY started_at DESC, id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        ).fetchall()
+        return [r[0] for r in rows], total
+
+    def events_after(self, seq: int, limit: int) -> list[EventRow]:
+        rows = self._db.execute(
+            "SELECT seq, kind, body FROM event WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def events_of(self, anomaly_id: str) -> list[EventRow]:
+        rows = self._db.execute(
+            "SELECT seq, kind, body FROM event WHERE anomaly_id = ? ORDER BY seq", (anomaly_id,)
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def last_seq(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM event").fetchone()
+        return int(row[0] or 0)
+
+
+class AnomalyStore:
+    def __init__(self, where: Path | str | AnomalyBackend) -> None:
+        """Open the store: a SQLite file's path (created, its schema migrated; `StateError`
+        when written by a newer release), or a backend such as PostgreSQL's."""
+        backend = SqliteAnomalies(where) if isinstance(where, Path | str) else where
+        self._backend: AnomalyBackend = backend
+        self.path = backend.path
+        self._listeners: list[Listener] = []
+        self._changed = asyncio.Event()
+        try:  # events other processes record wake this loop's waiters
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        backend.watch(self._changed_elsewhere)
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called with every new event this process records (publication to InfluxDB and
+        MQTT, live push)."""
+        self._listeners.append(listener)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def record(self, anomaly: Anomaly) -> AnomalyEvent | None:
+        """Store `anomaly`; the event it makes, or None when nothing changed."""
+        written = self._backend.write(anomaly.id, partial(_decide, anomaly))
+        if written is None:
+            return None
+        event = AnomalyEvent(*written)
         for listener in self._listeners:
             listener(event)
+        self._wake()
+        return event
+
+    def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
-        return event
+
+    def _changed_elsewhere(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
 
     # -- reading --------------------------------------------------------------------------
 
     def get(self, anomaly_id: str) -> Anomaly | None:
-        row = self._db.execute("SELECT body FROM anomaly WHERE id = ?", (anomaly_id,)).fetchone()
-        return Anomaly.from_json(json.loads(row[0])) if row else None
+        body = self._backend.body(anomaly_id)
+        return Anomaly.from_json(json.loads(body)) if body else None
 
     def open_anomalies(self) -> list[Anomaly]:
-        rows = self._db.execute("SELECT body FROM anomaly WHERE state = 'open'").fetchall()
-        return [Anomaly.from_json(json.loads(r[0])) for r in rows]
+        return [Anomaly.from_json(json.loads(b)) for b in self._backend.open_bodies()]
 
     def query(
         self,
@@ -154,55 +276,60 @@ class AnomalyStore:
         """(page of anomalies, newest first; total matching). `since`/`until` bound the
         interval: an anomaly matches when it overlaps [since, until]. `enterprises` limits
         the result to those enterprises (a caller's scope; None: no limit)."""
-        where: list[str] = []
-        args: list[str | int] = []
-        if enterprises is not None:  # one JSON parameter, however many enterprises
-            where.append("enterprise IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(sorted(enterprises)))
-        for column, value in (
-            ("enterprise", enterprise),
-            ("type", type_),
-            ("family", family),
-            ("state", state),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("(ended_at IS NULL OR ended_at >= ?)")
-            args.append(_utc(since))
-        if until is not None:
-            where.append("started_at <= ?")
-            args.append(_utc(until))
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-        total = int(self._db.execute(f"SELECT count(*) FROM anomaly{clause}", args).fetchone()[0])
-        rows = self._db.execute(
-            f"SELECT body FROM anomaly{clause} ORDER BY started_at DESC, id LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        ).fetchall()
-        return [Anomaly.from_json(json.loads(r[0])) for r in rows], total
+        columns = {
+            column: value
+            for column, value in (
+                ("enterprise", enterprise),
+                ("type", type_),
+                ("family", family),
+                ("state", state),
+            )
+            if value is not None
+        }
+        bodies, total = self._backend.query(
+            QueryFilter(enterprises, columns, since, until), limit, offset
+        )
+        return [Anomaly.from_json(json.loads(b)) for b in bodies], total
 
     def events_after(self, seq: int, limit: int = 500) -> list[AnomalyEvent]:
-        rows = self._db.execute(
-            "SELECT seq, kind, body FROM event WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
-        ).fetchall()
-        return [AnomalyEvent(r[0], r[1], Anomaly.from_json(json.loads(r[2]))) for r in rows]
+        return _events(self._backend.events_after(seq, limit))
 
     def events_of(self, anomaly_id: str) -> list[AnomalyEvent]:
         """Every event of one anomaly, oldest first (its history: each version as recorded)."""
-        rows = self._db.execute(
-            "SELECT seq, kind, body FROM event WHERE anomaly_id = ? ORDER BY seq", (anomaly_id,)
-        ).fetchall()
-        return [AnomalyEvent(r[0], r[1], Anomaly.from_json(json.loads(r[2]))) for r in rows]
+        return _events(self._backend.events_of(anomaly_id))
 
     def last_seq(self) -> int:
-        row = self._db.execute("SELECT max(seq) FROM event").fetchone()
-        return int(row[0] or 0)
+        return self._backend.last_seq()
 
     async def wait_for_events(self, timeout_s: float) -> None:
-        """Return when a new event is recorded, or after `timeout_s`."""
+        """Return when a new event is recorded (here, or by another process sharing the
+        backend), or after `timeout_s`."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout_s)
+
+
+def _events(rows: list[EventRow]) -> list[AnomalyEvent]:
+    return [
+        AnomalyEvent(seq, cast(EventKind, kind), Anomaly.from_json(json.loads(body)))
+        for seq, kind, body in rows
+    ]
+
+
+def _decide(anomaly: Anomaly, stored: str | None) -> tuple[EventKind, Anomaly] | None:
+    """The event `anomaly` makes over the stored version, or None when nothing changed."""
+    kind: EventKind
+    if stored is None:
+        return "opened", anomaly  # first seen (an instant anomaly arrives already closed)
+    old = Anomaly.from_json(json.loads(stored))
+    if old.same_content(anomaly) or _stale(old, anomaly):
+        return None
+    if old.state == "closed" and anomaly.state == "closed":
+        kind = "updated"
+    else:
+        kind = "closed" if anomaly.state == "closed" else "updated"
+    return kind, replace(anomaly, detected_at=old.detected_at)  # first detection counts
 
 
 def _stale(old: Anomaly, new: Anomaly) -> bool:

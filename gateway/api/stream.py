@@ -6,6 +6,9 @@ that seq are replayed from the store, then new ones follow as they are recorded.
 the stream starts with the next event. A `: keep-alive` comment goes out when nothing else has
 for `stream_heartbeat_s`. The stream ends when the client goes away (Starlette cancels it) or,
 when `stream_max_s` is set, after that long (the client reconnects where it left off).
+
+With the store in PostgreSQL (`[cluster] postgres_dsn`) the stream waits on the store, which
+wakes on LISTEN/NOTIFY: a client of this node gets the events every node records.
 """
 
 from __future__ import annotations

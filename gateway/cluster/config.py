@@ -63,6 +63,11 @@ class ClusterSection(BaseModel):
     )
     max_ack_pending: int = Field(5000, ge=1, description="unacked messages of the consumer")
     poison_max_bytes: int = Field(256 << 20, description="lines InfluxDB refused, kept up to")
+    postgres_dsn: str = Field(
+        "",
+        description="PostgreSQL for the anomaly store and the control regime, shared by the "
+        "nodes (postgresql://user@host:port/db); empty: the SQLite files of the data folder",
+    )
 
     @field_validator(
         "max_bytes", "max_message_bytes", "max_pending_bytes", "poison_max_bytes", mode="before"
@@ -81,6 +86,14 @@ class ClusterSection(BaseModel):
         for url in value:
             if not re.match(r"^(nats|tls)://[^/\s]+:\d+$", url):
                 raise ValueError(f"{url!r}: a server is nats://host:port or tls://host:port")
+        return value
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^postgres(ql)?://[^\s]+$", value):
+            raise ValueError("a PostgreSQL URL: postgresql://user[:password]@host[:port]/db")
         return value
 
     @field_validator("stream", "consumer")

@@ -1,4 +1,4 @@
-"""The SQLite store of the control regime (`Regime`) and the migrations of its file.
+"""The store of the control regime (`Regime`): SQLite or PostgreSQL; the SQLite migrations.
 
 The file's schema is versioned (``PRAGMA user_version``, see `gateway.migrations`): version 1
 is the schema of the first release, whose files say 0 and open unchanged; version 2 bodies
@@ -7,12 +7,13 @@ may carry an issuer and a withdrawal.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from ..migrations import Migration, immediate, migrate
 from .model import LAYERS, LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
@@ -68,19 +69,50 @@ def _require_aware(at: datetime, name: str) -> None:
 
 
 R = TypeVar("R", Alert, Order)
+Table = Literal["alert", "control_order"]
+Audit = Callable[[], None]
 
 
-class Regime:
-    """Alerts and orders: written through to SQLite, answered from memory.
+class RegimeBackend(Protocol):
+    """Where a `Regime` keeps its records (id -> JSON body per table): this module's SQLite
+    file, or PostgreSQL (`gateway.cluster.pg_regime`) shared by several processes. A write
+    with `audit` calls it inside the write's transaction, before commit."""
 
-    Every write takes an optional `audit` callable, called inside the write's transaction
-    once the change is made and before it commits: if it raises, nothing is stored. So a
-    change the audit log could not record does not happen.
-    """
+    @property
+    def path(self) -> Path | str:
+        """The SQLite file, or where PostgreSQL is (no password)."""
+
+    def load(self, table: Table) -> list[tuple[str, str]]:
+        """Every (id, body) of `table`."""
+
+    def body(self, table: Table, record_id: str) -> str | None: ...
+    def insert(self, table: Table, record_id: str, body: str, audit: Audit | None) -> None: ...
+
+    def update(
+        self,
+        table: Table,
+        record_id: str,
+        body: str,
+        unchanged: Callable[[str], bool],
+        audit: Audit | None,
+    ) -> bool:
+        """Replace the body if `unchanged(stored body)` says no other process changed it;
+        whether it did."""
+
+    def delete(self, table: Table, record_id: str) -> None: ...
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call `changed` (from any thread) when another process changed the records."""
+
+    def close(self) -> None: ...
+
+
+class SqliteRegime:
+    """The regime's SQLite file, read and written by this process alone."""
 
     def __init__(self, path: Path | str) -> None:
-        """Open (or create) the file, migrating its schema; `StateError` when it was written by
-        a newer release."""
+        """Open (or create) the file, migrating its schema; `StateError` when it was written
+        by a newer release."""
         self.path = path
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
@@ -89,24 +121,39 @@ class Regime:
             self._db.close()
             raise
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._alerts = {
-            row[0]: Alert.model_validate_json(row[1])
-            for row in self._db.execute("SELECT id, body FROM alert")
-        }
-        self._orders: dict[str, Order] = {}
-        self._orders_of: dict[str, dict[str, Order]] = {}  # enterprise -> id -> order
-        # calendar control periods (major events, staggered production) from the registry:
-        # in force like alerts, but configured, not declared
-        self.calendar: Callable[[], Sequence[Alert]] = tuple
-        # whether a region lies within others (the registry's hierarchy); None: exact names
-        self.within: Callable[[str, Sequence[str]], bool] | None = None
-        for row in self._db.execute("SELECT id, body FROM control_order"):
-            self._index(Order.model_validate_json(row[1]))
 
     def close(self) -> None:
         self._db.close()
 
-    def _write(self, sql: str, params: tuple[str, ...], audit: Callable[[], None] | None) -> None:
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Nothing to watch: no other process writes the file."""
+
+    def load(self, table: Table) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._db.execute(f"SELECT id, body FROM {table}")]
+
+    def body(self, table: Table, record_id: str) -> str | None:
+        row = self._db.execute(f"SELECT body FROM {table} WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert(self, table: Table, record_id: str, body: str, audit: Audit | None) -> None:
+        self._write(f"INSERT INTO {table} (id, body) VALUES (?, ?)", (record_id, body), audit)
+
+    def update(
+        self,
+        table: Table,
+        record_id: str,
+        body: str,
+        unchanged: Callable[[str], bool],
+        audit: Audit | None,
+    ) -> bool:
+        # this process alone writes the file: the body is the one in memory
+        self._write(f"UPDATE {table} SET body = ? WHERE id = ?", (body, record_id), audit)
+        return True
+
+    def delete(self, table: Table, record_id: str) -> None:
+        self._db.execute(f"DELETE FROM {table} WHERE id = ?", (record_id,))
+
+    def _write(self, sql: str, params: tuple[str, ...], audit: Audit | None) -> None:
         """One statement, and the audit record of it, in one transaction of this file."""
         if audit is None:
             self._db.execute(sql, params)
@@ -114,6 +161,56 @@ class Regime:
         with immediate(self._db):
             self._db.execute(sql, params)
             audit()
+
+
+class Regime:
+    """Alerts and orders: written through to the backend, answered from memory (reloaded when
+    another process sharing the backend changed them).
+
+    Every write takes an optional `audit` callable, called inside the write's transaction
+    once the change is made and before it commits: if it raises, nothing is stored. So a
+    change the audit log could not record does not happen.
+    """
+
+    def __init__(self, where: Path | str | RegimeBackend) -> None:
+        """Open the store: a SQLite file's path (created, its schema migrated; `StateError`
+        when written by a newer release), or a backend such as PostgreSQL's."""
+        backend = SqliteRegime(where) if isinstance(where, Path | str) else where
+        self._backend: RegimeBackend = backend
+        self.path = backend.path
+        self._alerts: dict[str, Alert] = {}
+        self._orders: dict[str, Order] = {}
+        self._orders_of: dict[str, dict[str, Order]] = {}  # enterprise -> id -> order
+        # calendar control periods (major events, staggered production) from the registry:
+        # in force like alerts, but configured, not declared
+        self.calendar: Callable[[], Sequence[Alert]] = tuple
+        # whether a region lies within others (the registry's hierarchy); None: exact names
+        self.within: Callable[[str, Sequence[str]], bool] | None = None
+        self.reload()
+        try:  # changes other processes make are applied on this loop
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        backend.watch(self._changed_elsewhere)
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def reload(self) -> None:
+        """Read every alert and order again from the backend (what other processes wrote)."""
+        alerts = {i: Alert.model_validate_json(body) for i, body in self._backend.load("alert")}
+        orders = [Order.model_validate_json(b) for _, b in self._backend.load("control_order")]
+        self._alerts = alerts
+        self._orders, self._orders_of = {}, {}
+        for order in orders:
+            self._index(order)
+
+    def _changed_elsewhere(self) -> None:
+        loop = self._loop
+        if loop is None:
+            self.reload()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.reload)
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -126,9 +223,10 @@ class Regime:
     ) -> Alert:
         """Store a new alert issued by the account `issued_by`; `audit(alert)` before commit."""
         alert = Alert(**spec.model_dump(), id=uuid.uuid4().hex, issued_by=issued_by)
-        self._write(
-            "INSERT INTO alert (id, body) VALUES (?, ?)",
-            (alert.id, alert.model_dump_json()),
+        self._backend.insert(
+            "alert",
+            alert.id,
+            alert.model_dump_json(),
             None if audit is None else lambda: audit(alert),
         )
         self._alerts[alert.id] = alert
@@ -167,11 +265,15 @@ class Regime:
         if before is None:
             return None
         after = _withdrawn(before, "alert", alert_id, by, at, reason)
-        self._write(
-            "UPDATE alert SET body = ? WHERE id = ?",
-            (after.model_dump_json(), alert_id),
+        if not self._backend.update(
+            "alert",
+            alert_id,
+            after.model_dump_json(),
+            lambda stored: Alert.model_validate_json(stored) == before,
             None if audit is None else lambda: audit(before, after),
-        )
+        ):  # changed by another process meanwhile: withdrawn there
+            self._alerts[alert_id] = self._stored(Alert, "alert", alert_id)
+            return self.withdraw_alert(alert_id, by=by, at=at, reason=reason, audit=audit)
         self._alerts[alert_id] = after
         return after
 
@@ -180,7 +282,7 @@ class Regime:
         so the record stays; for maintenance and tests."""
         if alert_id not in self._alerts:
             return False
-        self._db.execute("DELETE FROM alert WHERE id = ?", (alert_id,))
+        self._backend.delete("alert", alert_id)
         del self._alerts[alert_id]
         return True
 
@@ -199,9 +301,10 @@ class Regime:
         if issued_by is not None:
             fields["issued_by"] = issued_by
         order = Order(**fields, id=uuid.uuid4().hex)
-        self._write(
-            "INSERT INTO control_order (id, body) VALUES (?, ?)",
-            (order.id, order.model_dump_json()),
+        self._backend.insert(
+            "control_order",
+            order.id,
+            order.model_dump_json(),
             None if audit is None else lambda: audit(order),
         )
         self._index(order)
@@ -249,11 +352,15 @@ class Regime:
         if before is None:
             return None
         after = _withdrawn(before, "order", order_id, by, at, reason)
-        self._write(
-            "UPDATE control_order SET body = ? WHERE id = ?",
-            (after.model_dump_json(), order_id),
+        if not self._backend.update(
+            "control_order",
+            order_id,
+            after.model_dump_json(),
+            lambda stored: Order.model_validate_json(stored) == before,
             None if audit is None else lambda: audit(before, after),
-        )
+        ):  # changed by another process meanwhile: withdrawn there
+            self._index(self._stored(Order, "control_order", order_id))
+            return self.withdraw_order(order_id, by=by, at=at, reason=reason, audit=audit)
         self._index(after)
         return after
 
@@ -262,10 +369,16 @@ class Regime:
         so the record stays; for maintenance and tests."""
         if order_id not in self._orders:
             return False
-        self._db.execute("DELETE FROM control_order WHERE id = ?", (order_id,))
+        self._backend.delete("control_order", order_id)
         order = self._orders.pop(order_id)
         del self._orders_of[order.enterprise][order_id]
         return True
+
+    def _stored(self, kind: type[R], table: Table, record_id: str) -> R:
+        body = self._backend.body(table, record_id)
+        if body is None:
+            raise LookupError(f"{table} {record_id!r} is gone from the store")
+        return kind.model_validate_json(body)
 
     # -- the query the rules ask ----------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""The control regime's backend in PostgreSQL, shared by every node of a cluster.
+
+Alerts and orders are JSON bodies by id, as in the SQLite file (`gateway.regime.store`).
+Each write commits with a NOTIFY on `gateway_regime`; every node's `Regime` then reads the
+records again, so an order issued through one node is in force for the rules of all. A
+withdrawal updates the body only if no other node changed it meanwhile (the row is locked
+and compared), so an order is withdrawn once whichever nodes are asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import LiteralString
+
+from ..regime.store import Audit, Table
+from .pg_link import Notifications, PgLink, describe
+from .pg_schema import PgMigration, migrate
+
+CHANNEL = "gateway_regime"
+
+# the bodies of version 1 are those of the SQLite file's version 2 (issuer, withdrawal)
+MIGRATIONS: list[PgMigration] = [
+    (
+        1,
+        (
+            "CREATE TABLE regime_alert (id text PRIMARY KEY, body text NOT NULL)",
+            "CREATE TABLE regime_order (id text PRIMARY KEY, body text NOT NULL)",
+        ),
+    )
+]
+
+_TABLES: dict[Table, LiteralString] = {"alert": "regime_alert", "control_order": "regime_order"}
+
+
+class PgRegime:
+    """`RegimeBackend` on PostgreSQL; the schema is created or migrated on opening."""
+
+    def __init__(self, dsn: str) -> None:
+        self.path = describe(dsn)
+        self._dsn = dsn
+        self._link = PgLink(dsn)
+        self._notifications: Notifications | None = None
+        try:
+            migrate(self._link, "regime store", MIGRATIONS)
+        except BaseException:
+            self._link.close()
+            raise
+
+    def close(self) -> None:
+        if self._notifications is not None:
+            self._notifications.close()
+        self._link.close()
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        self._notifications = Notifications(self._dsn, CHANNEL, changed)
+
+    def load(self, table: Table) -> list[tuple[str, str]]:
+        with self._link.session() as conn:
+            rows = conn.execute("SELECT id, body FROM " + _TABLES[table]).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def body(self, table: Table, record_id: str) -> str | None:
+        with self._link.session() as conn:
+            row = conn.execute(
+                "SELECT body FROM " + _TABLES[table] + " WHERE id = %s", (record_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert(self, table: Table, record_id: str, body: str, audit: Audit | None) -> None:
+        with self._link.session() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO " + _TABLES[table] + " (id, body) VALUES (%s, %s)", (record_id, body)
+            )
+            if audit is not None:
+                audit()
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record_id))
+
+    def update(
+        self,
+        table: Table,
+        record_id: str,
+        body: str,
+        unchanged: Callable[[str], bool],
+        audit: Audit | None,
+    ) -> bool:
+        name = _TABLES[table]
+        with self._link.session() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT body FROM " + name + " WHERE id = %s FOR UPDATE", (record_id,)
+            ).fetchone()
+            if row is None or not unchanged(str(row[0])):
+                return False
+            conn.execute("UPDATE " + name + " SET body = %s WHERE id = %s", (body, record_id))
+            if audit is not None:
+                audit()
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record_id))
+        return True
+
+    def delete(self, table: Table, record_id: str) -> None:
+        with self._link.session() as conn, conn.transaction():
+            conn.execute("DELETE FROM " + _TABLES[table] + " WHERE id = %s", (record_id,))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record_id))
