@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import structlog
+
 from gateway import logs
 
 from .archive import command as archive_command
+from .cluster.processes import NodeProcess, node_process
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 
@@ -109,6 +112,9 @@ def start_local_stack(loaded: LoadedConfig) -> list[ManagedProcess]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
+    if args.process is not None:  # one process of `cluster-node`
+        loaded = node_process(loaded, args.process)
+        structlog.contextvars.bind_contextvars(process=args.process.name)
     _raise_open_files_limit()
     cfg = loaded.config.gateway
     logs.configure(cfg.log_format, cfg.log_level)
@@ -129,6 +135,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for proc in started:
             proc.stop()
+    return 0
+
+
+def cmd_cluster_node(args: argparse.Namespace) -> int:
+    from .cluster.processes import run_node
+
+    loaded = _load(args.config)
+    cfg = loaded.config.gateway
+    logs.configure(cfg.log_format, cfg.log_level)
+    try:
+        asyncio.run(run_node(loaded, args.ingest, args.writers))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -161,6 +182,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from devkit.bench import main as bench_main
 
     return bench_main(args)
+
+
+def cmd_bench_cluster(args: argparse.Namespace) -> int:
+    from devkit.bench_cluster import main as bench_cluster_main
+
+    return bench_cluster_main(args)
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -201,6 +228,12 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _bench_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    from devkit.bench_cluster import add_arguments
+
+    add_arguments(parser)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pollution-gateway")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -212,7 +245,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="start InfluxDB from the Debian package on loopback, data under the project",
     )
+    run_p.add_argument(
+        "--process",
+        type=NodeProcess.parse,
+        help="ROLE:INDEX:N, one process of cluster-node (which passes it)",
+    )
     run_p.set_defaults(func=cmd_run)
+    node_p = sub.add_parser(
+        "cluster-node", help="N ingestion and M writer processes of one config on this machine"
+    )
+    node_p.add_argument("--config", default="config/gateway.toml")
+    node_p.add_argument("--ingest", type=int, default=2, help="ingestion processes (HJ 212 port)")
+    node_p.add_argument("--writers", type=int, default=1, help="stream -> InfluxDB processes")
+    node_p.set_defaults(func=cmd_cluster_node)
     check_p = sub.add_parser("check-config", help="validate a config file and its registry")
     check_p.add_argument("file")
     check_p.set_defaults(func=cmd_check_config)
@@ -241,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_p.add_argument("--mqtt-messages", type=int, default=50000, help="MQTT run size")
     bench_p.add_argument("--skip-mqtt", action="store_true", help="HJ 212 runs only")
     bench_p.set_defaults(func=cmd_bench)
+    bench_cluster_p = sub.add_parser(
+        "bench-cluster", help="1, 2 and 4 ingestion processes over a 3-server NATS cluster"
+    )
+    _bench_cluster_arguments(bench_cluster_p)
+    bench_cluster_p.set_defaults(func=cmd_bench_cluster)
     fuzz_p = sub.add_parser("fuzz", help="hostile devices beside good ones: what it cost")
     fuzz_p.add_argument("--frames", type=int, default=1_000_000, help="hostile frames")
     fuzz_p.add_argument("--seed", type=int, default=1)

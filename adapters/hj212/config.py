@@ -15,6 +15,11 @@ class Hj212Config(BaseModel):
 
     enabled: bool = True
     listen: str = Field("0.0.0.0:9212", description="host:port the platform listens on")
+    reuse_port: bool = Field(
+        False,
+        description="SO_REUSEPORT: several processes listen on the same port and the kernel "
+        "spreads the connections over them (Linux)",
+    )
     crc_policy: CrcPolicy = "tolerant"
     timezone: str = Field(
         "Asia/Shanghai", description="zone of DataTime unless a device says otherwise"

@@ -109,7 +109,11 @@ class Hj212Server:
         host, _, port = self.config.listen.rpartition(":")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: DeviceConnection(self), host or None, int(port), backlog=4096
+            lambda: DeviceConnection(self),
+            host or None,
+            int(port),
+            backlog=4096,
+            reuse_port=self.config.reuse_port or None,
         )
         self._sweeper = asyncio.create_task(self._sweep(), name="hj212-sweeper")
         log.info("HJ 212 server listening", listen=f"{host}:{self.port}")
