@@ -145,7 +145,7 @@ def cmd_cluster_node(args: argparse.Namespace) -> int:
     cfg = loaded.config.gateway
     logs.configure(cfg.log_format, cfg.log_level)
     try:
-        asyncio.run(run_node(loaded, args.ingest, args.writers))
+        asyncio.run(run_node(loaded, args.ingest, args.writers, args.rules))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     node_p.add_argument("--config", default="config/gateway.toml")
     node_p.add_argument("--ingest", type=int, default=2, help="ingestion processes (HJ 212 port)")
     node_p.add_argument("--writers", type=int, default=1, help="stream -> InfluxDB processes")
+    node_p.add_argument(
+        "--rules", type=int, default=0, help="rule workers (needs [cluster] rule_workers)"
+    )
     node_p.set_defaults(func=cmd_cluster_node)
     check_p = sub.add_parser("check-config", help="validate a config file and its registry")
     check_p.add_argument("file")

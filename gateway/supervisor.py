@@ -49,6 +49,8 @@ from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
 from .cluster.log import JetStreamLog
+from .cluster.partitions import RulesPublisher
+from .cluster.rules_worker import RuleWorker
 from .cluster.writer import StreamWriter
 from .config import LoadedConfig
 from .forward import Codec, ForwardService
@@ -58,6 +60,7 @@ from .plan_check import problems_of
 from .regime import Alert, Regime, period_alerts
 from .registry import Registry
 from .rules import catalog
+from .rules.base import Rule
 from .rules.data_gap import DataGap
 from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
@@ -103,8 +106,15 @@ class Gateway:
         self.log: JetStreamLog | None = None
         self.stream_writer: StreamWriter | None = None
         self._writer_task: asyncio.Task[None] | None = None
-        if cluster.ingest:
+        if cluster.ingest or cluster.rules_worker:  # a worker's anomaly points go there too
             self.log = JetStreamLog(cluster, node=cluster.node_name)
+        # rule workers: ingestion publishes what the rules judge to the rules stream
+        self.rules_publisher: RulesPublisher | None = None
+        self._publisher_task: asyncio.Task[None] | None = None
+        if cluster.ingest and cluster.rule_workers:
+            self.rules_publisher = RulesPublisher(cluster, node=cluster.node_name)
+        self.rule_worker: RuleWorker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
         if cluster.writer:
             self.stream_writer = StreamWriter(
                 cluster,
@@ -232,7 +242,13 @@ class Gateway:
 
     def _start_rules(self) -> None:
         cluster = self.loaded.config.cluster
-        if not self.loaded.config.rules.enabled or (cluster.enabled and not cluster.ingest):
+        if self.rules_publisher is not None:  # the rule workers judge this node's traffic
+            self.pipeline.add_listener(self.rules_publisher.on_points)
+            self.hj212.handler.on_event = self.rules_publisher.on_device_event
+            return
+        if not self.loaded.config.rules.enabled or (
+            cluster.enabled and not (cluster.ingest or cluster.rules_worker)
+        ):
             return
         if cluster.postgres_dsn:  # shared by the nodes; the rest stays in the data folder
             from .cluster.pg_anomalies import PgAnomalies
@@ -253,7 +269,42 @@ class Gateway:
                 policy(cases.warning_types),
                 join_same_day=cases.join_same_day,
             )
-        rules = catalog.build(
+        if cluster.rules_worker:
+            self._start_rule_worker(self.anomalies)
+            return
+        rules = self._build_rules()
+        self.offline = catalog.find(rules, DeviceOffline)
+        self.gaps = catalog.find(rules, DataGap)
+        self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
+        self.vehicles = catalog.find(rules, BannedVehicleEntry)
+        self.treatment = catalog.find(rules, TreatmentNotRunning)
+        self.rules = RuleEngine(self.anomalies, rules, tick_s=self.loaded.config.rules.tick_s)
+        self._listen_to_anomalies(self.anomalies)
+        self.pipeline.add_listener(self.rules.on_points)
+        self.pipeline.add_listener(self._write_allowed)
+        self.hj212.handler.on_event = self.rules.on_device_event
+        self._tick_task = self._supervise(self._tick_rules(self.rules), "rule-ticker")
+        self._status_task = self._supervise(self._write_status(), "device-status")
+
+    def _listen_to_anomalies(self, store: AnomalyStore) -> None:
+        """What follows each anomaly event: InfluxDB and MQTT, cases, notifications."""
+        self.publishers.add("influx", InfluxPublisher(self.pipeline, self.registry))
+        if self.mqtt is not None:
+            prefix = self.loaded.config.mqtt.topic_prefix
+            self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix, self.registry))
+        store.add_listener(self.publishers)
+        if self.cases is not None:
+            store.add_listener(self.cases.on_anomaly)
+        notify = self.loaded.config.notify  # notifications: only with channels to send to
+        if notify.enabled and notify.channels:
+            path = self.loaded.data_dir / "notify.sqlite"
+            self.notify = Notifier(notify, path, self.registry, cases=self.cases, anomalies=store)
+            store.add_listener(self.notify.on_anomaly)
+            self._notify_task = self._supervise(self.notify.run(), "notify")
+
+    def _build_rules(self) -> list[Rule]:
+        assert self.regime is not None  # opened with the anomaly store
+        return catalog.build(
             catalog.Context(
                 self.registry,
                 self.regime,
@@ -262,32 +313,18 @@ class Gateway:
                 self.loaded.config.rules.hourly_due_after_s,
             )
         )
-        self.offline = catalog.find(rules, DeviceOffline)
-        self.gaps = catalog.find(rules, DataGap)
-        self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
-        self.vehicles = catalog.find(rules, BannedVehicleEntry)
-        self.treatment = catalog.find(rules, TreatmentNotRunning)
-        self.rules = RuleEngine(self.anomalies, rules, tick_s=self.loaded.config.rules.tick_s)
-        self.publishers.add("influx", InfluxPublisher(self.pipeline, self.registry))
-        if self.mqtt is not None:
-            prefix = self.loaded.config.mqtt.topic_prefix
-            self.publishers.add("mqtt", MqttPublisher(self.mqtt.publish, prefix, self.registry))
-        self.anomalies.add_listener(self.publishers)
-        if self.cases is not None:
-            self.anomalies.add_listener(self.cases.on_anomaly)
-        notify = self.loaded.config.notify  # notifications: only with channels to send to
-        if notify.enabled and notify.channels:
-            path = self.loaded.data_dir / "notify.sqlite"
-            self.notify = Notifier(
-                notify, path, self.registry, cases=self.cases, anomalies=self.anomalies
-            )
-            self.anomalies.add_listener(self.notify.on_anomaly)
-            self._notify_task = self._supervise(self.notify.run(), "notify")
-        self.pipeline.add_listener(self.rules.on_points)
-        self.pipeline.add_listener(self._write_allowed)
-        self.hj212.handler.on_event = self.rules.on_device_event
-        self._tick_task = self._supervise(self._tick_rules(self.rules), "rule-ticker")
-        self._status_task = self._supervise(self._write_status(), "device-status")
+
+    def _start_rule_worker(self, store: AnomalyStore) -> None:
+        """Rules over the partitions this worker owns, an engine each (no device here: no
+        back-fill requests, no device status, no vehicle verdicts)."""
+        self._listen_to_anomalies(store)
+        tick_s = self.loaded.config.rules.tick_s
+
+        def engine(partition_store: AnomalyStore) -> RuleEngine:
+            return RuleEngine(partition_store, self._build_rules(), tick_s=tick_s)
+
+        cluster = self.loaded.config.cluster
+        self.rule_worker = RuleWorker(cluster, store, engine, node=cluster.node_name, tick_s=tick_s)
 
     async def _tick_rules(self, rules: RuleEngine) -> None:
         """The wall-clock rules (silence, due records) every `tick_s`."""
@@ -354,6 +391,12 @@ class Gateway:
         if self.forward is not None:  # after the archive it reads
             await self.forward.start()
         self._start_rules()
+        if self.rules_publisher is not None:
+            await self.rules_publisher.open()
+            self._publisher_task = self._supervise(self.rules_publisher.run(), "rules-publisher")
+        if self.rule_worker is not None:
+            await self.rule_worker.open()
+            self._worker_task = self._supervise(self.rule_worker.run(), "rule-worker")
         await self.sink.start()
         if isinstance(self.sink, InfluxV1Sink) and self.sink.create_database:
             # in the background: a hanging InfluxDB must not delay the listeners (the sink
@@ -409,7 +452,8 @@ class Gateway:
         cfg = self.loaded.config
         if not cfg.api.enabled:
             return
-        if self.anomalies is None or self.regime is None:  # rules off: health and metrics only
+        # rules off, or a rule worker (no device state of its own): health and metrics only
+        if self.anomalies is None or self.regime is None or self.rule_worker is not None:
             health = health_app(self.readiness, make_asgi_app())
             health.state.forward_status = self.forward.status if self.forward else None
             self.api = ApiServer(health, cfg.api.listen)
@@ -465,6 +509,14 @@ class Gateway:
             await _within(self.mqtt.close(left(timeout / 8)), left(timeout / 8) + 0.1)
             await _cancel(self._mqtt_task)
         await _within(self.hj212.close(left(timeout / 4)), left(timeout / 4) + 0.1)
+        if self.rules_publisher is not None:  # what the devices sent until now, for the rules
+            await _within(
+                self.rules_publisher.close(self._publisher_task, left(timeout / 8)),
+                left(timeout / 8) + 0.5,
+            )
+        if self.rule_worker is not None:  # partitions given back: another worker takes them
+            await _cancel(self._worker_task)
+            await _within(self.rule_worker.close(), left(timeout / 8) + 0.5)
         if self.log is not None:  # the acks of what was published, then the connection
             await _within(self.log.close(left(timeout / 4)), left(timeout / 4) + 0.1)
         if self.stream_writer is not None:  # the batch in hand: written and acked, or left

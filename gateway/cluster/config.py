@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # a stream or consumer name
 _SUBJECT = re.compile(r"^[A-Za-z0-9_*>-]+(\.[A-Za-z0-9_*>-]+)*$")
 
-Role = Literal["ingest", "writer"]
+Role = Literal["ingest", "writer", "rules"]
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -63,6 +63,26 @@ class ClusterSection(BaseModel):
     )
     max_ack_pending: int = Field(5000, ge=1, description="unacked messages of the consumer")
     poison_max_bytes: int = Field(256 << 20, description="lines InfluxDB refused, kept up to")
+    rule_workers: bool = Field(
+        False,
+        description="the rules run in rule workers (role rules) over enterprise partitions: "
+        "ingestion publishes what they judge to the rules stream and runs no rules",
+    )
+    partitions: int = Field(16, ge=1, le=1024, description="enterprise partitions of the rules")
+    rules_stream: str = Field("POLLUTION_RULES", description="the stream the rule workers read")
+    rules_prefix: str = Field("pollution", description="its subjects: <prefix>.rules.<partition>")
+    rules_max_bytes: int = Field(1 << 30, description="what the rules stream holds at most")
+    rules_max_age_s: float = Field(
+        3 * 86400.0, gt=0, description="how long the rules stream keeps a message"
+    )
+    replay_s: float = Field(
+        2 * 86400.0, gt=0, description="a partition taken over is replayed from this far back"
+    )
+    lease_bucket: str = Field("pollution_rule_leases", description="the partitions' leases (KV)")
+    lease_ttl_s: float = Field(
+        6.0, ge=1.0, description="a lease not renewed for this long is free to take"
+    )
+    lease_renew_s: float = Field(1.0, gt=0, description="how often a worker renews its leases")
     postgres_dsn: str = Field(
         "",
         description="PostgreSQL for the anomaly store and the control regime, shared by the "
@@ -70,7 +90,12 @@ class ClusterSection(BaseModel):
     )
 
     @field_validator(
-        "max_bytes", "max_message_bytes", "max_pending_bytes", "poison_max_bytes", mode="before"
+        "max_bytes",
+        "max_message_bytes",
+        "max_pending_bytes",
+        "poison_max_bytes",
+        "rules_max_bytes",
+        mode="before",
     )
     @classmethod
     def _size(cls, value: object) -> int:
@@ -96,7 +121,7 @@ class ClusterSection(BaseModel):
             raise ValueError("a PostgreSQL URL: postgresql://user[:password]@host[:port]/db")
         return value
 
-    @field_validator("stream", "consumer")
+    @field_validator("stream", "consumer", "rules_stream", "lease_bucket", "rules_prefix")
     @classmethod
     def _name(cls, value: str) -> str:
         if not _TOKEN.match(value):
@@ -117,7 +142,7 @@ class ClusterSection(BaseModel):
     @classmethod
     def _role(cls, value: list[Role]) -> list[Role]:
         if not value:
-            raise ValueError("a node runs ingest, writer, or both")
+            raise ValueError("a node runs ingest, writer, rules, or several of them")
         return sorted(set(value))
 
     @model_validator(mode="after")
@@ -130,7 +155,23 @@ class ClusterSection(BaseModel):
             raise ValueError("max_message_bytes must not exceed max_pending_bytes")
         if self.max_message_bytes > self.max_bytes:
             raise ValueError("max_message_bytes must not exceed max_bytes")
+        if self.rule_workers:
+            if any(subject_matches(p, self.rules_subject(0)) for p in self.subjects):
+                raise ValueError(
+                    f"rules_prefix {self.rules_prefix!r}: {self.rules_subject(0)!r} falls under "
+                    "the points stream's subjects"
+                )
+            if self.lease_renew_s * 2 > self.lease_ttl_s:
+                raise ValueError("lease_renew_s must be at most half of lease_ttl_s")
+            if self.replay_s > self.rules_max_age_s:
+                raise ValueError("replay_s must not exceed rules_max_age_s")
+        elif "rules" in self.role:
+            raise ValueError("role rules needs rule_workers = true")
         return self
+
+    def rules_subject(self, partition: int) -> str:
+        """The subject of one partition of the rules stream."""
+        return f"{self.rules_prefix}.rules.{partition}"
 
     @property
     def node_name(self) -> str:
@@ -143,3 +184,8 @@ class ClusterSection(BaseModel):
     @property
     def writer(self) -> bool:
         return self.enabled and "writer" in self.role
+
+    @property
+    def rules_worker(self) -> bool:
+        """A rule worker: owns partitions of the rules stream and runs the rules over them."""
+        return self.enabled and self.rule_workers and "rules" in self.role

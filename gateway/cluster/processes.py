@@ -38,6 +38,7 @@ class NodeProcess:
     role: Role
     index: int
     ingest_count: int
+    writer_count: int = 0  # rule workers' metrics ports come after the writers'
 
     @property
     def name(self) -> str:
@@ -46,7 +47,11 @@ class NodeProcess:
     @property
     def offset(self) -> int:
         """Added to the metrics port: ingestion processes 0..N-1, then the writers."""
-        return self.index if self.role == "ingest" else self.ingest_count + self.index
+        if self.role == "ingest":
+            return self.index
+        if self.role == "writer":
+            return self.ingest_count + self.index
+        return self.ingest_count + self.writer_count + self.index
 
     @property
     def first(self) -> bool:
@@ -54,16 +59,29 @@ class NodeProcess:
         return self.role == "ingest" and self.index == 0
 
     def argument(self) -> str:
+        if self.role == "rules":
+            return f"rules:{self.index}:{self.ingest_count}:{self.writer_count}"
         return f"{self.role}:{self.index}:{self.ingest_count}"
 
     @classmethod
     def parse(cls, text: str) -> NodeProcess:
-        """`ROLE:INDEX:N` as `argument()` writes it; ValueError otherwise."""
+        """`ROLE:INDEX:N` (`rules:INDEX:N:M`) as `argument()` writes it; ValueError
+        otherwise."""
         role, _, rest = text.partition(":")
         index, _, count = rest.partition(":")
-        if role not in ("ingest", "writer") or not index.isdigit() or not count.isdigit():
-            raise ValueError(f"{text!r}: expected ingest:INDEX:N or writer:INDEX:N")
-        process = cls("ingest" if role == "ingest" else "writer", int(index), int(count))
+        count, _, writers = count.partition(":")
+        roles: dict[str, Role] = {"ingest": "ingest", "writer": "writer", "rules": "rules"}
+        if (
+            role not in roles
+            or not index.isdigit()
+            or not count.isdigit()
+            or (writers != "" and not writers.isdigit())
+            or (writers != "") != (role == "rules")
+        ):
+            raise ValueError(
+                f"{text!r}: expected ingest:INDEX:N, writer:INDEX:N or rules:INDEX:N:M"
+            )
+        process = cls(roles[role], int(index), int(count), int(writers or 0))
         if process.role == "ingest" and process.index >= process.ingest_count:
             raise ValueError(
                 f"{text!r}: ingestion process {process.index} of {process.ingest_count}"
@@ -83,15 +101,18 @@ def node_process(loaded: LoadedConfig, process: NodeProcess) -> LoadedConfig:
     - its own data folder, `<data_dir>/processes/<role>-<i>` (archive, poison lines, state);
     - metrics on the configured port + offset (ingestion i: +i; writer j: +N+j);
     - MQTT and the API in ingestion process 0 only (one MQTT session, one API port);
-    - the rules only when N = 1 (in ingestion process 0): with several ingestion processes
-      each sees part of an enterprise's traffic, so none runs them;
-    - writers: no archive and no forwarding (they receive no frames).
+    - with rule workers (`rule_workers`): the rules in them, over enterprise partitions;
+      without: only when N = 1 (in ingestion process 0), since with several ingestion
+      processes each sees part of an enterprise's traffic;
+    - writers and rule workers: no archive and no forwarding (they receive no frames).
     """
     cfg = loaded.config
+    workers = cfg.cluster.rule_workers
     cluster = cfg.cluster.model_copy(
         update={"role": [process.role], "node": f"{cfg.cluster.node_name}-{process.name}"}
     )
     ingest = process.role == "ingest"
+    rules_on = process.role == "rules" if workers else process.first and process.ingest_count == 1
     updates: dict[str, object] = {
         "cluster": cluster,
         "metrics": cfg.metrics.model_copy(
@@ -99,9 +120,7 @@ def node_process(loaded: LoadedConfig, process: NodeProcess) -> LoadedConfig:
         ),
         "mqtt": cfg.mqtt.model_copy(update={"enabled": cfg.mqtt.enabled and process.first}),
         "api": cfg.api.model_copy(update={"enabled": cfg.api.enabled and process.first}),
-        "rules": cfg.rules.model_copy(
-            update={"enabled": cfg.rules.enabled and process.first and process.ingest_count == 1}
-        ),
+        "rules": cfg.rules.model_copy(update={"enabled": cfg.rules.enabled and rules_on}),
     }
     if not ingest:
         updates["archive"] = cfg.archive.model_copy(update={"enabled": False})
@@ -111,12 +130,19 @@ def node_process(loaded: LoadedConfig, process: NodeProcess) -> LoadedConfig:
     return out
 
 
-def check_node(loaded: LoadedConfig, ingest: int, writers: int) -> list[str]:
-    """Why `loaded` cannot run as a node of `ingest` + `writers` processes (empty: it can)."""
+def check_node(loaded: LoadedConfig, ingest: int, writers: int, rules: int = 0) -> list[str]:
+    """Why `loaded` cannot run as a node of `ingest` + `writers` + `rules` processes (empty:
+    it can)."""
     cfg, where = loaded.config, str(loaded.path)
     problems = []
-    if ingest < 1 or writers < 0:
-        problems.append("--ingest must be at least 1 and --writers at least 0")
+    if ingest < 1 or writers < 0 or rules < 0:
+        problems.append("--ingest must be at least 1, --writers and --rules at least 0")
+    if rules > 0 and not cfg.cluster.rule_workers:
+        problems.append(f"{where}: --rules needs [cluster] rule_workers = true")
+    if cfg.cluster.rule_workers and not cfg.cluster.postgres_dsn:
+        problems.append(
+            f"{where}: rule workers share the anomaly store: [cluster] postgres_dsn is needed"
+        )
     if not cfg.cluster.enabled:
         problems.append(f"{where}: cluster-node needs [cluster] enabled = true (the stream)")
     if ingest > 1 and cfg.hj212.enabled:
@@ -162,6 +188,7 @@ class Launcher:
         ingest: int,
         writers: int,
         *,
+        rules: int = 0,
         stop_timeout_s: float,
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -170,6 +197,7 @@ class Launcher:
         self.config = config
         self.slots = [_Slot(NodeProcess("ingest", i, ingest)) for i in range(ingest)]
         self.slots += [_Slot(NodeProcess("writer", j, ingest)) for j in range(writers)]
+        self.slots += [_Slot(NodeProcess("rules", k, ingest, writers)) for k in range(rules)]
         self.stop_timeout_s = stop_timeout_s
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
@@ -208,6 +236,7 @@ class Launcher:
             "node starting",
             ingest=sum(s.process.role == "ingest" for s in self.slots),
             writers=sum(s.process.role == "writer" for s in self.slots),
+            rules=sum(s.process.role == "rules" for s in self.slots),
         )
         await asyncio.gather(*(self._keep(slot) for slot in self.slots))
         log.info("node stopped", restarts=self.restarts)
@@ -271,15 +300,16 @@ class Launcher:
         log.info("process stopped", process=slot.process.name, code=proc.returncode)
 
 
-async def run_node(loaded: LoadedConfig, ingest: int, writers: int) -> None:
+async def run_node(loaded: LoadedConfig, ingest: int, writers: int, rules: int = 0) -> None:
     """The launcher until SIGTERM or SIGINT."""
-    problems = check_node(loaded, ingest, writers)
+    problems = check_node(loaded, ingest, writers, rules)
     if problems:
         raise ConfigError(problems)
     launcher = Launcher(
         loaded.path,
         ingest,
         writers,
+        rules=rules,
         stop_timeout_s=loaded.config.gateway.shutdown_timeout_s + 5.0,
     )
     loop = asyncio.get_running_loop()

@@ -54,8 +54,8 @@ def test_sizes_take_units_and_roles_are_kept_once(tmp_path: Path) -> None:
         ("replicas", 7, "less than or equal to 5"),
         ("max_bytes", "lots", "a size is a number of bytes"),
         ("max_bytes", "1KiB", "max_message_bytes must not exceed max_bytes"),
-        ("role", [], "a node runs ingest, writer, or both"),
-        ("role", ["api"], "'ingest' or 'writer'"),
+        ("role", [], "a node runs ingest, writer, rules, or several"),
+        ("role", ["api"], "'ingest', 'writer' or 'rules'"),
         ("max_message_bytes", "64MiB", "must not exceed max_pending_bytes"),
         ("max_pending_bytes", "lots", "a size is a number of bytes"),
         ("max_inflight", 0, "greater than or equal to 1"),
@@ -65,7 +65,7 @@ def test_sizes_take_units_and_roles_are_kept_once(tmp_path: Path) -> None:
         ("ack_wait_s", 0, "greater than 0"),
         ("max_ack_pending", 0, "greater than or equal to 1"),
         ("poison_max_bytes", "x", "a size is a number of bytes"),
-        ("partitions", 4, "Extra inputs are not permitted"),
+        ("shards", 4, "Extra inputs are not permitted"),
     ],
 )
 def test_each_key_set_wrong_is_named(tmp_path: Path, key: str, value: Any, says: str) -> None:

@@ -1,0 +1,261 @@
+"""A rule worker: owns enterprise partitions through leases and runs the rules over them.
+
+Leases live in a JetStream key-value bucket whose entries expire after `lease_ttl_s`: key
+`p.<partition>` holds the owner's id, `w.<id>` says a worker is alive. Every `lease_renew_s`
+a worker renews its own (compare-and-set on the revision: a lease someone else holds is lost,
+never overwritten), counts the live workers, takes free partitions up to its fair share
+(partitions / workers, rounded up) and gives back what is above it.
+
+Each owned partition has a rule engine of its own, built fresh when the partition is taken:
+it replays the partition's stream from `replay_s` back (or its start) and goes on with the
+live messages, in order (an ordered consumer). The anomalies the replay raises again have the
+ids they had (type, subject and start, from event time) and the store ignores them as
+unchanged or stale. From the store it takes back only what the replay cannot rebuild: the
+partition's open anomalies that started before the replayed window, and those of the
+wall-clock rules (`device_offline`: a device never heard from has no message to replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import nats
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, KeyValueError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+from prometheus_client import Counter, Gauge
+
+from gateway.anomalies.model import Anomaly, AnomalyEvent
+from gateway.anomalies.store import AnomalyStore
+from gateway.rules.engine import RuleEngine
+
+from .config import ClusterSection
+from .partitions import decode, ensure_rules_stream, partition_of
+from .stream import connect
+
+log = structlog.get_logger("gateway.cluster")
+
+OWNED = Gauge("cluster_rule_partitions_owned", "Partitions this rule worker owns")
+TAKEN = Counter("cluster_rule_partitions_taken_total", "Partitions this worker took")
+LOST = Counter("cluster_rule_partitions_lost_total", "Leases lost to another worker")
+MESSAGES = Counter("cluster_rule_messages_total", "Rules stream messages judged")
+
+EngineFactory = Callable[[AnomalyStore], RuleEngine]
+KEPT_RULES = frozenset({"device_offline"})  # their open anomalies are always taken back
+
+
+class PartitionStore(AnomalyStore):
+    """The anomaly store as one partition's engine sees it: records of its enterprises only
+    (a wall-clock rule of every engine looks at every registered device; each partition
+    keeps its own), and the open anomalies of its enterprises that `restores` accepts."""
+
+    def __init__(
+        self,
+        store: AnomalyStore,
+        owns: Callable[[str], bool],
+        restores: Callable[[Anomaly], bool] = lambda _: True,
+    ) -> None:
+        # a view for a rule engine: no backend of its own
+        self._store = store
+        self._owns = owns
+        self._restores = restores
+
+    def record(self, anomaly: Anomaly) -> AnomalyEvent | None:
+        return self._store.record(anomaly) if self._owns(anomaly.enterprise) else None
+
+    def open_anomalies(self) -> list[Anomaly]:
+        return [
+            a
+            for a in self._store.open_anomalies()
+            if self._owns(a.enterprise) and self._restores(a)
+        ]
+
+
+@dataclass
+class _Owned:
+    revision: int
+    engine: RuleEngine
+    sub: Subscription | None = None
+
+
+def _token(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
+
+
+class RuleWorker:
+    """Owns partitions and runs one engine per partition until `close()`."""
+
+    def __init__(
+        self,
+        cfg: ClusterSection,
+        store: AnomalyStore,
+        engine_for: EngineFactory,
+        *,
+        node: str,
+        tick_s: float = 1.0,
+    ) -> None:
+        self.cfg = cfg
+        self.tick_s = tick_s
+        self.store = store
+        self.engine_for = engine_for
+        self.id = f"{_token(node)}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.owned: dict[int, _Owned] = {}
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        self._heartbeat = 0
+        self._closing = False
+
+    async def open(self) -> None:
+        self._nc = await connect(self.cfg, f"{self.id}-rules", lambda: self._closing)
+        self._js = self._nc.jetstream(timeout=self.cfg.ack_timeout_s)
+        await ensure_rules_stream(self._js, self.cfg)
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while True:
+            try:
+                self._kv = await self._js.create_key_value(
+                    bucket=self.cfg.lease_bucket,
+                    ttl=self.cfg.lease_ttl_s,
+                    history=1,
+                    replicas=self.cfg.replicas,
+                )
+                return
+            except (TimeoutError, APIError, nats.errors.Error) as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.info("lease bucket not ready yet", error=repr(exc))
+                await asyncio.sleep(0.5)
+
+    async def run(self) -> None:
+        """Leases every `lease_renew_s`, the engines' ticks every `tick_s`."""
+        await asyncio.gather(self._leases(), self._ticks())
+
+    async def _leases(self) -> None:
+        while True:
+            try:
+                await self.balance()
+            except (TimeoutError, APIError, KeyValueError, nats.errors.Error) as exc:
+                log.warning("lease round failed", error=repr(exc))
+            await asyncio.sleep(self.cfg.lease_renew_s)
+
+    async def _ticks(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            for owned in list(self.owned.values()):
+                owned.engine.tick()
+
+    async def balance(self) -> None:
+        """One round: heartbeat, renew, count the workers, take or give back."""
+        kv = self._kv
+        assert kv is not None
+        await kv.put(f"w.{self.id}", b"1")
+        for part, owned in list(self.owned.items()):
+            try:
+                owned.revision = await kv.update(f"p.{part}", self.id.encode(), last=owned.revision)
+            except KeyWrongLastSequenceError:
+                log.warning("rule partition lease lost", partition=part)
+                LOST.inc()
+                await self._drop(part)
+        try:  # a set: a key written during the listing can come twice
+            keys = set(await kv.keys())
+        except NoKeysError:
+            keys = set()
+        workers = max(1, sum(k.startswith("w.") for k in keys))
+        held = {int(k[2:]) for k in keys if k.startswith("p.") and k[2:].isdigit()}
+        share = math.ceil(self.cfg.partitions / workers)
+        free = [p for p in range(self.cfg.partitions) if p not in held and p not in self.owned]
+        random.shuffle(free)
+        for part in free:
+            if len(self.owned) >= share:
+                break
+            try:
+                revision = await kv.create(f"p.{part}", self.id.encode())
+            except KeyWrongLastSequenceError:
+                continue  # another worker was quicker
+            await self._take(part, revision)
+        for part in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
+            await self._release(part)
+        OWNED.set(len(self.owned))
+
+    async def _take(self, part: int, revision: int) -> None:
+        """A fresh engine, the open anomalies, then the replay and the live messages."""
+        assert self._js is not None
+        parts = self.cfg.partitions
+        since = datetime.now(UTC) - timedelta(seconds=self.cfg.replay_s)
+        engine = self.engine_for(
+            PartitionStore(
+                self.store,
+                lambda ent: partition_of(ent, parts) == part,
+                lambda a: a.started_at < since or a.rule in KEPT_RULES,
+            )
+        )
+        owned = self.owned[part] = _Owned(revision, engine)
+
+        async def judge(msg: Msg) -> None:
+            if self.owned.get(part) is not owned:
+                return
+            MESSAGES.inc()
+            try:
+                entries = decode(msg.data)
+            except (ValueError, KeyError, TypeError):
+                log.warning("rules stream message not understood", partition=part)
+                return
+            for entry in entries:
+                if isinstance(entry, Sequence):
+                    engine.on_points(entry)
+                else:
+                    engine.on_device_event(entry)
+
+        owned.sub = await self._js.subscribe(
+            self.cfg.rules_subject(part),
+            stream=self.cfg.rules_stream,
+            cb=judge,
+            ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.BY_START_TIME,
+            config=api.ConsumerConfig(opt_start_time=since),
+        )
+        TAKEN.inc()
+        log.info("rule partition taken", partition=part, worker=self.id)
+
+    async def _drop(self, part: int) -> None:
+        owned = self.owned.pop(part, None)
+        if owned is not None and owned.sub is not None:
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
+                await owned.sub.unsubscribe()
+
+    async def _release(self, part: int) -> None:
+        """Give a partition back (above the fair share, or closing): its lease is deleted so
+        another worker takes it at its next round."""
+        owned = self.owned.get(part)
+        await self._drop(part)
+        if owned is not None and self._kv is not None:
+            with contextlib.suppress(TimeoutError, APIError, KeyValueError, nats.errors.Error):
+                await self._kv.delete(f"p.{part}", last=owned.revision)
+            log.info("rule partition released", partition=part, worker=self.id)
+
+    async def close(self) -> None:
+        """Give every partition back and close the connection."""
+        if self._nc is None:
+            return
+        self._closing = True
+        for part in list(self.owned):
+            await self._release(part)
+        if self._kv is not None:
+            with contextlib.suppress(TimeoutError, APIError, KeyValueError, nats.errors.Error):
+                await self._kv.delete(f"w.{self.id}")
+        OWNED.set(0)
+        nc, self._nc = self._nc, None
+        with contextlib.suppress(TimeoutError, nats.errors.Error):
+            await asyncio.wait_for(nc.close(), 2.0)
