@@ -48,6 +48,7 @@ from .api.server import ApiServer
 from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
+from .cluster.commands import CommandListener, CommandSender
 from .cluster.log import JetStreamLog
 from .cluster.partitions import RulesPublisher
 from .cluster.rules_worker import RuleWorker
@@ -115,6 +116,9 @@ class Gateway:
             self.rules_publisher = RulesPublisher(cluster, node=cluster.node_name)
         self.rule_worker: RuleWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        # device commands (back-fill): workers ask, the process holding the device sends
+        self.commands: CommandSender | None = None
+        self.command_listener: CommandListener | None = None
         if cluster.writer:
             self.stream_writer = StreamWriter(
                 cluster,
@@ -137,6 +141,10 @@ class Gateway:
         holder = self.registry_holder
         self.power = PowerConverter(holder)
         self.hj212 = Hj212Server(cfg.hj212, holder, self.pipeline, power=self.power)
+        if cluster.ingest and cluster.rule_workers and cfg.hj212.enabled:
+            self.command_listener = CommandListener(
+                cluster, self.hj212.request_history, node=cluster.node_name
+            )
         # the raw frame archive: every HJ 212 frame's record is fsynced before the spool writes
         self.archive: FrameArchive | None = None
         if cfg.archive.enabled:
@@ -237,7 +245,10 @@ class Gateway:
         return accounts
 
     def _request_backfill(self, mn: str, cn: str, begin: datetime, end: datetime) -> bool:
-        """Ask a connected HJ 212 device for history (the data_gap rule's side effect)."""
+        """Ask a connected HJ 212 device for history (the data_gap rule's side effect); a
+        rule worker asks through the ingestion processes (cluster/commands.py)."""
+        if self.commands is not None:
+            return self.commands.request_backfill(mn, cn, begin, end)
         return self.hj212.request_history(mn, cn, begin, end) is not None
 
     def _start_rules(self) -> None:
@@ -315,15 +326,21 @@ class Gateway:
         )
 
     def _start_rule_worker(self, store: AnomalyStore) -> None:
-        """Rules over the partitions this worker owns, an engine each (no device here: no
-        back-fill requests, no device status, no vehicle verdicts)."""
+        """Rules over the partitions this worker owns, an engine each (no device here:
+        back-fill requests go to the ingestion processes; no device status, no vehicle
+        verdicts)."""
         self._listen_to_anomalies(store)
+        cluster = self.loaded.config.cluster
+        self.commands = CommandSender(
+            cluster,
+            node=cluster.node_name,
+            replaying=lambda: self.rule_worker is not None and self.rule_worker.replaying,
+        )
         tick_s = self.loaded.config.rules.tick_s
 
         def engine(partition_store: AnomalyStore) -> RuleEngine:
             return RuleEngine(partition_store, self._build_rules(), tick_s=tick_s)
 
-        cluster = self.loaded.config.cluster
         self.rule_worker = RuleWorker(cluster, store, engine, node=cluster.node_name, tick_s=tick_s)
 
     async def _tick_rules(self, rules: RuleEngine) -> None:
@@ -394,6 +411,8 @@ class Gateway:
         if self.rules_publisher is not None:
             await self.rules_publisher.open()
             self._publisher_task = self._supervise(self.rules_publisher.run(), "rules-publisher")
+        if self.commands is not None:  # before the engines that ask through it
+            await self.commands.open()
         if self.rule_worker is not None:
             await self.rule_worker.open()
             self._worker_task = self._supervise(self.rule_worker.run(), "rule-worker")
@@ -409,6 +428,8 @@ class Gateway:
             self._writer_task = self._supervise(self.stream_writer.run(), "stream-writer")
         if self.loaded.config.hj212.enabled and (cluster.ingest or not cluster.enabled):
             await self.hj212.start()
+        if self.command_listener is not None:
+            await self.command_listener.open()
         if self.mqtt is not None:
             # run here rather than by `mqtt.start()`, so that its failure is seen
             self._mqtt_task = self._supervise(self.mqtt.run(), "mqtt-adapter")
@@ -508,6 +529,8 @@ class Gateway:
         if self.mqtt is not None:
             await _within(self.mqtt.close(left(timeout / 8)), left(timeout / 8) + 0.1)
             await _cancel(self._mqtt_task)
+        if self.command_listener is not None:
+            await _within(self.command_listener.close(), left(timeout / 8) + 0.1)
         await _within(self.hj212.close(left(timeout / 4)), left(timeout / 4) + 0.1)
         if self.rules_publisher is not None:  # what the devices sent until now, for the rules
             await _within(
@@ -517,6 +540,8 @@ class Gateway:
         if self.rule_worker is not None:  # partitions given back: another worker takes them
             await _cancel(self._worker_task)
             await _within(self.rule_worker.close(), left(timeout / 8) + 0.5)
+        if self.commands is not None:  # the commands in flight: a reply or their timeout
+            await _within(self.commands.close(), left(timeout / 8) + 0.5)
         if self.log is not None:  # the acks of what was published, then the connection
             await _within(self.log.close(left(timeout / 4)), left(timeout / 4) + 0.1)
         if self.stream_writer is not None:  # the batch in hand: written and acked, or left

@@ -83,6 +83,12 @@ class ClusterSection(BaseModel):
         6.0, ge=1.0, description="a lease not renewed for this long is free to take"
     )
     lease_renew_s: float = Field(1.0, gt=0, description="how often a worker renews its leases")
+    command_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="a rule worker's device command without a reply within this: no "
+        "ingestion process holds the device",
+    )
     postgres_dsn: str = Field(
         "",
         description="PostgreSQL for the anomaly store and the control regime, shared by the "

@@ -26,3 +26,13 @@ WRITER_MESSAGES = Counter(
 WRITER_REDELIVERED = Counter(
     "cluster_writer_redelivered_total", "Messages a writer got again (a writer died, or late)"
 )
+COMMANDS = Counter(
+    "cluster_commands_total",
+    "Device commands an ingestion process got, by kind and outcome",
+    ["kind", "outcome"],  # sent, not_connected (this process holds no connection of the MN)
+)
+COMMAND_REQUESTS = Counter(
+    "cluster_command_requests_total",
+    "Device commands a rule worker asked for, by kind and outcome",
+    ["kind", "outcome"],  # delivered, nobody, unreachable, refused, failed, replayed
+)

@@ -117,6 +117,7 @@ class RuleWorker:
         self._kv: KeyValue | None = None
         self._heartbeat = 0
         self._closing = False
+        self.replaying = False  # judging a message stored before its partition was taken
 
     async def open(self) -> None:
         self._nc = await connect(self.cfg, f"{self.id}-rules", lambda: self._closing)
@@ -202,6 +203,7 @@ class RuleWorker:
             )
         )
         owned = self.owned[part] = _Owned(revision, engine)
+        taken = datetime.now(UTC)
 
         async def judge(msg: Msg) -> None:
             if self.owned.get(part) is not owned:
@@ -212,11 +214,16 @@ class RuleWorker:
             except (ValueError, KeyError, TypeError):
                 log.warning("rules stream message not understood", partition=part)
                 return
-            for entry in entries:
-                if isinstance(entry, Sequence):
-                    engine.on_points(entry)
-                else:
-                    engine.on_device_event(entry)
+            # the replay judges again what was judged before: no device commands for it
+            self.replaying = msg.metadata.timestamp < taken
+            try:
+                for entry in entries:
+                    if isinstance(entry, Sequence):
+                        engine.on_points(entry)
+                    else:
+                        engine.on_device_event(entry)
+            finally:
+                self.replaying = False
 
         owned.sub = await self._js.subscribe(
             self.cfg.rules_subject(part),
