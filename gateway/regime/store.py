@@ -8,12 +8,14 @@ may carry an issuer and a withdrawal.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from ..migrations import Migration, immediate, migrate
 from .model import LAYERS, LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
@@ -163,6 +165,21 @@ class SqliteRegime:
             audit()
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _serialised(method: F) -> F:
+    """Run a write (or a reload) under the store's lock: a reload that read the backend before
+    a write committed cannot then replace the memory that write updated."""
+
+    @functools.wraps(method)
+    def run(self: Regime, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class Regime:
     """Alerts and orders: written through to the backend, answered from memory (reloaded when
     another process sharing the backend changed them).
@@ -178,6 +195,7 @@ class Regime:
         backend = SqliteRegime(where) if isinstance(where, Path | str) else where
         self._backend: RegimeBackend = backend
         self.path = backend.path
+        self._lock = threading.RLock()  # writes and reloads; readers see whole dicts
         self._alerts: dict[str, Alert] = {}
         self._orders: dict[str, Order] = {}
         self._orders_of: dict[str, dict[str, Order]] = {}  # enterprise -> id -> order
@@ -196,14 +214,17 @@ class Regime:
     def close(self) -> None:
         self._backend.close()
 
+    @_serialised
     def reload(self) -> None:
         """Read every alert and order again from the backend (what other processes wrote)."""
         alerts = {i: Alert.model_validate_json(body) for i, body in self._backend.load("alert")}
-        orders = [Order.model_validate_json(b) for _, b in self._backend.load("control_order")]
-        self._alerts = alerts
-        self._orders, self._orders_of = {}, {}
-        for order in orders:
-            self._index(order)
+        orders: dict[str, Order] = {}
+        orders_of: dict[str, dict[str, Order]] = {}
+        for _, body in self._backend.load("control_order"):
+            order = Order.model_validate_json(body)
+            orders[order.id] = order
+            orders_of.setdefault(order.enterprise, {})[order.id] = order
+        self._alerts, self._orders, self._orders_of = alerts, orders, orders_of
 
     def _changed_elsewhere(self) -> None:
         loop = self._loop
@@ -214,6 +235,7 @@ class Regime:
 
     # -- alerts ---------------------------------------------------------------------------
 
+    @_serialised
     def add_alert(
         self,
         spec: AlertSpec,
@@ -249,6 +271,7 @@ class Regime:
             alerts = [a for a in alerts if a.withdrawn_at is None]
         return sorted(alerts, key=_alert_key)
 
+    @_serialised
     def withdraw_alert(
         self,
         alert_id: str,
@@ -277,6 +300,7 @@ class Regime:
         self._alerts[alert_id] = after
         return after
 
+    @_serialised
     def delete_alert(self, alert_id: str) -> bool:
         """Erase an alert with no trace. Not for the API, which withdraws (`withdraw_alert`)
         so the record stays; for maintenance and tests."""
@@ -288,6 +312,7 @@ class Regime:
 
     # -- orders ---------------------------------------------------------------------------
 
+    @_serialised
     def add_order(
         self,
         spec: OrderSpec,
@@ -336,6 +361,7 @@ class Regime:
             orders = [o for o in orders if o.withdrawn_at is None]
         return sorted(orders, key=_order_key)
 
+    @_serialised
     def withdraw_order(
         self,
         order_id: str,
@@ -364,6 +390,7 @@ class Regime:
         self._index(after)
         return after
 
+    @_serialised
     def delete_order(self, order_id: str) -> bool:
         """Erase an order with no trace. Not for the API, which withdraws (`withdraw_order`)
         so the record stays; for maintenance and tests."""
