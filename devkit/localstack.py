@@ -1,4 +1,5 @@
-"""Run real InfluxDB 1.x and Mosquitto servers on loopback, with all state under one folder.
+"""Run real InfluxDB 1.x, Mosquitto, NATS, PostgreSQL and HAProxy servers on loopback, with all
+state under one folder.
 
 Used by the test suite (session fixtures on free ports) and by the CLI's local defaults.
 Standard library only; nothing is registered globally, so callers must stop what they start.
@@ -18,9 +19,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-_PACKAGES = {"influxd": "influxdb", "mosquitto": "mosquitto", "nats-server": "nats-server"}
+_PACKAGES = {
+    "influxd": "influxdb",
+    "mosquitto": "mosquitto",
+    "nats-server": "nats-server",
+    "haproxy": "haproxy",
+}
 
 
 class LocalStackError(RuntimeError):
@@ -468,3 +474,83 @@ def query(url: str, db: str, q: str) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise LocalStackError(f"unexpected /query response: {result!r}")
     return result
+
+
+class Route(NamedTuple):
+    """One HAProxy TCP frontend on `port` and its backend `servers` (host, port), balanced
+    round robin; `option` is appended to each server line (`send-proxy`, `send-proxy-v2`,
+    or "" for plain TCP) and `source` is the address HAProxy connects to them from."""
+
+    name: str
+    port: int
+    servers: list[tuple[str, int]]
+    option: str = ""
+    source: str | None = None
+
+
+class HAProxyServer(ManagedProcess):
+    """A haproxy of its own (Debian's `haproxy`): the TCP `routes`, and an HTTP monitor on
+    `port` (`/ready`) that says it has started."""
+
+    def __init__(self, host: str, port: int, data_dir: Path, argv: list[str], routes: list[Route]):
+        super().__init__("haproxy", host, port, data_dir, argv)
+        self.ports = {route.name: route.port for route in routes}
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/ready"
+
+    def _ready(self) -> bool:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(self.url, timeout=1.0) as resp:
+                status: int = resp.status
+                return status == 200
+        except OSError:
+            return False
+
+
+def haproxy(
+    data_dir: Path,
+    routes: list[Route],
+    host: str = "127.0.0.1",
+    timeout_s: int = 600,
+    maxconn: int = 2000,
+) -> HAProxyServer:
+    """Write `data_dir/haproxy.cfg` for an isolated haproxy with `routes` (clients and
+    servers idle up to `timeout_s`, at most `maxconn` connections: it needs two file
+    descriptors each); don't start."""
+    binary = find_binary("haproxy")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    monitor = free_port(host)
+    lines = [
+        "global",
+        "    nbthread 1",
+        f"    maxconn {maxconn}",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 5s",
+        f"    timeout client {timeout_s}s",
+        f"    timeout server {timeout_s}s",
+        "frontend ready",
+        "    mode http",
+        f"    bind {host}:{monitor}",
+        "    monitor-uri /ready",
+    ]
+    for route in routes:
+        name = "".join(c if c.isalnum() else "_" for c in route.name)
+        lines += [
+            f"frontend fe_{name}",
+            f"    bind {host}:{route.port}",
+            f"    default_backend be_{name}",
+            f"backend be_{name}",
+            "    balance roundrobin",
+        ]
+        for i, (server_host, server_port) in enumerate(route.servers):
+            source = f" source {route.source}" if route.source else ""
+            option = f" {route.option}" if route.option else ""
+            lines.append(f"    server s{i + 1} {server_host}:{server_port}{source}{option}")
+    conf_path = data_dir / "haproxy.cfg"
+    conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return HAProxyServer(host, monitor, data_dir, [binary, "-f", str(conf_path), "-db"], routes)

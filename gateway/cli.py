@@ -167,6 +167,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+def cmd_cluster_demo(args: argparse.Namespace) -> int:
+    from devkit.cluster_demo import main as cluster_demo_main
+
+    logs.configure("console", "error")  # the anomaly stream is the demo's output
+    return cluster_demo_main(args)
+
+
 def cmd_token(_args: argparse.Namespace) -> int:
     """Print a fresh token (give it to the person or system, once) and its hash (keep it in
     the account's entry of the accounts file)."""
@@ -311,6 +318,21 @@ def main(argv: list[str] | None = None) -> int:
     demo_p.add_argument("--workdir", default="var/demo")
     demo_p.add_argument("--exit", action="store_true", help="stop after the scripted day (CI)")
     demo_p.set_defaults(func=cmd_demo)
+    cdemo_p = sub.add_parser(
+        "cluster-demo", help="the cluster on loopback (NATS, PostgreSQL, HAProxy, 6 nodes)"
+    )
+    cdemo_p.add_argument("--simulate", action="store_true", help="play the simulator through it")
+    cdemo_p.add_argument("--enterprises", type=int, default=3)
+    cdemo_p.add_argument("--speedup", type=float, default=600.0, help="x wall clock; 0: no pause")
+    cdemo_p.add_argument("--api-port", type=int, default=9280, help="ingest-1's API")
+    cdemo_p.add_argument("--hj212-port", type=int, default=9212, help="HAProxy's HJ 212 port")
+    cdemo_p.add_argument(
+        "--offline-after-s", type=float, default=60.0, help="simulated loggers' offline threshold"
+    )
+    cdemo_p.add_argument("--wait-s", type=float, default=120.0, help="for the last anomalies")
+    cdemo_p.add_argument("--workdir", default="var/cluster")
+    cdemo_p.add_argument("--exit", action="store_true", help="stop after the scripted day (CI)")
+    cdemo_p.set_defaults(func=cmd_cluster_demo)
     sim_p = sub.add_parser("simulate", help="simulated enterprises against a running gateway")
     sim_p.add_argument("--hj212", default="127.0.0.1:9212", help="host:port of the gateway")
     sim_p.add_argument("--mqtt", default="127.0.0.1:1883", help="host:port of the broker")

@@ -27,6 +27,7 @@ from nats.js.errors import APIError, NotFoundError
 from prometheus_client import Counter
 
 from gateway.model import DeviceEvent, Point
+from gateway.rules.auth import UNREGISTERED
 
 from .config import ClusterSection
 from .stream import DUPLICATE_WINDOW_S, connect
@@ -197,8 +198,9 @@ class RulesPublisher:
             self._put(enterprise, ("p", mine))
 
     def on_device_event(self, event: DeviceEvent) -> None:
-        """The HJ 212 handler's events (contact, refused frames)."""
-        self._put(event.enterprise or event.device, ("e", _event_json(event)))
+        """The HJ 212 handler's events (contact, refused frames); an unknown MN's go where
+        its anomaly belongs, the partition of the enterprise `unregistered`."""
+        self._put(event.enterprise or UNREGISTERED, ("e", _event_json(event)))
 
     async def run(self) -> None:
         while True:

@@ -39,6 +39,7 @@ SAMPLE_CHARS = 40  # a longer made-up MN is cut in the sample
 MAX_DISTINCT_PER_SOURCE = 10_000  # names remembered per anomaly to count distinct ones
 MAX_DISTINCT_TOTAL = 100_000  # and in all
 OVERFLOW_SUBJECT = "address:*"
+UNREGISTERED = "unregistered"  # the enterprise of the anomalies of unknown MNs
 _REASONS = {"bad_password": "password", "bad_key": "decrypt", "no_key": "no_key"}
 
 
@@ -139,7 +140,7 @@ class RefusedDevices(BaseRule):
         anomaly = Anomaly(
             type=type_,
             severity="warning",
-            enterprise=event.enterprise or "unregistered",
+            enterprise=event.enterprise or UNREGISTERED,
             subject=subject,
             started_at=min(shown, at) if shown is not None else at,
             summary=_summary(type_, subject, tally),

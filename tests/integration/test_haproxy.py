@@ -6,9 +6,7 @@ off a header is junk, as before. A missing haproxy binary is an error, never a s
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,81 +28,25 @@ PROXY = "127.0.0.1"  # HAProxy's address towards the gateway; the devices use 12
 MODES = ("send-proxy", "send-proxy-v2", "plain")
 
 
-class HAProxy:
-    """A real HAProxy on loopback: one frontend per way of forwarding to the gateway."""
-
-    def __init__(self, directory: Path, gateway_port: int) -> None:
-        self.directory = directory
-        self.gateway_port = gateway_port
-        self.ports = {mode: localstack.free_port() for mode in MODES}
-        self.ready_port = localstack.free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def config(self) -> str:
-        lines = [
-            "global",
-            "    nbthread 1",
-            "    maxconn 2000",
-            "defaults",
-            "    mode tcp",
-            "    timeout connect 5s",
-            "    timeout client 120s",
-            "    timeout server 120s",
-            "frontend ready",
-            "    mode http",
-            f"    bind 127.0.0.1:{self.ready_port}",
-            "    monitor-uri /ready",
-        ]
-        for mode, port in self.ports.items():
-            option = "" if mode == "plain" else f" {mode}"
-            lines += [
-                f"frontend fe_{mode.replace('-', '_')}",
-                f"    bind 127.0.0.1:{port}",
-                f"    default_backend be_{mode.replace('-', '_')}",
-                f"backend be_{mode.replace('-', '_')}",
-                f"    server gw 127.0.0.1:{self.gateway_port} source {PROXY}{option}",
-            ]
-        return "\n".join(lines) + "\n"
-
-    def start(self) -> None:
-        path = self.directory / "haproxy.cfg"
-        path.write_text(self.config())
-        binary = localstack.find_binary("haproxy")
-        log = (self.directory / "haproxy.log").open("wb")
-        self.proc = subprocess.Popen([binary, "-f", str(path), "-db"], stdout=log, stderr=log)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                text = (self.directory / "haproxy.log").read_text(errors="replace")
-                raise localstack.LocalStackError(f"haproxy exited: {text}")
-            try:
-                url = f"http://127.0.0.1:{self.ready_port}/ready"
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise localstack.LocalStackError("haproxy did not start listening")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def gateway_port() -> int:
     return localstack.free_port()
 
 
 @pytest.fixture
-def haproxy(tmp_path: Path, gateway_port: int) -> Iterator[HAProxy]:
-    proxy = HAProxy(tmp_path / "haproxy", gateway_port)
-    proxy.directory.mkdir()
+def haproxy(tmp_path: Path, gateway_port: int) -> Iterator[localstack.HAProxyServer]:
+    """A real HAProxy on loopback: one frontend per way of forwarding to the gateway."""
+    routes = [
+        localstack.Route(
+            mode,
+            localstack.free_port(),
+            [("127.0.0.1", gateway_port)],
+            option="" if mode == "plain" else mode,
+            source=PROXY,
+        )
+        for mode in MODES
+    ]
+    proxy = localstack.haproxy(tmp_path / "haproxy", routes)
     proxy.start()
     try:
         yield proxy
@@ -174,7 +116,7 @@ async def test_devices_through_haproxy_keep_their_own_address(
     mode: str,
     gateway_config: Callable[..., LoadedConfig],
     gateway_port: int,
-    haproxy: HAProxy,
+    haproxy: localstack.HAProxyServer,
 ) -> None:
     hj212 = {
         "listen": f"127.0.0.1:{gateway_port}",
@@ -224,7 +166,9 @@ async def test_devices_through_haproxy_keep_their_own_address(
 
 
 async def test_without_proxy_protocol_the_proxy_is_one_address(
-    gateway_config: Callable[..., LoadedConfig], gateway_port: int, haproxy: HAProxy
+    gateway_config: Callable[..., LoadedConfig],
+    gateway_port: int,
+    haproxy: localstack.HAProxyServer,
 ) -> None:
     hj212 = {"listen": f"127.0.0.1:{gateway_port}", "max_connections_per_address": 64}
     gw = Gateway(gateway_config(hj212=hj212))
@@ -245,7 +189,7 @@ async def test_off_a_header_is_junk_as_before(
     mode: str,
     gateway_config: Callable[..., LoadedConfig],
     gateway_port: int,
-    haproxy: HAProxy,
+    haproxy: localstack.HAProxyServer,
 ) -> None:
     gw = Gateway(gateway_config(hj212={"listen": f"127.0.0.1:{gateway_port}"}))
     junk_before = counter("hj212_junk_bytes_total")

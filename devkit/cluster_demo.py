@@ -1,0 +1,390 @@
+"""``pollution-gateway cluster-demo``: the cluster mode on loopback, and the simulator played
+through it.
+
+Three clustered NATS servers, PostgreSQL, InfluxDB, Mosquitto and HAProxy (HJ 212, round robin
+with `send-proxy-v2`) in front of two ingestion nodes; two writers and two rule workers. Each
+gateway node is a process of its own (`pollution-gateway run`), with its own data folder under
+the work folder and its log in `logs/`. With `--simulate` the simulated enterprises play the
+demo's two days (devkit/demo.py) through HAProxy and Mosquitto, and every anomaly event the
+rule workers record in PostgreSQL is printed with its Chinese sentence. Every scripted type
+is awaited.
+
+With rule workers no node serves the anomaly and control API (the ingestion nodes' and the
+workers' APIs are health and metrics only), so the demo declares the operator's regime in the
+shared PostgreSQL regime store, which every worker reads, and reads the events from the shared
+anomaly store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from devkit import localstack
+from devkit.demo import BEIJING, Terminal, _play, regime_for
+from devkit.simulator import Simulator, registry_toml
+from devkit.simulator.script import ORANGE, RED, SHUTDOWN_FROM
+from gateway.anomalies.store import AnomalyStore
+from gateway.cluster.config import ClusterSection
+from gateway.cluster.pg_anomalies import PgAnomalies
+from gateway.cluster.pg_regime import PgRegime
+from gateway.regime import AlertSpec, OrderSpec, Regime
+from gateway.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+INGEST = ("ingest-1", "ingest-2")
+PARTITIONS = ClusterSection().partitions
+SHARED_GROUP = "gateways"
+
+
+@dataclass
+class Node:
+    """A gateway process of the cluster."""
+
+    name: str
+    config: Path
+    log: Path
+    metrics_port: int
+    api_port: int | None = None
+    hj212_port: int | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log as it happens
+                start_new_session=True,  # Ctrl-C reaches the demo, which stops the nodes
+            )
+
+    def check(self) -> None:
+        """Raise if the process has ended."""
+        if self.proc is not None and (code := self.proc.poll()) is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+            raise localstack.LocalStackError(f"node {self.name} exited ({code}); {tail}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """The sum of the samples of `name` (with `labels`, as written in the exposition
+        text: `version="2"`) this node exposes; 0 if none or it does not answer."""
+        try:
+            text = _get(f"http://127.0.0.1:{self.metrics_port}/metrics").decode()
+        except OSError:
+            return 0.0
+        wanted = f"{name}{{{labels}}}" if labels else name
+        total = 0.0
+        for line in text.splitlines():
+            key, _, value = line.rpartition(" ")
+            if key == wanted or (not labels and key.startswith(f"{name}{{")):
+                total += float(value)
+        return total
+
+
+@dataclass
+class Cluster:
+    """What the demo started, stopped in reverse order."""
+
+    servers: list[localstack.ManagedProcess] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+
+    def serve(self, server: localstack.ManagedProcess) -> None:
+        server.start()
+        self.servers.append(server)
+
+    def check(self) -> None:
+        for node in self.nodes:
+            node.check()
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.terminate()
+        for node in self.nodes:
+            node.stop()
+        for server in reversed(self.servers):
+            if isinstance(server, localstack.PostgresServer):
+                localstack.remove_postgres(server)
+            else:
+                server.stop()
+
+
+def _get(url: str) -> bytes:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=2) as resp:
+        body: bytes = resp.read()
+        return body
+
+
+def _toml(sections: dict[str, dict[str, object]]) -> str:
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _node(
+    work: Path, name: str, common: dict[str, dict[str, object]], **sections: dict[str, object]
+) -> Node:
+    directory = work / "nodes" / name
+    directory.mkdir(parents=True)
+    metrics_port = localstack.free_port()
+    config: dict[str, dict[str, object]] = {**common, **sections}
+    config["metrics"] = {"listen": f"127.0.0.1:{metrics_port}"}
+    config["cluster"] = {**common["cluster"], **sections.get("cluster", {}), "node": name}
+    path = directory / "gateway.toml"
+    path.write_text(_toml(config))
+    api = sections.get("api", {})
+    api_port = int(str(api["listen"]).rpartition(":")[2]) if api.get("enabled", True) else None
+    hj212 = sections.get("hj212", {})
+    hj212_port = int(str(hj212["listen"]).rpartition(":")[2]) if "listen" in hj212 else None
+    return Node(name, path, work / "logs" / f"{name}.log", metrics_port, api_port, hj212_port)
+
+
+def _nodes(
+    work: Path,
+    args: argparse.Namespace,
+    nats: list[str],
+    dsn: str,
+    influx_url: str,
+    mqtt_port: int,
+) -> list[Node]:
+    """Two ingestion nodes (HJ 212 behind HAProxy, MQTT as one shared subscription, the
+    API), two writers and two rule workers, all of the simulated enterprises' registry."""
+    common: dict[str, dict[str, object]] = {
+        "gateway": {
+            "data_dir": "data",
+            "registry": str(work / "registry.toml"),
+            "log_format": "json",
+            "log_level": "warning",
+        },
+        "influx": {"url": influx_url, "database": "pollution", "flush_interval_s": 0.5},
+        "cluster": {
+            "enabled": True,
+            "servers": nats,
+            "rule_workers": True,
+            "postgres_dsn": dsn,
+        },
+    }
+    nodes = []
+    for k, name in enumerate(INGEST):
+        api_port = args.api_port if k == 0 else localstack.free_port()
+        nodes.append(
+            _node(
+                work,
+                name,
+                common,
+                cluster={"role": ["ingest"]},
+                hj212={
+                    "listen": f"127.0.0.1:{localstack.free_port()}",
+                    "proxy_protocol": "required",
+                    "proxy_from": ["127.0.0.1"],
+                },
+                mqtt={
+                    "enabled": True,
+                    "port": mqtt_port,
+                    "client_id": f"cluster-demo-{name}",
+                    "shared_group": SHARED_GROUP,
+                },
+                api={"listen": f"127.0.0.1:{api_port}"},
+                gateway={**common["gateway"], "log_level": "info"},  # "MQTT subscribed"
+            )
+        )
+    off: dict[str, dict[str, object]] = {"mqtt": {"enabled": False}, "api": {"enabled": False}}
+    for k in (1, 2):
+        nodes.append(_node(work, f"writer-{k}", common, cluster={"role": ["writer"]}, **off))
+    for k in (1, 2):
+        nodes.append(_node(work, f"rules-{k}", common, cluster={"role": ["rules"]}, **off))
+    return nodes
+
+
+async def _until_ready(cluster: Cluster, stop: asyncio.Event, timeout_s: float = 120) -> bool:
+    """Until both ingestion nodes' APIs answer and their MQTT subscriptions are made (their
+    logs say so), and the rule workers own every partition between them; False if `stop`
+    came first."""
+    ingest = [n for n in cluster.nodes if n.name in INGEST]
+    workers = [n for n in cluster.nodes if n.name.startswith("rules-")]
+    deadline = time.monotonic() + timeout_s
+
+    def ready() -> bool:
+        for node in ingest:
+            try:
+                _get(f"http://127.0.0.1:{node.api_port}/healthz")
+            except OSError:
+                return False
+        if not all('"MQTT subscribed"' in n.log.read_text(errors="replace") for n in ingest):
+            return False
+        owned = sum(w.metric("cluster_rule_partitions_owned") for w in workers)
+        return owned == PARTITIONS
+
+    while not await asyncio.to_thread(ready):
+        if stop.is_set():
+            return False
+        cluster.check()
+        if time.monotonic() > deadline:
+            raise localstack.LocalStackError(f"the cluster was not ready within {timeout_s:g} s")
+        await asyncio.sleep(0.3)
+    return True
+
+
+def _declare(dsn: str, day: datetime, enterprises: int) -> None:
+    """The demo's regime (devkit/demo.py `regime_for`) into the shared regime store."""
+    regime = Regime(PgRegime(dsn))
+    try:
+        for table, body in regime_for(day, enterprises):
+            if table == "orders":
+                regime.add_order(OrderSpec.model_validate(body), issued_by="cluster-demo")
+            else:
+                regime.add_alert(AlertSpec.model_validate(body), issued_by="cluster-demo")
+    finally:
+        regime.close()
+
+
+async def _print_events(dsn: str, term: Terminal, stop: asyncio.Event) -> None:
+    """Every event of the shared anomaly store, in `seq` order, to `term`, until `stop`."""
+    store = AnomalyStore(PgAnomalies(dsn))
+    seq = 0
+    try:
+        while not stop.is_set():
+            events = await asyncio.to_thread(store.events_after, seq)
+            for event in events:
+                term.anomaly(event)
+                seq = event.seq
+            if not events:
+                await asyncio.sleep(0.25)
+    finally:
+        store.close()
+
+
+async def _cluster_demo(args: argparse.Namespace) -> int:
+    work = Path(args.workdir)  # absolute (main)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "logs").mkdir(parents=True)
+    (work / "registry.toml").write_text(
+        registry_toml(args.enterprises, logger_offline_after_s=args.offline_after_s)
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    cluster = Cluster()
+    try:
+        nats = localstack.nats_cluster(work / "nats")
+        for server in nats:
+            cluster.serve(server)
+        await asyncio.to_thread(localstack.wait_jetstream, nats)
+        pg = localstack.postgres(work / "postgres")
+        cluster.serve(pg)
+        dsn = pg.create_database("gateway")
+        influx = localstack.influxdb(work / "influxdb")
+        cluster.serve(influx)
+        broker = localstack.mosquitto(work / "mosquitto")
+        cluster.serve(broker)
+        cluster.nodes = _nodes(work, args, [s.url for s in nats], dsn, influx.url, broker.port)
+        ingest = [n for n in cluster.nodes if n.name in INGEST]
+        route = localstack.Route(
+            "hj212",
+            args.hj212_port,
+            [("127.0.0.1", n.hj212_port) for n in ingest if n.hj212_port is not None],
+            option="send-proxy-v2",
+        )
+        cluster.serve(localstack.haproxy(work / "haproxy", [route]))
+        for node in cluster.nodes:
+            node.start()
+        print(f"NATS: {' '.join(s.url for s in nats)}; PostgreSQL: {dsn}")
+        print(f"InfluxDB: {influx.url}; Mosquitto: {broker.url}")
+        print(
+            f"HAProxy 127.0.0.1:{args.hj212_port} (send-proxy-v2) -> "
+            + ", ".join(f"{n.name} 127.0.0.1:{n.hj212_port}" for n in ingest)
+        )
+        print(f"nodes: {', '.join(n.name for n in cluster.nodes)}; logs in {work / 'logs'}")
+        if not await _until_ready(cluster, stop):
+            return 0
+        print("the cluster is ready: the rule workers own every partition", flush=True)
+        if not args.simulate:
+            print("Ctrl-C stops the cluster", flush=True)
+            while not stop.is_set():
+                cluster.check()
+                await asyncio.sleep(1)
+            return 0
+        return await _simulate(args, cluster, dsn, broker.port, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await asyncio.to_thread(cluster.stop)
+
+
+async def _simulate(
+    args: argparse.Namespace, cluster: Cluster, dsn: str, mqtt_port: int, stop: asyncio.Event
+) -> int:
+    today = datetime.now(BEIJING).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    day = today - timedelta(days=1)
+    await asyncio.to_thread(_declare, dsn, day, args.enterprises)
+    print(
+        f"declared in the shared regime store: shutdown of line L1 at every plant from "
+        f"{day:%Y-%m-%d} {SHUTDOWN_FROM:02d}:00, orange alert over sim-city {ORANGE[0]:02d}:00-"
+        f"{ORANGE[1]:02d}:00, then red until {RED[1]:02d}:00 (Beijing time)",
+        flush=True,
+    )
+    registry = Registry.load(Path(args.workdir) / "registry.toml")
+    term = Terminal(lambda: registry)
+    events_stop = asyncio.Event()
+    printer = asyncio.create_task(_print_events(dsn, term, events_stop))
+    ingest = [n for n in cluster.nodes if n.name in INGEST]
+    try:
+        async with Simulator(
+            enterprises=args.enterprises,
+            hj212=("127.0.0.1", args.hj212_port),
+            mqtt=("127.0.0.1", mqtt_port),
+            speedup=args.speedup,
+            on_progress=term.progress,
+        ) as sim:
+            page = f"http://127.0.0.1:{args.api_port}/healthz"
+            missing = await _play(sim, args, term, today, page, stop)
+        carried = {
+            n.name: await asyncio.to_thread(n.metric, "hj212_proxy_headers_total", 'version="2"')
+            for n in ingest
+        }
+        print(
+            f"HAProxy carried {sum(carried.values()):.0f} device connections (PROXY v2 headers "
+            "taken): " + ", ".join(f"{name} {count:.0f}" for name, count in carried.items()),
+            flush=True,
+        )
+    finally:
+        events_stop.set()
+        await asyncio.gather(printer, return_exceptions=True)
+    return 1 if missing and args.exit else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    args.workdir = str(Path(args.workdir).resolve())
+    try:
+        return asyncio.run(_cluster_demo(args))
+    except localstack.LocalStackError as exc:
+        print(f"cluster-demo: {exc}", file=sys.stderr)
+        return 2
