@@ -12,13 +12,11 @@ wakes the SSE streams of every API node.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import LiteralString
 
 from ..anomalies.model import Anomaly, EventKind
 from ..anomalies.store import Decide, EventRow, QueryFilter
-from .pg_link import Notifications, PgLink, describe
-from .pg_schema import PgMigration, migrate
+from .pg_schema import PgBackend, PgMigration
 
 CHANNEL = "gateway_anomaly_events"
 _EVENT_LOCK = 0x6761_7465_7761_7901  # pg_advisory_xact_lock key of event writes
@@ -52,27 +50,11 @@ _COLUMNS: dict[str, LiteralString] = {
 }
 
 
-class PgAnomalies:
+class PgAnomalies(PgBackend):
     """`AnomalyBackend` on PostgreSQL; the schema is created or migrated on opening."""
 
     def __init__(self, dsn: str) -> None:
-        self.path = describe(dsn)
-        self._dsn = dsn
-        self._link = PgLink(dsn)
-        self._notifications: Notifications | None = None
-        try:
-            migrate(self._link, "anomaly store", MIGRATIONS)
-        except BaseException:
-            self._link.close()
-            raise
-
-    def close(self) -> None:
-        if self._notifications is not None:
-            self._notifications.close()
-        self._link.close()
-
-    def watch(self, changed: Callable[[], None]) -> None:
-        self._notifications = Notifications(self._dsn, CHANNEL, changed)
+        super().__init__(dsn, "anomaly store", MIGRATIONS, CHANNEL)
 
     def write(self, anomaly_id: str, decide: Decide) -> tuple[int, EventKind, Anomaly] | None:
         with self._link.session() as conn, conn.transaction():

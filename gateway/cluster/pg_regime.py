@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import LiteralString
 
 from ..regime.store import Audit, Table
-from .pg_link import Notifications, PgLink, describe
-from .pg_schema import PgMigration, migrate
+from .pg_schema import PgBackend, PgMigration
 
 CHANNEL = "gateway_regime"
 
@@ -32,27 +31,11 @@ MIGRATIONS: list[PgMigration] = [
 _TABLES: dict[Table, LiteralString] = {"alert": "regime_alert", "control_order": "regime_order"}
 
 
-class PgRegime:
+class PgRegime(PgBackend):
     """`RegimeBackend` on PostgreSQL; the schema is created or migrated on opening."""
 
     def __init__(self, dsn: str) -> None:
-        self.path = describe(dsn)
-        self._dsn = dsn
-        self._link = PgLink(dsn)
-        self._notifications: Notifications | None = None
-        try:
-            migrate(self._link, "regime store", MIGRATIONS)
-        except BaseException:
-            self._link.close()
-            raise
-
-    def close(self) -> None:
-        if self._notifications is not None:
-            self._notifications.close()
-        self._link.close()
-
-    def watch(self, changed: Callable[[], None]) -> None:
-        self._notifications = Notifications(self._dsn, CHANNEL, changed)
+        super().__init__(dsn, "regime store", MIGRATIONS, CHANNEL)
 
     def load(self, table: Table) -> list[tuple[str, str]]:
         with self._link.session() as conn:

@@ -3,16 +3,17 @@
 At start each store brings its component to its last version: the steps above the recorded
 version run in one transaction with the new version, under an advisory lock so nodes that
 start together migrate once. A version above the last step was written by a newer release
-and is refused (`StateError`), as with the SQLite files.
+and is refused (`StateError`), as with the SQLite files. `PgBackend` is what both stores
+share: the link, the migration on opening, the notifications.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import LiteralString
 
 from ..migrations import newer_than_code
-from .pg_link import PgLink, describe
+from .pg_link import Notifications, PgLink, describe
 
 PgMigration = tuple[int, Sequence[LiteralString]]  # (version, statements)
 
@@ -44,3 +45,30 @@ def migrate(link: PgLink, component: str, migrations: Sequence[PgMigration]) -> 
             (component, latest),
         )
     return found
+
+
+class PgBackend:
+    """What both PostgreSQL stores share: the link to `dsn`, the schema of `component` brought
+    to its last version on opening, and the notifications of `channel` once watched."""
+
+    def __init__(
+        self, dsn: str, component: str, migrations: Sequence[PgMigration], channel: str
+    ) -> None:
+        self.path = describe(dsn)
+        self._dsn = dsn
+        self._channel = channel
+        self._link = PgLink(dsn)
+        self._notifications: Notifications | None = None
+        try:
+            migrate(self._link, component, migrations)
+        except BaseException:
+            self._link.close()
+            raise
+
+    def close(self) -> None:
+        if self._notifications is not None:
+            self._notifications.close()
+        self._link.close()
+
+    def watch(self, changed: Callable[[], None]) -> None:
+        self._notifications = Notifications(self._dsn, self._channel, changed)
