@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,26 +29,11 @@ from devkit.benchkit import POLLUTANTS, bench_frame, bench_mn
 from devkit.process import metric, stop
 
 
-def _free_run(count: int) -> int:
-    """The first of `count` consecutive free ports on 127.0.0.1."""
-    while True:
-        base = localstack.free_port()
-        if base + count >= 65536:
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + count):
-                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-
-
 def _config(
     work: Path, servers: list[str], influx_url: str, ingest: int, devices: int
 ) -> tuple[Path, int, int]:
     """A node's config for `ingest` processes: its own database and stream."""
-    port, metrics_base = localstack.free_port(), _free_run(16)
+    port, metrics_base = localstack.free_port(), localstack.free_port_run(16)
     work.mkdir(parents=True, exist_ok=True)
     outlets = "".join(
         f'\n  [[enterprises.outlets]]\n  id = "O{i}"\n  mn = "{bench_mn(i)}"'

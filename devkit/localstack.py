@@ -7,6 +7,7 @@ Standard library only; nothing is registered globally, so callers must stop what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -39,6 +40,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive TCP ports on 127.0.0.1 that were free a moment ago
+    (the metrics ports of a `cluster-node`'s processes)."""
+    while True:
+        base = free_port()
+        if base + count >= 65536:
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
 
 
 def find_binary(name: str) -> str:

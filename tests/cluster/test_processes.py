@@ -5,10 +5,8 @@ mid-run and started again, and nothing acknowledged is lost."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,28 +31,12 @@ PER_DEVICE = 12
 TOTAL = DEVICES * PER_DEVICE
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports on 127.0.0.1 that were free a moment ago."""
-    while True:
-        base = localstack.free_port()
-        if base + count >= 65536:
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + count):
-                    s = stack.enter_context(socket.socket())
-                    s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-
-
 def node_config(
     directory: Path, influx_url: str, database: str, section: dict[str, Any], **extra: Any
 ) -> tuple[Path, int, int]:
     """A node's config: HJ 212 on a fixed port with reuse_port, metrics from a base port on;
     rules left on (the launcher turns them off with two ingestion processes)."""
-    port, metrics_base = localstack.free_port(), free_ports(4)
+    port, metrics_base = localstack.free_port(), localstack.free_port_run(4)
     path = write_config(
         directory,
         influx_url,
