@@ -166,6 +166,7 @@ class SqliteRegime:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+_ANSWERS_KEPT = 256  # answers of `in_force` kept (a reading's rules ask the same one)
 
 
 def _serialised(method: F) -> F:
@@ -175,7 +176,10 @@ def _serialised(method: F) -> F:
     @functools.wraps(method)
     def run(self: Regime, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._answers.clear()  # what was in force may have changed
 
     return run  # type: ignore[return-value]
 
@@ -196,6 +200,9 @@ class Regime:
         self._backend: RegimeBackend = backend
         self.path = backend.path
         self._lock = threading.RLock()  # writes and reloads; readers see whole dicts
+        # the last answers of `in_force`: every rule asks it of the same reading
+        self._answers: dict[tuple[str, str, datetime], ControlState] = {}
+        self._answered_with: Sequence[Alert] | None = None  # the calendar they were made with
         self._alerts: dict[str, Alert] = {}
         self._orders: dict[str, Order] = {}
         self._orders_of: dict[str, dict[str, Order]] = {}  # enterprise -> id -> order
@@ -203,7 +210,7 @@ class Regime:
         # in force like alerts, but configured, not declared
         self.calendar: Callable[[], Sequence[Alert]] = tuple
         # whether a region lies within others (the registry's hierarchy); None: exact names
-        self.within: Callable[[str, Sequence[str]], bool] | None = None
+        self._within: Callable[[str, Sequence[str]], bool] | None = None
         self.reload()
         try:  # changes other processes make are applied on this loop
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -213,6 +220,15 @@ class Regime:
 
     def close(self) -> None:
         self._backend.close()
+
+    @property
+    def within(self) -> Callable[[str, Sequence[str]], bool] | None:
+        return self._within
+
+    @within.setter
+    def within(self, value: Callable[[str, Sequence[str]], bool] | None) -> None:
+        self._within = value
+        self._answers.clear()  # regions may lie elsewhere now
 
     @_serialised
     def reload(self) -> None:
@@ -431,10 +447,20 @@ class Regime:
         Orders carry their `starts_at`, from which rules count a ramp-down grace.
         """
         _require_aware(at, "at")
+        calendar = self.calendar()
+        if calendar is not self._answered_with:  # another registry: other periods, regions
+            self._answers.clear()
+            self._answered_with = calendar
+        key = (enterprise_id, region, at)
+        found = self._answers.get(key)
+        if found is not None:
+            return found
+        if len(self._answers) >= _ANSWERS_KEPT:
+            self._answers.clear()
         alerts = sorted(
             (
                 a
-                for a in (*self._alerts.values(), *self.calendar())
+                for a in (*self._alerts.values(), *calendar)
                 if a.in_force(at) and a.covers(enterprise_id, region, self.within)
             ),
             key=_alert_key,
@@ -444,7 +470,7 @@ class Regime:
             key=_order_key,
         )
         layers = {a.layer for a in alerts}
-        return ControlState(
+        found = self._answers[key] = ControlState(
             enterprise=enterprise_id,
             region=region,
             at=at,
@@ -453,3 +479,4 @@ class Regime:
             alerts=alerts,
             orders=orders,
         )
+        return found

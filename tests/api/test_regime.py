@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.regime import LEVEL_RANK, AlertSpec, OrderSpec, Regime
+from gateway.regime import LEVEL_RANK, Alert, AlertSpec, OrderSpec, Regime
 from tests.api.conftest import CST
 
 T = datetime(2025, 1, 10, 0, 0, tzinfo=CST)
@@ -182,3 +182,23 @@ def test_level_is_the_highest_covering_alert(
     assert [LEVEL_RANK[a.level] for a in state.alerts] == sorted(
         (LEVEL_RANK[a.level] for a in state.alerts), reverse=True
     )
+
+
+def test_in_force_answers_anew_after_every_change(tmp_path: Path) -> None:
+    """Rules ask `in_force` of one reading several times and get a kept answer; it must never
+    outlive a change: a new order, a withdrawal, another calendar, another hierarchy."""
+    regime = Regime(tmp_path / "r.db")
+    at = T + timedelta(hours=1)
+    assert regime.in_force("E1", "R1", at).orders == []
+    added = regime.add_order(order("shutdown", enterprise="E1"))
+    assert [o.id for o in regime.in_force("E1", "R1", at).orders] == [added.id]
+    regime.withdraw_order(added.id, by="chief", at=T)
+    assert regime.in_force("E1", "R1", at).orders == []
+    assert regime.in_force("E1", "R1", at).level is None
+    calendar = [Alert.model_validate(alert("red", regions=["R1"]).model_dump() | {"id": "p:0"})]
+    regime.calendar = lambda: calendar
+    assert regime.in_force("E1", "R1", at).level == "red"
+    assert regime.in_force("E1", "R2", at).level is None
+    regime.within = lambda region, scope: region == "R2" and "R1" in scope  # R2 lies in R1
+    assert regime.in_force("E1", "R2", at).level == "red"
+    regime.close()
