@@ -45,6 +45,7 @@ from .anomalies.store import AnomalyStore
 from .api import create_app
 from .api.health import NotReady, health_app
 from .api.server import ApiServer
+from .api.status import RegistryStatus, StatusProvider
 from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
 from .cases.store import CaseStore, policy
@@ -256,11 +257,36 @@ class Gateway:
         if self.rules_publisher is not None:  # the rule workers judge this node's traffic
             self.pipeline.add_listener(self.rules_publisher.on_points)
             self.hj212.handler.on_event = self.rules_publisher.on_device_event
+            if self.loaded.config.api.enabled and cluster.postgres_dsn:
+                self._open_stores()  # an API node: it serves what the workers record
             return
         if not self.loaded.config.rules.enabled or (
             cluster.enabled and not (cluster.ingest or cluster.rules_worker)
         ):
             return
+        self._open_stores()
+        assert self.anomalies is not None
+        if cluster.rules_worker:
+            self._start_rule_worker(self.anomalies)
+            return
+        rules = self._build_rules()
+        self.offline = catalog.find(rules, DeviceOffline)
+        self.gaps = catalog.find(rules, DataGap)
+        self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
+        self.vehicles = catalog.find(rules, BannedVehicleEntry)
+        self.treatment = catalog.find(rules, TreatmentNotRunning)
+        self.rules = RuleEngine(self.anomalies, rules, tick_s=self.loaded.config.rules.tick_s)
+        self._listen_to_anomalies(self.anomalies)
+        self.pipeline.add_listener(self.rules.on_points)
+        self.pipeline.add_listener(self._write_allowed)
+        self.hj212.handler.on_event = self.rules.on_device_event
+        self._tick_task = self._supervise(self._tick_rules(self.rules), "rule-ticker")
+        self._status_task = self._supervise(self._write_status(), "device-status")
+
+    def _open_stores(self) -> None:
+        """The anomaly store, the regime, the audit log and cases: in PostgreSQL when the
+        nodes share them (`postgres_dsn`), else in the data folder."""
+        cluster = self.loaded.config.cluster
         if cluster.postgres_dsn:  # shared by the nodes; the rest stays in the data folder
             from .cluster.pg_anomalies import PgAnomalies
             from .cluster.pg_regime import PgRegime
@@ -280,22 +306,6 @@ class Gateway:
                 policy(cases.warning_types),
                 join_same_day=cases.join_same_day,
             )
-        if cluster.rules_worker:
-            self._start_rule_worker(self.anomalies)
-            return
-        rules = self._build_rules()
-        self.offline = catalog.find(rules, DeviceOffline)
-        self.gaps = catalog.find(rules, DataGap)
-        self.daily = DeviceStatusPoints(self.registry, self.offline, self.gaps)
-        self.vehicles = catalog.find(rules, BannedVehicleEntry)
-        self.treatment = catalog.find(rules, TreatmentNotRunning)
-        self.rules = RuleEngine(self.anomalies, rules, tick_s=self.loaded.config.rules.tick_s)
-        self._listen_to_anomalies(self.anomalies)
-        self.pipeline.add_listener(self.rules.on_points)
-        self.pipeline.add_listener(self._write_allowed)
-        self.hj212.handler.on_event = self.rules.on_device_event
-        self._tick_task = self._supervise(self._tick_rules(self.rules), "rule-ticker")
-        self._status_task = self._supervise(self._write_status(), "device-status")
 
     def _listen_to_anomalies(self, store: AnomalyStore) -> None:
         """What follows each anomaly event: InfluxDB and MQTT, cases, notifications."""
@@ -473,8 +483,8 @@ class Gateway:
         cfg = self.loaded.config
         if not cfg.api.enabled:
             return
-        # rules off, or a rule worker (no device state of its own): health and metrics only
-        if self.anomalies is None or self.regime is None or self.rule_worker is not None:
+        # no store to serve (rules off, no shared PostgreSQL): health and metrics only
+        if self.anomalies is None or self.regime is None:
             health = health_app(self.readiness, make_asgi_app())
             health.state.forward_status = self.forward.status if self.forward else None
             self.api = ApiServer(health, cfg.api.listen)
@@ -485,7 +495,7 @@ class Gateway:
             store=self.anomalies,
             regime=self.regime,
             registry=self.registry,
-            status=RuleStatus(self.registry, self.offline, self.treatment, self.daily),
+            status=self._status(),
             accounts=self._accounts(),
             stream_max_s=cfg.api.stream_max_s,
             ready=self.readiness,
@@ -500,6 +510,13 @@ class Gateway:
         self.api = ApiServer(app, cfg.api.listen, graceful_timeout_s=2)
         await self.api.start()
         log.info("API listening", listen=self._api_address())
+
+    def _status(self) -> StatusProvider:
+        """Device status for the API: the rules' state in this process, or none here (an API
+        node or rule worker of a cluster: the registry's devices, status unknown)."""
+        if self.rules is not None:
+            return RuleStatus(self.registry, self.offline, self.treatment, self.daily)
+        return RegistryStatus(self.registry)
 
     def _api_address(self) -> str:
         assert self.api is not None
