@@ -14,7 +14,7 @@ import asyncio
 import signal
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -68,6 +68,9 @@ from .rules.engine import RuleEngine
 from .rules.offline import DeviceOffline
 from .rules.treatment import TreatmentNotRunning
 from .rules.vehicles import BannedVehicleEntry
+
+if TYPE_CHECKING:
+    from .cluster.pg_status import PgStatus
 
 log = structlog.get_logger("gateway")
 
@@ -183,6 +186,7 @@ class Gateway:
         self.notify: Notifier | None = None  # notifications: outbox, sender, escalation
         self._notify_task: asyncio.Task[None] | None = None
         self.api: ApiServer | None = None
+        self._pg_status: PgStatus | None = None  # an API node's device status
         self._status_task: asyncio.Task[None] | None = None
         self._calendar_cache: tuple[Registry | None, list[Alert]] = (None, [])
         self._ready = False
@@ -337,8 +341,12 @@ class Gateway:
 
     def _start_rule_worker(self, store: AnomalyStore) -> None:
         """Rules over the partitions this worker owns, an engine each (no device here:
-        back-fill requests go to the ingestion processes; no device status, no vehicle
-        verdicts)."""
+        back-fill requests go to the ingestion processes). Verdicts and device_status go
+        through the pipeline, as `_write_allowed` and `_write_status` send them; the status
+        snapshots of its enterprises to PostgreSQL, for the API nodes."""
+        from .cluster.pg_status import StatusSnapshots
+        from .cluster.rules_worker import StatusOutput
+
         self._listen_to_anomalies(store)
         cluster = self.loaded.config.cluster
         self.commands = CommandSender(
@@ -351,7 +359,15 @@ class Gateway:
         def engine(partition_store: AnomalyStore) -> RuleEngine:
             return RuleEngine(partition_store, self._build_rules(), tick_s=tick_s)
 
-        self.rule_worker = RuleWorker(cluster, store, engine, node=cluster.node_name, tick_s=tick_s)
+        status = StatusOutput(
+            self.registry,
+            self.pipeline.submit,
+            StatusSnapshots(cluster.postgres_dsn) if cluster.postgres_dsn else None,
+            self.loaded.config.rules.status_interval_s,
+        )
+        self.rule_worker = RuleWorker(
+            cluster, store, engine, node=cluster.node_name, tick_s=tick_s, status=status
+        )
 
     async def _tick_rules(self, rules: RuleEngine) -> None:
         """The wall-clock rules (silence, due records) every `tick_s`."""
@@ -512,10 +528,20 @@ class Gateway:
         log.info("API listening", listen=self._api_address())
 
     def _status(self) -> StatusProvider:
-        """Device status for the API: the rules' state in this process, or none here (an API
-        node or rule worker of a cluster: the registry's devices, status unknown)."""
+        """Device status for the API: the rules' state in this process; on an API node or a
+        rule worker of a cluster, the workers' snapshots in PostgreSQL."""
         if self.rules is not None:
             return RuleStatus(self.registry, self.offline, self.treatment, self.daily)
+        cfg = self.loaded.config
+        if cfg.cluster.postgres_dsn:  # what the workers last wrote
+            from .cluster.pg_status import PgStatus
+
+            self._pg_status = PgStatus(
+                cfg.cluster.postgres_dsn,
+                self.registry,
+                status_interval_s=cfg.rules.status_interval_s,
+            )
+            return self._pg_status
         return RegistryStatus(self.registry)
 
     def _api_address(self) -> str:
@@ -594,6 +620,8 @@ class Gateway:
             self.cases.close()
         if self.notify is not None:
             self.notify.close()
+        if self._pg_status is not None:
+            self._pg_status.close()
         log.info("stopped", spool_depth_bytes=self.spool.depth_bytes)
 
 

@@ -13,6 +13,17 @@ ids they had (type, subject and start, from event time) and the store ignores th
 unchanged or stale. From the store it takes back only what the replay cannot rebuild: the
 partition's open anomalies that started before the replayed window, and those of the
 wall-clock rules (`device_offline`: a device never heard from has no message to replay).
+The replay is done once it judged the partition's last message stored when it was taken; until
+then the engine's wall-clock rules do not tick (a device's last contact replayed so far may be
+hours old, which is not a silence).
+
+With a `StatusOutput` a worker also writes what a single process writes besides anomalies:
+after each message the `vehicle_passage.allowed` verdicts its engine judged, and every status
+interval the `device_status` points of its partitions' devices (both through the pipeline to
+the points stream, so the writers put them in InfluxDB), and their enterprises' status
+snapshots for the API nodes (pg_status.py). A partition still replaying writes no status:
+that is written once the replay has judged what the partition held when it was taken, then
+every interval.
 """
 
 from __future__ import annotations
@@ -23,26 +34,46 @@ import math
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import nats
+import psycopg
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, KeyValueError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import (
+    APIError,
+    KeyValueError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+    NotFoundError,
+)
 from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
 
 from gateway.anomalies.model import Anomaly, AnomalyEvent
 from gateway.anomalies.store import AnomalyStore
+from gateway.ingest.spool import SpoolClosed, SpoolFull
+from gateway.model import Point
+from gateway.registry import Registry
+from gateway.rules import catalog
+from gateway.rules.data_gap import DataGap
 from gateway.rules.engine import RuleEngine
+from gateway.rules.offline import DeviceOffline
+from gateway.rules.treatment import TreatmentNotRunning
+from gateway.rules.vehicles import BannedVehicleEntry
+from gateway.status.completeness import DeviceStatusPoints
+from gateway.status.enterprises import RuleStatus
 
 from .config import ClusterSection
 from .partitions import decode, ensure_rules_stream, partition_of
+from .pg_status import StatusSnapshots
 from .stream import connect
 
 log = structlog.get_logger("gateway.cluster")
@@ -51,6 +82,9 @@ OWNED = Gauge("cluster_rule_partitions_owned", "Partitions this rule worker owns
 TAKEN = Counter("cluster_rule_partitions_taken_total", "Partitions this worker took")
 LOST = Counter("cluster_rule_partitions_lost_total", "Leases lost to another worker")
 MESSAGES = Counter("cluster_rule_messages_total", "Rules stream messages judged")
+SNAPSHOTS = Counter(
+    "cluster_rule_status_snapshots_total", "Enterprise status snapshots written to PostgreSQL"
+)
 
 EngineFactory = Callable[[AnomalyStore], RuleEngine]
 KEPT_RULES = frozenset({"device_offline"})  # their open anomalies are always taken back
@@ -84,9 +118,44 @@ class PartitionStore(AnomalyStore):
 
 
 @dataclass
+class StatusOutput:
+    """Where a worker writes besides the anomaly store: `submit` takes the verdicts and the
+    `device_status` points (the pipeline), `snapshots` the status the API nodes read (closed
+    with the worker; None without PostgreSQL), every `interval_s`."""
+
+    registry: Callable[[], Registry]
+    submit: Callable[[Sequence[Point]], object]
+    snapshots: StatusSnapshots | None
+    interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class _Views:
+    """What a partition's engine knows, as the status and the verdicts need it."""
+
+    vehicles: BannedVehicleEntry
+    daily: DeviceStatusPoints
+    status: RuleStatus
+
+    @classmethod
+    def of(cls, engine: RuleEngine, registry: Callable[[], Registry]) -> _Views:
+        offline = catalog.find(engine.rules, DeviceOffline)
+        daily = DeviceStatusPoints(registry, offline, catalog.find(engine.rules, DataGap))
+        treatment = catalog.find(engine.rules, TreatmentNotRunning)
+        return cls(
+            catalog.find(engine.rules, BannedVehicleEntry),
+            daily,
+            RuleStatus(registry, offline, treatment, daily),
+        )
+
+
+@dataclass
 class _Owned:
     revision: int
     engine: RuleEngine
+    views: _Views | None = None
+    until: int = 0  # the partition's last stream sequence when taken (0: none to replay)
+    replayed: bool = False  # judged up to `until`: ticks, and its status can be written
     sub: Subscription | None = None
 
 
@@ -105,9 +174,11 @@ class RuleWorker:
         *,
         node: str,
         tick_s: float = 1.0,
+        status: StatusOutput | None = None,
     ) -> None:
         self.cfg = cfg
         self.tick_s = tick_s
+        self.status = status
         self.store = store
         self.engine_for = engine_for
         self.id = f"{_token(node)}-{os.getpid()}-{os.urandom(3).hex()}"
@@ -118,6 +189,7 @@ class RuleWorker:
         self._heartbeat = 0
         self._closing = False
         self.replaying = False  # judging a message stored before its partition was taken
+        self._writes: set[asyncio.Task[None]] = set()  # status snapshots being written
 
     async def open(self) -> None:
         self._nc = await connect(self.cfg, f"{self.id}-rules", lambda: self._closing)
@@ -140,8 +212,10 @@ class RuleWorker:
                 await asyncio.sleep(0.5)
 
     async def run(self) -> None:
-        """Leases every `lease_renew_s`, the engines' ticks every `tick_s`."""
-        await asyncio.gather(self._leases(), self._ticks())
+        """Leases every `lease_renew_s`, the engines' ticks every `tick_s`, the status every
+        status interval."""
+        statuses = [self._statuses()] if self.status is not None else []
+        await asyncio.gather(self._leases(), self._ticks(), *statuses)
 
     async def _leases(self) -> None:
         while True:
@@ -155,7 +229,88 @@ class RuleWorker:
         while True:
             await asyncio.sleep(self.tick_s)
             for owned in list(self.owned.values()):
-                owned.engine.tick()
+                if owned.replayed:  # mid-replay a device's last contact is hours old
+                    owned.engine.tick()
+
+    async def _statuses(self) -> None:
+        assert self.status is not None
+        while True:
+            await asyncio.sleep(self.status.interval_s)
+            self.write_status(list(self.owned))
+
+    def write_status(self, parts: Iterable[int]) -> None:
+        """The `device_status` points and the status snapshots of the enterprises of `parts`
+        (those owned and replayed; the registry's enterprises of each)."""
+        out = self.status
+        if out is None:
+            return
+        wanted = set(parts)
+        mine: dict[int, set[str]] = {}
+        for enterprise in out.registry().data.enterprises:
+            part = partition_of(enterprise.id, self.cfg.partitions)
+            if part in wanted:
+                mine.setdefault(part, set()).add(enterprise.id)
+        now = datetime.now(UTC)
+        points: list[Point] = []
+        bodies: list[tuple[str, dict[str, Any]]] = []
+        for part, ents in mine.items():
+            owned = self.owned.get(part)
+            if owned is None or owned.views is None or not owned.replayed:
+                continue  # until its replay is done the last snapshot written stays
+            points += owned.views.daily.points(now, ents)
+            for ent in sorted(ents):
+                body = owned.views.status.enterprise_status(ent)
+                if body is not None:
+                    bodies.append((ent, body))
+        if points:
+            self._submit(points, "device status not written this interval")
+        if out.snapshots is None or not bodies:
+            return
+        # in a thread: a thousand enterprises are tens of milliseconds of PostgreSQL
+        write = asyncio.to_thread(out.snapshots.write, bodies, now, self.id)
+        task = asyncio.get_running_loop().create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(partial(self._written, len(bodies)))
+
+    def _written(self, count: int, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            SNAPSHOTS.inc(count)
+        elif isinstance(exc, psycopg.Error):  # the next interval writes them again
+            log.warning("status snapshots not written this interval", error=str(exc))
+        else:
+            log.error("status snapshots failed", exc_info=exc)
+
+    def _submit(self, points: Sequence[Point], failure: str) -> None:
+        assert self.status is not None
+        try:
+            self.status.submit(points)
+        except (SpoolFull, SpoolClosed) as exc:  # the anomalies are what counts
+            log.warning(failure, error=str(exc))
+
+    def _judged(self, part: int, owned: _Owned, seq: int) -> None:
+        """After a message: its verdicts written; once the replay is done, the status."""
+        if owned.views is not None:
+            verdicts = owned.views.vehicles.take_verdicts()  # judged once, just before
+            if verdicts:
+                self._submit(verdicts, "allowed verdicts not written")
+        if not owned.replayed and seq >= owned.until:
+            owned.replayed = True
+            self.write_status([part])
+
+    async def _last_stored(self, part: int, since: datetime) -> int:
+        """The stream sequence of the partition's last message, 0 if none is to replay."""
+        assert self._js is not None
+        try:
+            last = await self._js.get_last_msg(self.cfg.rules_stream, self.cfg.rules_subject(part))
+        except NotFoundError:
+            return 0
+        if last.time is not None and last.time < since:
+            return 0
+        return last.seq or 0
 
     async def balance(self) -> None:
         """One round: heartbeat, renew, count the workers, take or give back."""
@@ -202,7 +357,9 @@ class RuleWorker:
                 lambda a: a.started_at < since or a.rule in KEPT_RULES,
             )
         )
-        owned = self.owned[part] = _Owned(revision, engine)
+        views = _Views.of(engine, self.status.registry) if self.status is not None else None
+        until = await self._last_stored(part, since)
+        owned = self.owned[part] = _Owned(revision, engine, views, until)
         taken = datetime.now(UTC)
 
         async def judge(msg: Msg) -> None:
@@ -224,6 +381,7 @@ class RuleWorker:
                         engine.on_device_event(entry)
             finally:
                 self.replaying = False
+            self._judged(part, owned, msg.metadata.sequence.stream)
 
         owned.sub = await self._js.subscribe(
             self.cfg.rules_subject(part),
@@ -234,7 +392,10 @@ class RuleWorker:
             config=api.ConsumerConfig(opt_start_time=since),
         )
         TAKEN.inc()
-        log.info("rule partition taken", partition=part, worker=self.id)
+        log.info("rule partition taken", partition=part, worker=self.id, replay_until=until)
+        if until == 0 and not owned.replayed:
+            owned.replayed = True  # nothing to replay
+            self.write_status([part])
 
     async def _drop(self, part: int) -> None:
         owned = self.owned.pop(part, None)
@@ -253,7 +414,16 @@ class RuleWorker:
             log.info("rule partition released", partition=part, worker=self.id)
 
     async def close(self) -> None:
-        """Give every partition back and close the connection."""
+        """Give every partition back, close the connection, then the snapshots."""
+        try:
+            await self._close()
+        finally:
+            if self._writes:  # the last snapshots, then the connection
+                await asyncio.wait(set(self._writes), timeout=5.0)
+            if self.status is not None and self.status.snapshots is not None:
+                self.status.snapshots.close()
+
+    async def _close(self) -> None:
         if self._nc is None:
             return
         self._closing = True

@@ -9,7 +9,7 @@ ended. Day boundaries are Beijing time by default.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -49,10 +49,13 @@ class DeviceStatusPoints:
         start = day_start(now)
         return completeness(self.gaps.seen.get(mn, set()), start, now)
 
-    def points(self, now: datetime) -> list[Point]:
+    def points(self, now: datetime, enterprises: Collection[str] | None = None) -> list[Point]:
+        """The points of every registered device, or of those of `enterprises`."""
         at = to_ns(now.replace(second=0, microsecond=0))
         out = []
         for ent in self.registry().data.enterprises:
+            if enterprises is not None and ent.id not in enterprises:
+                continue
             for outlet in ent.outlets:
                 fields: list[tuple[str, float | bool]] = []
                 online = self.offline.online(f"mn:{outlet.mn}")

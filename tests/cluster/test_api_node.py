@@ -19,7 +19,7 @@ from gateway.config import load_config
 from gateway.supervisor import Gateway
 from tests.cluster.conftest import cluster
 from tests.conftest import write_config
-from tests.frames import qn_for, upload
+from tests.frames import MN_WATER, qn_for, upload
 from tests.pg.test_two_nodes import sse_events, wait_for
 
 CST = timezone(timedelta(hours=8))
@@ -47,7 +47,14 @@ def node(
         node=name,
         postgres_dsn=dsn,
     )
-    path = write_config(tmp_path / name, influx, database, cluster=section, api=api)
+    path = write_config(
+        tmp_path / name,
+        influx,
+        database,
+        cluster=section,
+        api=api,
+        rules={"status_interval_s": 0.5},  # the workers' status snapshots, often
+    )
     return Gateway(load_config(path))
 
 
@@ -128,6 +135,18 @@ async def test_the_api_node_serves_what_the_rule_worker_records(
         assert detail.status_code == 200, detail.text
         devices = detail.json()["status"]["devices"]
         assert {d["id"] for d in devices} >= {o.mn for o in enterprise.outlets}
+
+        async def online_here() -> bool | None:  # as the worker last wrote it
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                reply = await client.get("/api/v1/enterprises/E1", headers=AUTH)
+            found = [d for d in reply.json()["status"]["devices"] if d["id"] == MN_WATER]
+            return found[0]["online"] if found else None
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while await online_here() is not True and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        assert await online_here() is True
     finally:
         for gw in reversed(started):
             await gw.shutdown()
