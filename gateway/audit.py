@@ -1,5 +1,6 @@
 """The audit log: who changed what in the control regime and the registry, when, from what to
-what. Its own SQLite file (``audit.sqlite`` in the data folder), append-only.
+what. Its own SQLite file (``audit.sqlite`` in the data folder), append-only; or PostgreSQL,
+shared by the nodes of a cluster (`gateway.cluster.pg_audit`), with the same entries.
 
 One row per state-changing call: `seq` (ascending, never reused), `at` (UTC, ISO 8601 with
 its offset), the actor's account name and role, the `action`, the `target` id, the record
@@ -27,9 +28,10 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, WithJsonSchema
 
@@ -93,19 +95,75 @@ class AuditEntry(BaseModel):
     client: str | None = Field(description="the client's network address, when known")
 
 
-def _utc_text(at: datetime) -> str:
-    """UTC, fixed width (microseconds always), so that text order is time order."""
+def _utc(at: datetime) -> datetime:
+    """`at` in UTC; a naive time is refused."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"audit times must be timezone-aware, got {at.isoformat()}")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    return at.astimezone(UTC)
+
+
+def _utc_text(at: datetime) -> str:
+    """UTC, fixed width (microseconds always), so that text order is time order."""
+    return _utc(at).isoformat(timespec="microseconds")
 
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-class AuditLog:
-    """The append-only log of actions (see the module's docstring)."""
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry to append: its time in UTC, `before` and `after` as JSON text."""
+
+    at: datetime
+    actor: str
+    actor_role: str
+    action: str
+    target: str | None
+    before: str | None
+    after: str | None
+    reason: str | None
+    client: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """The filters of `AuditLog.query`, all to match (None: any); times in UTC."""
+
+    actor: str | None
+    action: str | None
+    target: str | None
+    since: datetime | None  # inclusive
+    until: datetime | None  # exclusive
+
+
+# (seq, at, actor, actor_role, action, target, before JSON, after JSON, reason, client)
+AuditRow = tuple[
+    int, datetime, str, str, str, str | None, str | None, str | None, str | None, str | None
+]
+
+
+class AuditBackend(Protocol):
+    """Where an `AuditLog` keeps its entries: this module's SQLite file, or PostgreSQL
+    (`gateway.cluster.pg_audit`) shared by several processes."""
+
+    @property
+    def path(self) -> Path | str:
+        """The SQLite file, or where PostgreSQL is (no password)."""
+
+    def append(self, draft: Draft) -> int:
+        """Append one entry, committed when it returns (or with the transaction it joins);
+        its seq."""
+
+    def query(self, where: AuditFilter, limit: int, offset: int) -> tuple[list[AuditRow], int]:
+        """The matching rows, highest seq first, and how many match in all."""
+
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class SqliteAudit:
+    """The audit log's SQLite file, written by this process alone."""
 
     def __init__(self, path: Path | str) -> None:
         """Open (or create) the file, migrating its schema; `StateError` when it was written by
@@ -124,6 +182,72 @@ class AuditLog:
     def close(self) -> None:
         self._db.close()
 
+    def append(self, draft: Draft) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO audit (at, actor, actor_role, action, target, before, after,"
+                " reason, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _utc_text(draft.at),
+                    draft.actor,
+                    draft.actor_role,
+                    draft.action,
+                    draft.target,
+                    draft.before,
+                    draft.after,
+                    draft.reason,
+                    draft.client,
+                ),
+            )
+            seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    def query(self, where: AuditFilter, limit: int, offset: int) -> tuple[list[AuditRow], int]:
+        terms: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("actor", where.actor),
+            ("action", where.action),
+            ("target", where.target),
+        ):
+            if value is not None:
+                terms.append(f"{column} = ?")
+                params.append(value)
+        if where.since is not None:
+            terms.append("at >= ?")
+            params.append(_utc_text(where.since))
+        if where.until is not None:
+            terms.append("at < ?")
+            params.append(_utc_text(where.until))
+        clause = f" WHERE {' AND '.join(terms)}" if terms else ""
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) FROM audit{clause}", params).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT seq, at, actor, actor_role, action, target, before, after, reason,"
+                f" client FROM audit{clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return [(r[0], datetime.fromisoformat(r[1]), *r[2:]) for r in rows], int(total)
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM audit").fetchone()[0])
+
+
+class AuditLog:
+    """The append-only log of actions (see the module's docstring)."""
+
+    def __init__(self, where: Path | str | AuditBackend) -> None:
+        """Open the log: a SQLite file's path (created, its schema migrated; `StateError` when
+        written by a newer release), or a backend such as PostgreSQL's."""
+        backend = SqliteAudit(where) if isinstance(where, Path | str) else where
+        self._backend: AuditBackend = backend
+        self.path = backend.path
+
+    def close(self) -> None:
+        self._backend.close()
+
     def record(
         self,
         *,
@@ -138,39 +262,28 @@ class AuditLog:
         at: datetime | None = None,
     ) -> AuditEntry:
         """Append one action (`before` and `after` JSON-serialisable, None for none); `at`
-        defaults to now. Committed when it returns."""
+        defaults to now. Committed when it returns, or with the PostgreSQL transaction of
+        the regime change it records (`gateway.cluster.pg_audit`)."""
         if not actor or not action:
             raise ValueError("an audit entry needs an actor and an action")
-        when = _utc_text(at if at is not None else datetime.now(UTC))
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO audit (at, actor, actor_role, action, target, before, after,"
-                " reason, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    when,
-                    actor,
-                    actor_role,
-                    action,
-                    target,
-                    _json(before),
-                    _json(after),
-                    reason,
-                    client,
-                ),
+        when = _utc(at if at is not None else datetime.now(UTC))
+        draft = Draft(
+            when, actor, actor_role, action, target, _json(before), _json(after), reason, client
+        )
+        seq = self._backend.append(draft)
+        return _entry(
+            (
+                seq,
+                when,
+                actor,
+                actor_role,
+                action,
+                target,
+                draft.before,
+                draft.after,
+                reason,
+                client,
             )
-            seq = cursor.lastrowid
-        assert seq is not None
-        return AuditEntry(
-            seq=seq,
-            at=datetime.fromisoformat(when),
-            actor=actor,
-            actor_role=actor_role,
-            action=action,
-            target=target,
-            before=json.loads(_json(before) or "null"),
-            after=json.loads(_json(after) or "null"),
-            reason=reason,
-            client=client,
         )
 
     def query(
@@ -186,38 +299,25 @@ class AuditLog:
     ) -> tuple[list[AuditEntry], int]:
         """The entries matching every filter given, newest first, and how many match in all.
         `since` is inclusive, `until` exclusive."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("actor", actor), ("action", action), ("target", target)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(_utc_text(since))
-        if until is not None:
-            where.append("at < ?")
-            params.append(_utc_text(until))
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        with self._lock:
-            total = self._db.execute(f"SELECT count(*) FROM audit{clause}", params).fetchone()[0]
-            rows = self._db.execute(
-                "SELECT seq, at, actor, actor_role, action, target, before, after, reason,"
-                f" client FROM audit{clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-        return [_entry(row) for row in rows], int(total)
+        where = AuditFilter(
+            actor,
+            action,
+            target,
+            None if since is None else _utc(since),
+            None if until is None else _utc(until),
+        )
+        rows, total = self._backend.query(where, limit, offset)
+        return [_entry(row) for row in rows], total
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM audit").fetchone()[0])
+        return self._backend.count()
 
 
-def _entry(row: tuple[Any, ...]) -> AuditEntry:
+def _entry(row: AuditRow) -> AuditEntry:
     seq, at, actor, actor_role, action, target, before, after, reason, client = row
     return AuditEntry(
         seq=seq,
-        at=datetime.fromisoformat(at),
+        at=at.astimezone(UTC),
         actor=actor,
         actor_role=actor_role,
         action=action,

@@ -14,6 +14,7 @@ import asyncio
 import signal
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -57,6 +58,7 @@ from .cluster.writer import StreamWriter
 from .config import LoadedConfig
 from .forward import Codec, ForwardService
 from .model import Point
+from .notify.outbox import OutboxBackend
 from .notify.service import Notifier
 from .plan_check import problems_of
 from .regime import Alert, Regime, period_alerts
@@ -293,16 +295,18 @@ class Gateway:
         cluster = self.loaded.config.cluster
         if cluster.postgres_dsn:  # shared by the nodes; the rest stays in the data folder
             from .cluster.pg_anomalies import PgAnomalies
+            from .cluster.pg_audit import PgAudit
             from .cluster.pg_regime import PgRegime
 
             self.anomalies = AnomalyStore(PgAnomalies(cluster.postgres_dsn))
             self.regime = Regime(PgRegime(cluster.postgres_dsn))
+            self.audit = AuditLog(PgAudit(cluster.postgres_dsn))
         else:
             self.anomalies = AnomalyStore(self.loaded.data_dir / "anomalies.sqlite")
             self.regime = Regime(self.loaded.data_dir / "regime.sqlite")
+            self.audit = AuditLog(self.loaded.data_dir / "audit.sqlite")
         self.regime.calendar = self._calendar
         self.regime.within = lambda region, scope: self.registry().regions.within(region, scope)
-        self.audit = AuditLog(self.loaded.data_dir / "audit.sqlite")
         cases = self.loaded.config.cases
         if cases.enabled:
             self.cases = CaseStore(
@@ -322,8 +326,13 @@ class Gateway:
             store.add_listener(self.cases.on_anomaly)
         notify = self.loaded.config.notify  # notifications: only with channels to send to
         if notify.enabled and notify.channels:
-            path = self.loaded.data_dir / "notify.sqlite"
-            self.notify = Notifier(notify, path, self.registry, cases=self.cases, anomalies=store)
+            dsn = self.loaded.config.cluster.postgres_dsn
+            where: Path | OutboxBackend = self.loaded.data_dir / "notify.sqlite"
+            if dsn:  # one outbox for every recording node: each notice sent by one of them
+                from .cluster.pg_outbox import PgOutbox
+
+                where = PgOutbox(dsn, lease_s=max(60.0, 2 * notify.timeout_s))
+            self.notify = Notifier(notify, where, self.registry, cases=self.cases, anomalies=store)
             store.add_listener(self.notify.on_anomaly)
             self._notify_task = self._supervise(self.notify.run(), "notify")
 

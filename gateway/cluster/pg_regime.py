@@ -4,7 +4,9 @@ Alerts and orders are JSON bodies by id, as in the SQLite file (`gateway.regime.
 Each write commits with a NOTIFY on `gateway_regime`; every node's `Regime` then reads the
 records again, so an order issued through one node is in force for the rules of all. A
 withdrawal updates the body only if no other node changed it meanwhile (the row is locked
-and compared), so an order is withdrawn once whichever nodes are asked.
+and compared), so an order is withdrawn once whichever nodes are asked. The audit callback
+runs inside the write's transaction, on its connection for a `PgAudit` of the same DSN
+(`pg_audit.joined`): the change and its audit entry commit together.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from typing import LiteralString
 
 from ..regime.store import Audit, Table
+from .pg_audit import joined
 from .pg_schema import PgBackend, PgMigration
 
 CHANNEL = "gateway_regime"
@@ -55,7 +58,8 @@ class PgRegime(PgBackend):
                 "INSERT INTO " + _TABLES[table] + " (id, body) VALUES (%s, %s)", (record_id, body)
             )
             if audit is not None:
-                audit()
+                with joined(self._dsn, conn):  # an entry of PgAudit commits with it
+                    audit()
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record_id))
 
     def update(
@@ -75,7 +79,8 @@ class PgRegime(PgBackend):
                 return False
             conn.execute("UPDATE " + name + " SET body = %s WHERE id = %s", (body, record_id))
             if audit is not None:
-                audit()
+                with joined(self._dsn, conn):  # an entry of PgAudit commits with it
+                    audit()
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, record_id))
         return True
 

@@ -1,5 +1,6 @@
 """The notification outbox: SQLite (standard library), its own file (``notify.sqlite`` in the
-data folder), schema versioned with `gateway.migrations`.
+data folder), schema versioned with `gateway.migrations`; or PostgreSQL, shared by the nodes
+of a cluster (`gateway.cluster.pg_outbox`), with the same tables, bounds and pruning.
 
 `notice` holds each notice once, by its stable id, so a notice raised again (a replayed event,
 a case found again after a restart) adds nothing; `delivery` holds one row per (notice,
@@ -24,6 +25,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -91,48 +93,94 @@ class Enqueued:
     known: bool = False  # the notice was raised before: nothing done
 
 
-class Outbox:
-    def __init__(self, path: Path | str, *, max_pending: int, log_interval_s: float = 60.0) -> None:
+# what a backend's enqueue did: [(channel, its pending rows now)] added, channels full
+Queued = tuple[list[tuple[str, int]], list[str]]
+
+
+class OutboxBackend(Protocol):
+    """Where an `Outbox` keeps notices and deliveries: this module's SQLite file, or PostgreSQL
+    (`gateway.cluster.pg_outbox`) drained by the senders of several nodes."""
+
+    @property
+    def path(self) -> Path | str:
+        """The SQLite file, or where PostgreSQL is (no password)."""
+
+    @property
+    def lease_s(self) -> float | None:
+        """How long a row handed out by `head` is kept from other senders (None: there are
+        no others)."""
+
+    def pending_counts(self) -> dict[str, int]:
+        """Pending rows per channel."""
+
+    def pending(self, channel: str) -> int: ...
+    def known_ids(self, notice_ids: Collection[str]) -> set[str]: ...
+
+    def enqueue(self, notice: Notice, channels: list[str], max_pending: int) -> Queued | None:
+        """In one transaction: remember `notice` and add a row for each channel with fewer
+        than `max_pending` pending; None when the notice was remembered already."""
+
+    def severity_before(self, anomaly_id: str) -> Severity | None: ...
+    def record_severity(self, anomaly_id: str, severity: Severity, at: datetime) -> None: ...
+
+    def head(self, channel: str) -> Pending | None:
+        """The channel's oldest pending row, for this sender to deliver (None: none, or
+        another sender holds the channel)."""
+
+    def done(self, row: Pending, state: str, at: datetime, error: str | None) -> int | None:
+        """Mark a pending row delivered or given up; the channel's pending rows now, or None
+        when it was not pending any more."""
+
+    def failed(self, row: Pending, error: str) -> None: ...
+    def rows(self, channel: str) -> list[tuple[str, str, int]]: ...
+
+    def give_up_unconfigured(self, channels: Collection[str], at: datetime) -> dict[str, int]:
+        """Give up the pending rows of channels not among `channels`; {channel: rows}."""
+
+    def prune(self, now: datetime, keep_done: timedelta, max_pending: int) -> int: ...
+    def close(self) -> None: ...
+
+
+class SqliteOutbox:
+    """The outbox's SQLite file, read and written by this process alone; the pending rows per
+    channel are counted in memory."""
+
+    lease_s = None  # one sender: nothing to keep from others
+
+    def __init__(self, path: Path | str) -> None:
         """Open (or create) the file, migrating its schema; `StateError` when it was written
         by a newer release."""
         self.path = path
-        self.max_pending = max_pending
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
             migrate(self._db, path, "notification outbox", MIGRATIONS)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            rows = self._db.execute(
+                "SELECT channel, count(*) FROM delivery WHERE state = 'pending' GROUP BY channel"
+            )
+            self._pending: dict[str, int] = {channel: int(count) for channel, count in rows}
         except BaseException:
             self._db.close()
             raise
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._limiter = LogLimiter(log_interval_s)
-        self._pending: dict[str, int] = {}
-        rows = self._db.execute(
-            "SELECT channel, count(*) FROM delivery WHERE state = 'pending' GROUP BY channel"
-        )
-        for channel, count in rows:
-            self._pending[channel] = int(count)
-            metrics.NOTIFY_PENDING.labels(channel).set(count)
 
     def close(self) -> None:
         self._db.close()
 
-    # -- writing (the anomaly store's listener, the escalation) -----------------------------
+    def pending_counts(self) -> dict[str, int]:
+        return dict(self._pending)
 
-    def known(self, notice_id: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM notice WHERE id = ?", (notice_id,)).fetchone()
-        return row is not None
+    def pending(self, channel: str) -> int:
+        return self._pending.get(channel, 0)
 
     def known_ids(self, notice_ids: Collection[str]) -> set[str]:
-        """Those of `notice_ids` raised before, in one query."""
         rows = self._db.execute(
             "SELECT id FROM notice WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(notice_ids)),),
         )
         return {r[0] for r in rows}
 
-    def enqueue(self, notice: Notice, channels: Iterable[str]) -> Enqueued:
-        """Remember `notice` and add a pending row for each channel with room."""
+    def enqueue(self, notice: Notice, channels: list[str], max_pending: int) -> Queued | None:
         added: list[str] = []
         dropped: list[str] = []
         now = _utc(notice.at)
@@ -142,9 +190,9 @@ class Outbox:
                 (notice.id, notice.event, now, json.dumps(notice.to_json(), ensure_ascii=False)),
             )
             if cursor.rowcount == 0:
-                return Enqueued([], [], known=True)  # committed on the way out
-            for channel in dict.fromkeys(channels):
-                if self._pending.get(channel, 0) >= self.max_pending:
+                return None  # committed on the way out
+            for channel in channels:
+                if self._pending.get(channel, 0) >= max_pending:
                     dropped.append(channel)
                     continue
                 self._db.execute(
@@ -154,31 +202,16 @@ class Outbox:
                 )
                 added.append(channel)
         for channel in added:
-            self._count(channel, +1)
-        for channel in dropped:
-            metrics.NOTIFY_DROPPED.labels(channel).inc()
-            suppressed = self._limiter.allow(("full", channel), time.monotonic())
-            if suppressed >= 0:
-                log.warning(
-                    "notification outbox full for a channel; notice dropped for it",
-                    channel=channel,
-                    max_pending=self.max_pending,
-                    notice=notice.id,
-                    suppressed_since_last=suppressed,
-                )
-        return Enqueued(added, dropped)
+            self._pending[channel] = self._pending.get(channel, 0) + 1
+        return [(channel, self._pending[channel]) for channel in added], dropped
 
     def severity_before(self, anomaly_id: str) -> Severity | None:
-        """The severity recorded for the anomaly (None: never)."""
         row = self._db.execute(
             "SELECT severity FROM anomaly_severity WHERE anomaly_id = ?", (anomaly_id,)
         ).fetchone()
         return row[0] if row else None
 
     def record_severity(self, anomaly_id: str, severity: Severity, at: datetime) -> None:
-        """Remember the anomaly's severity. The listener calls it only once the event's notices
-        are queued: an escalation that could not be queued is found again with the next event
-        (and, queued by then, adds nothing: notices are once by id)."""
         self._db.execute(
             "INSERT INTO anomaly_severity (anomaly_id, severity, seen_at) VALUES (?, ?, ?)"
             " ON CONFLICT (anomaly_id) DO UPDATE SET severity = excluded.severity,"
@@ -186,10 +219,7 @@ class Outbox:
             (anomaly_id, severity, _utc(at)),
         )
 
-    # -- delivering (the sender) ------------------------------------------------------------
-
     def head(self, channel: str) -> Pending | None:
-        """The channel's oldest pending row (rows go out in the order they were added)."""
         row = self._db.execute(
             "SELECT d.seq, n.body, d.created_at, d.attempts FROM delivery d"
             " JOIN notice n ON n.id = d.notice_id"
@@ -201,35 +231,24 @@ class Outbox:
         notice = Notice.from_json(json.loads(row[1]))
         return Pending(row[0], channel, notice, datetime.fromisoformat(row[2]), int(row[3]))
 
-    def delivered(self, row: Pending, at: datetime) -> None:
-        self._done(row, "delivered", at, None)
-
-    def given_up(self, row: Pending, at: datetime, error: str) -> None:
-        self._done(row, "given_up", at, error)
-
-    def failed(self, row: Pending, error: str) -> None:
-        """One more failed attempt (the row stays pending)."""
-        self._db.execute(
-            "UPDATE delivery SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
-            (error[:500], row.seq),
-        )
-
-    def _done(self, row: Pending, state: str, at: datetime, error: str | None) -> None:
+    def done(self, row: Pending, state: str, at: datetime, error: str | None) -> int | None:
         cursor = self._db.execute(
             "UPDATE delivery SET state = ?, done_at = ?, last_error = coalesce(?, last_error),"
             " attempts = attempts + 1 WHERE seq = ? AND state = 'pending'",
             (state, _utc(at), error, row.seq),
         )
-        if cursor.rowcount:
-            self._count(row.channel, -1)
+        if not cursor.rowcount:
+            return None
+        self._pending[row.channel] = self._pending.get(row.channel, 0) - 1
+        return self._pending[row.channel]
 
-    # -- reading and housekeeping -----------------------------------------------------------
-
-    def pending(self, channel: str) -> int:
-        return self._pending.get(channel, 0)
+    def failed(self, row: Pending, error: str) -> None:
+        self._db.execute(
+            "UPDATE delivery SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+            (error, row.seq),
+        )
 
     def rows(self, channel: str) -> list[tuple[str, str, int]]:
-        """(notice id, state, attempts) of a channel's rows, oldest first."""
         return [
             (r[0], r[1], int(r[2]))
             for r in self._db.execute(
@@ -239,33 +258,22 @@ class Outbox:
         ]
 
     def give_up_unconfigured(self, channels: Collection[str], at: datetime) -> dict[str, int]:
-        """Give up the pending rows of channels not among `channels` (removed or renamed in
-        the configuration: nothing would ever send them); {channel: rows given up}. Counted in
-        `notify_given_up_total{channel}`, logged once; pruned later like any done row."""
-        stale = {c: n for c, n in self._pending.items() if c not in channels and n > 0}
+        stale = [c for c, n in self._pending.items() if c not in channels and n > 0]
         if not stale:
             return {}
+        given: dict[str, int] = {}
         with immediate(self._db):
-            given: dict[str, int] = {}
             for channel in stale:
                 given[channel] = self._db.execute(
                     "UPDATE delivery SET state = 'given_up', done_at = ?, last_error = ?"
                     " WHERE channel = ? AND state = 'pending'",
-                    (_utc(at), "channel no longer configured", channel),
+                    (_utc(at), UNCONFIGURED, channel),
                 ).rowcount
-        for channel, count in given.items():
+        for channel in given:
             del self._pending[channel]
-            metrics.NOTIFY_PENDING.labels(channel).set(0)
-            metrics.NOTIFY_GIVEN_UP.labels(channel).inc(count)
-        log.warning(
-            "pending notices of channels no longer configured given up",
-            channels=given,
-            configured=sorted(channels),
-        )
         return given
 
-    def prune(self, now: datetime, keep_done: timedelta) -> int:
-        """Delete what the bounds of the module's docstring let go; rows deleted."""
+    def prune(self, now: datetime, keep_done: timedelta, max_pending: int) -> int:
         deleted = 0
         with immediate(self._db):
             deleted += self._db.execute(
@@ -278,7 +286,7 @@ class Outbox:
                     "DELETE FROM delivery WHERE channel = ? AND state != 'pending' AND seq <"
                     " (SELECT seq FROM delivery WHERE channel = ? AND state != 'pending'"
                     " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (channel, channel, self.max_pending - 1),
+                    (channel, channel, max_pending - 1),
                 ).rowcount
             forget = "NOT EXISTS (SELECT 1 FROM delivery d WHERE d.notice_id = notice.id)"
             deleted += self._db.execute(
@@ -294,9 +302,140 @@ class Outbox:
             ).rowcount
         return deleted
 
-    def _count(self, channel: str, change: int) -> None:
-        self._pending[channel] = self._pending.get(channel, 0) + change
-        metrics.NOTIFY_PENDING.labels(channel).set(self._pending[channel])
+
+UNCONFIGURED = "channel no longer configured"
+
+
+class Outbox:
+    """The outbox over its backend, with its bounds, metrics and log lines (see the module's
+    docstring)."""
+
+    def __init__(
+        self,
+        where: Path | str | OutboxBackend,
+        *,
+        max_pending: int,
+        log_interval_s: float = 60.0,
+    ) -> None:
+        """Open the outbox: a SQLite file's path (created, its schema migrated; `StateError`
+        when written by a newer release), or a backend such as PostgreSQL's."""
+        backend = SqliteOutbox(where) if isinstance(where, Path | str) else where
+        self._backend: OutboxBackend = backend
+        self.path = backend.path
+        self.max_pending = max_pending
+        self._limiter = LogLimiter(log_interval_s)
+        try:
+            self._show_pending()
+        except BaseException:
+            backend.close()
+            raise
+
+    @property
+    def lease_s(self) -> float | None:
+        """How long a row in hand is kept from the senders of other nodes (None: one node)."""
+        return self._backend.lease_s
+
+    def close(self) -> None:
+        self._backend.close()
+
+    # -- writing (the anomaly store's listener, the escalation) -----------------------------
+
+    def known(self, notice_id: str) -> bool:
+        return notice_id in self._backend.known_ids([notice_id])
+
+    def known_ids(self, notice_ids: Collection[str]) -> set[str]:
+        """Those of `notice_ids` raised before, in one query."""
+        return self._backend.known_ids(notice_ids)
+
+    def enqueue(self, notice: Notice, channels: Iterable[str]) -> Enqueued:
+        """Remember `notice` and add a pending row for each channel with room."""
+        queued = self._backend.enqueue(notice, list(dict.fromkeys(channels)), self.max_pending)
+        if queued is None:
+            return Enqueued([], [], known=True)
+        added, dropped = queued
+        for channel, count in added:
+            metrics.NOTIFY_PENDING.labels(channel).set(count)
+        for channel in dropped:
+            metrics.NOTIFY_DROPPED.labels(channel).inc()
+            suppressed = self._limiter.allow(("full", channel), time.monotonic())
+            if suppressed >= 0:
+                log.warning(
+                    "notification outbox full for a channel; notice dropped for it",
+                    channel=channel,
+                    max_pending=self.max_pending,
+                    notice=notice.id,
+                    suppressed_since_last=suppressed,
+                )
+        return Enqueued([channel for channel, _ in added], dropped)
+
+    def severity_before(self, anomaly_id: str) -> Severity | None:
+        """The severity recorded for the anomaly (None: never)."""
+        return self._backend.severity_before(anomaly_id)
+
+    def record_severity(self, anomaly_id: str, severity: Severity, at: datetime) -> None:
+        """Remember the anomaly's severity. The listener calls it only once the event's notices
+        are queued: an escalation that could not be queued is found again with the next event
+        (and, queued by then, adds nothing: notices are once by id)."""
+        self._backend.record_severity(anomaly_id, severity, at)
+
+    # -- delivering (the sender) ------------------------------------------------------------
+
+    def head(self, channel: str) -> Pending | None:
+        """The channel's oldest pending row (rows go out in the order they were added); None
+        also while the sender of another node holds the channel (PostgreSQL)."""
+        return self._backend.head(channel)
+
+    def delivered(self, row: Pending, at: datetime) -> None:
+        self._done(row, "delivered", at, None)
+
+    def given_up(self, row: Pending, at: datetime, error: str) -> None:
+        self._done(row, "given_up", at, error)
+
+    def failed(self, row: Pending, error: str) -> None:
+        """One more failed attempt (the row stays pending)."""
+        self._backend.failed(row, error[:500])
+
+    def _done(self, row: Pending, state: str, at: datetime, error: str | None) -> None:
+        count = self._backend.done(row, state, at, error)
+        if count is not None:
+            metrics.NOTIFY_PENDING.labels(row.channel).set(count)
+
+    # -- reading and housekeeping -----------------------------------------------------------
+
+    def pending(self, channel: str) -> int:
+        return self._backend.pending(channel)
+
+    def rows(self, channel: str) -> list[tuple[str, str, int]]:
+        """(notice id, state, attempts) of a channel's rows, oldest first."""
+        return self._backend.rows(channel)
+
+    def give_up_unconfigured(self, channels: Collection[str], at: datetime) -> dict[str, int]:
+        """Give up the pending rows of channels not among `channels` (removed or renamed in
+        the configuration: nothing would ever send them); {channel: rows given up}. Counted in
+        `notify_given_up_total{channel}`, logged once; pruned later like any done row."""
+        given = self._backend.give_up_unconfigured(channels, at)
+        if not given:
+            return {}
+        for channel, count in given.items():
+            metrics.NOTIFY_PENDING.labels(channel).set(0)
+            metrics.NOTIFY_GIVEN_UP.labels(channel).inc(count)
+        log.warning(
+            "pending notices of channels no longer configured given up",
+            channels=given,
+            configured=sorted(channels),
+        )
+        return given
+
+    def prune(self, now: datetime, keep_done: timedelta) -> int:
+        """Delete what the bounds of the module's docstring let go; rows deleted. The pending
+        gauges are set again from the backend (other nodes change them on PostgreSQL)."""
+        deleted = self._backend.prune(now, keep_done, self.max_pending)
+        self._show_pending()
+        return deleted
+
+    def _show_pending(self) -> None:
+        for channel, count in self._backend.pending_counts().items():
+            metrics.NOTIFY_PENDING.labels(channel).set(count)
 
 
 def _utc(moment: datetime) -> str:

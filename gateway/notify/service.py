@@ -23,7 +23,7 @@ from ..registry import Registry
 from .config import NotifySection
 from .escalation import Escalation
 from .notices import Notice, anomaly_notices
-from .outbox import Outbox
+from .outbox import Outbox, OutboxBackend
 from .routing import route
 from .sender import Sender
 
@@ -34,29 +34,38 @@ class Notifier:
     """`on_anomaly` is the anomaly store's listener: it only writes the outbox, and never
     raises (a failure is counted in `errors_total{stage="notify"}` and logged, at most once a
     minute). At start, the pending rows of channels no longer configured are given up. `run`
-    delivers and escalates until cancelled; `close` closes the file."""
+    delivers and escalates until cancelled; `close` closes the outbox: the file at `where`, or
+    the backend given (PostgreSQL's, shared by the nodes), which the notifier then owns."""
 
     def __init__(
         self,
         section: NotifySection,
-        path: Path,
+        where: Path | OutboxBackend,
         registry: Callable[[], Registry],
         *,
         cases: CaseStore | None = None,
         anomalies: AnomalyStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        missing = [
+        problems = [
             f"notify.channels: {c.name}: environment variable {c.secret_env} is not set"
             for c in section.channels
             if c.secret_env and c.secret_env not in os.environ
         ]
-        if missing:
-            raise ConfigError(missing)
+        lease_s = None if isinstance(where, Path) else where.lease_s
+        if lease_s is not None and section.timeout_s * 2 > lease_s:
+            problems.append(
+                f"notify.timeout_s: {section.timeout_s:g} s is more than half the shared"
+                f" outbox's lease ({lease_s:g} s): another node could send a notice in flight"
+            )
+        if problems:
+            if not isinstance(where, Path):
+                where.close()
+            raise ConfigError(problems)
         self.section = section
         self.registry = registry
         self.clock = clock
-        self.outbox = Outbox(path, max_pending=section.max_pending)
+        self.outbox = Outbox(where, max_pending=section.max_pending)
         self.sender = Sender(
             self.outbox,
             section.channels,
