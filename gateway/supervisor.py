@@ -49,6 +49,7 @@ from .api.server import ApiServer
 from .api.status import RegistryStatus, StatusProvider
 from .archive import FrameArchive
 from .audit import AuditLog, accounts_recorder
+from .cases.backend import CaseBackend
 from .cases.store import CaseStore, policy
 from .cluster.commands import CommandListener, CommandSender
 from .cluster.log import JetStreamLog
@@ -309,10 +310,13 @@ class Gateway:
         self.regime.within = lambda region, scope: self.registry().regions.within(region, scope)
         cases = self.loaded.config.cases
         if cases.enabled:
+            where: Path | CaseBackend = self.loaded.data_dir / "cases.sqlite"
+            if cluster.postgres_dsn:
+                from .cluster.pg_cases import PgCases
+
+                where = PgCases(cluster.postgres_dsn)
             self.cases = CaseStore(
-                self.loaded.data_dir / "cases.sqlite",
-                policy(cases.warning_types),
-                join_same_day=cases.join_same_day,
+                where, policy(cases.warning_types), join_same_day=cases.join_same_day
             )
 
     def _listen_to_anomalies(self, store: AnomalyStore) -> None:

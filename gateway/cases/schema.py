@@ -2,7 +2,8 @@
 
 `case_file` holds each case (its JSON `body`, and the columns the lists filter on);
 `case_anomaly` says which case each anomaly is in (one at most: its primary key);
-`case_step` is the history, one row per change, append-only down to SQL.
+`case_step` is the history, one row per change, append-only down to SQL. The same tables in
+PostgreSQL: `gateway.cluster.pg_cases`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Making a report: reads the anomaly and case files (`reading`), the regime, the registry and
-InfluxDB for a period and a scope, and hands what it read to the pure figures (`counts`,
-`timeliness`, `transmission`, `compliance`, `feedback`). The file reads, the JSON they hold
-and the figures run in a worker thread (`asyncio.to_thread`), so the event loop that
-acknowledges devices goes on meanwhile; only the InfluxDB queries (asynchronous) run on it.
+"""Making a report: reads the anomaly and case stores (`reading`: their SQLite files or
+PostgreSQL), the regime, the registry and InfluxDB for a period and a scope, and hands what it
+read to the pure figures (`counts`, `timeliness`, `transmission`, `compliance`, `feedback`).
+The store reads, the JSON they hold and the figures run in a worker thread
+(`asyncio.to_thread`), so the event loop that acknowledges devices goes on meanwhile; only the
+InfluxDB queries (asynchronous) run on it.
 InfluxDB trouble does not stop a report: the parts that need it say `unknown` (or null) and
 `problems` says why."""
 
@@ -37,8 +38,8 @@ TOP = 10
 @dataclass(frozen=True, slots=True)
 class Sources:
     """Where a report reads from; `series` is None when InfluxDB is not configured. The
-    anomaly and case stores are read through their files (`path`), never their
-    connections."""
+    anomaly and case stores are read on connections of the report's own
+    (`reading.source`), never the stores' connections."""
 
     store: AnomalyStore
     cases: CaseStore
@@ -85,7 +86,7 @@ def period_out(period: Period, now: datetime) -> PeriodOut:
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    """What the files and the regime hold for one report."""
+    """What the stores and the regime hold for one report."""
 
     found: list[Anomaly]  # started in the period
     case_of: dict[str, Case]
@@ -94,11 +95,12 @@ class _Read:
     items: list[compliance.Obligation]
 
 
-def _handled(src: Sources, period: Period, enterprises: frozenset[str] | None) -> list[Handled]:
+def _handled(
+    db: reading.Reader, period: Period, enterprises: frozenset[str] | None
+) -> list[Handled]:
     """The cases opened in the period, with their histories (two queries)."""
-    with reading.read_only(src.cases.path) as db:
-        opened = reading.opened_between(db, period.start, period.end, enterprises)
-        steps = reading.histories(db, [c.id for c in opened])
+    opened = reading.opened_between(db, period.start, period.end, enterprises)
+    steps = reading.histories(db, [c.id for c in opened])
     return [handled(c, steps.get(c.id, [])) for c in opened]
 
 
@@ -110,15 +112,16 @@ def _read(
     regime: tuple[list[Alert], list[Order]],
     now: datetime,
 ) -> _Read:
-    """Reads the files (in the calling thread, on connections of its own)."""
-    with reading.read_only(src.store.path) as db:
+    """Reads the stores (in the calling thread, on connections of its own)."""
+    with reading.source(src.store) as db:
         found = reading.started_between(db, scope.enterprises, period.start, period.end)
         post = reading.overlapping(db, scope.enterprises, period.start, period.end, "post_shutdown")
-    with reading.read_only(src.cases.path) as db:
+    with reading.source(src.cases) as db:
         case_of = reading.cases_of(db, [a.id for a in found])
+        handled_ = _handled(db, period, scope.enterprises)
     alerts, orders = regime
     items = compliance.obligations(alerts, orders, ents, src.regime.within, period, now)
-    return _Read(found, case_of, _handled(src, period, scope.enterprises), post, items)
+    return _Read(found, case_of, handled_, post, items)
 
 
 def _names(registry: Registry) -> dict[str, str]:
@@ -218,8 +221,9 @@ def _feedback(
     src: Sources, period: Period, scope: Scope, now: datetime, with_thresholds: bool
 ) -> Feedback:
     registry = src.registry
-    handled_ = _handled(src, period, scope.enterprises)
-    with reading.read_only(src.store.path) as db:
+    with reading.source(src.cases) as db:
+        handled_ = _handled(db, period, scope.enterprises)
+    with reading.source(src.store) as db:
         type_of = reading.types_of(db, [i for h in handled_ for i in h.case.anomalies])
     judged = []
     for h in handled_:

@@ -1,7 +1,8 @@
 """An API node beside rule workers: a real 3-node NATS cluster, PostgreSQL and InfluxDB; an
 ingestion node with its API and one rule worker in this process. The ingestion node runs no
-rules; its API serves what the worker records (anomalies, the SSE stream) from PostgreSQL, and
-an order issued through it is in force for the worker's rules."""
+rules; its API serves what the worker records (anomalies, the SSE stream, the alarm's case,
+device status) from PostgreSQL, and an order issued through it is in force for the worker's
+rules."""
 
 from __future__ import annotations
 
@@ -123,6 +124,17 @@ async def test_the_api_node_serves_what_the_rule_worker_records(
             detail = await client.get("/api/v1/enterprises/E1", headers=AUTH)
         assert reply.status_code in (200, 201), reply.text
         order_id = reply.json()["id"]
+        # the alarm's case, opened by the worker that recorded it, read through this node
+        path = f"/api/v1/anomalies/{event['data']['id']}/case"
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            case = await client.get(path, headers=AUTH)
+            for _ in range(100):  # the worker opens it just after recording the anomaly
+                if case.status_code != 404:
+                    break
+                await asyncio.sleep(0.1)
+                case = await client.get(path, headers=AUTH)
+        assert case.status_code == 200, case.text
+        assert event["data"]["id"] in case.json()["anomalies"]
         enterprise = worker.registry().enterprise("E1")
         assert enterprise is not None
         regime = worker.regime
