@@ -9,43 +9,67 @@ demo's two days (devkit/demo.py) through HAProxy and Mosquitto, and every anomal
 rule workers record in PostgreSQL is printed with its Chinese sentence. Every scripted type
 is awaited.
 
-With rule workers no node serves the anomaly and control API (the ingestion nodes' and the
-workers' APIs are health and metrics only), so the demo declares the operator's regime in the
-shared PostgreSQL regime store, which every worker reads, and reads the events from the shared
-anomaly store.
+Both ingestion nodes serve the API from the shared PostgreSQL stores, on `--api-port` and the
+port after it, with one admin token (printed). The demo declares the operator's regime through
+`ingest-1`'s API (every worker reads it from PostgreSQL) and prints the events of the shared
+anomaly store. `running` starts the same cluster for a test (tests/cluster/test_grand_day.py)
+and stops it afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from devkit import localstack
-from devkit.demo import BEIJING, Terminal, _play, regime_for
+from devkit.demo import BEIJING, Terminal, _declare, _play
 from devkit.simulator import Simulator, registry_toml
 from devkit.simulator.script import ORANGE, RED, SHUTDOWN_FROM
 from gateway.anomalies.store import AnomalyStore
 from gateway.cluster.config import ClusterSection
 from gateway.cluster.pg_anomalies import PgAnomalies
-from gateway.cluster.pg_regime import PgRegime
-from gateway.regime import AlertSpec, OrderSpec, Regime
 from gateway.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 INGEST = ("ingest-1", "ingest-2")
 PARTITIONS = ClusterSection().partitions
 SHARED_GROUP = "gateways"
+TOKENS_ENV = "CLUSTER_DEMO_API_TOKENS"
+
+
+class Interrupted(Exception):
+    """Stopped (Ctrl-C) before the cluster was ready."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the cluster is made of: the simulated enterprises' registry, HAProxy's HJ 212
+    port, the API ports (`ingest-1` on `api_port`, `ingest-2` on the next one) and their
+    admin token."""
+
+    enterprises: int
+    hj212_port: int
+    api_port: int
+    offline_after_s: float = 60.0
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Options:
+        return cls(args.enterprises, args.hj212_port, args.api_port, args.offline_after_s)
 
 
 @dataclass
@@ -58,10 +82,14 @@ class Node:
     metrics_port: int
     api_port: int | None = None
     hj212_port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
 
     def start(self) -> None:
+        """Start the process (again, after `kill`: same config, data folder and log)."""
         argv = [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}  # the log as it happens
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 argv,
@@ -69,12 +97,22 @@ class Node:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log as it happens
+                env=env,
                 start_new_session=True,  # Ctrl-C reaches the demo, which stops the nodes
             )
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the process runs none of its shutdown."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc = None
 
     def check(self) -> None:
-        """Raise if the process has ended."""
+        """Raise if the process has ended (other than by `kill`)."""
         if self.proc is not None and (code := self.proc.poll()) is not None:
             tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
             raise localstack.LocalStackError(f"node {self.name} exited ({code}); {tail}")
@@ -107,14 +145,36 @@ class Node:
 
 @dataclass
 class Cluster:
-    """What the demo started, stopped in reverse order."""
+    """What `running` started (servers, then nodes), stopped in reverse order."""
 
+    work: Path
+    options: Options
     servers: list[localstack.ManagedProcess] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
+    nats: list[localstack.NatsServer] = field(default_factory=list)
+    dsn: str = ""
+    influx_url: str = ""
+    mqtt_port: int = 0
 
     def serve(self, server: localstack.ManagedProcess) -> None:
         server.start()
         self.servers.append(server)
+
+    def node(self, name: str) -> Node:
+        (found,) = [n for n in self.nodes if n.name == name]
+        return found
+
+    @property
+    def ingest(self) -> list[Node]:
+        return [n for n in self.nodes if n.name in INGEST]
+
+    @property
+    def workers(self) -> list[Node]:
+        return [n for n in self.nodes if n.name.startswith("rules-")]
+
+    def api(self, name: str) -> str:
+        """The base URL of an ingestion node's API."""
+        return f"http://127.0.0.1:{self.node(name).api_port}"
 
     def check(self) -> None:
         for node in self.nodes:
@@ -163,19 +223,14 @@ def _node(
     api_port = int(str(api["listen"]).rpartition(":")[2]) if api.get("enabled", True) else None
     hj212 = sections.get("hj212", {})
     hj212_port = int(str(hj212["listen"]).rpartition(":")[2]) if "listen" in hj212 else None
-    return Node(name, path, work / "logs" / f"{name}.log", metrics_port, api_port, hj212_port)
+    log = work / "logs" / f"{name}.log"
+    return Node(name, path, log, metrics_port, api_port, hj212_port)
 
 
-def _nodes(
-    work: Path,
-    args: argparse.Namespace,
-    nats: list[str],
-    dsn: str,
-    influx_url: str,
-    mqtt_port: int,
-) -> list[Node]:
+def _nodes(cluster: Cluster) -> list[Node]:
     """Two ingestion nodes (HJ 212 behind HAProxy, MQTT as one shared subscription, the
     API), two writers and two rule workers, all of the simulated enterprises' registry."""
+    work, options = cluster.work, cluster.options
     common: dict[str, dict[str, object]] = {
         "gateway": {
             "data_dir": "data",
@@ -183,17 +238,16 @@ def _nodes(
             "log_format": "json",
             "log_level": "warning",
         },
-        "influx": {"url": influx_url, "database": "pollution", "flush_interval_s": 0.5},
+        "influx": {"url": cluster.influx_url, "database": "pollution", "flush_interval_s": 0.5},
         "cluster": {
             "enabled": True,
-            "servers": nats,
+            "servers": [s.url for s in cluster.nats],
             "rule_workers": True,
-            "postgres_dsn": dsn,
+            "postgres_dsn": cluster.dsn,
         },
     }
     nodes = []
     for k, name in enumerate(INGEST):
-        api_port = args.api_port if k == 0 else localstack.free_port()
         nodes.append(
             _node(
                 work,
@@ -207,14 +261,15 @@ def _nodes(
                 },
                 mqtt={
                     "enabled": True,
-                    "port": mqtt_port,
+                    "port": cluster.mqtt_port,
                     "client_id": f"cluster-demo-{name}",
                     "shared_group": SHARED_GROUP,
                 },
-                api={"listen": f"127.0.0.1:{api_port}"},
+                api={"listen": f"127.0.0.1:{options.api_port + k}", "tokens_env": TOKENS_ENV},
                 gateway={**common["gateway"], "log_level": "info"},  # "MQTT subscribed"
             )
         )
+        nodes[-1].env[TOKENS_ENV] = f"{options.token}:admin"
     off: dict[str, dict[str, object]] = {"mqtt": {"enabled": False}, "api": {"enabled": False}}
     for k in (1, 2):
         nodes.append(_node(work, f"writer-{k}", common, cluster={"role": ["writer"]}, **off))
@@ -227,8 +282,7 @@ async def _until_ready(cluster: Cluster, stop: asyncio.Event, timeout_s: float =
     """Until both ingestion nodes' APIs answer and their MQTT subscriptions are made (their
     logs say so), and the rule workers own every partition between them; False if `stop`
     came first."""
-    ingest = [n for n in cluster.nodes if n.name in INGEST]
-    workers = [n for n in cluster.nodes if n.name.startswith("rules-")]
+    ingest, workers = cluster.ingest, cluster.workers
     deadline = time.monotonic() + timeout_s
 
     def ready() -> bool:
@@ -252,17 +306,10 @@ async def _until_ready(cluster: Cluster, stop: asyncio.Event, timeout_s: float =
     return True
 
 
-def _declare(dsn: str, day: datetime, enterprises: int) -> None:
-    """The demo's regime (devkit/demo.py `regime_for`) into the shared regime store."""
-    regime = Regime(PgRegime(dsn))
-    try:
-        for table, body in regime_for(day, enterprises):
-            if table == "orders":
-                regime.add_order(OrderSpec.model_validate(body), issued_by="cluster-demo")
-            else:
-                regime.add_alert(AlertSpec.model_validate(body), issued_by="cluster-demo")
-    finally:
-        regime.close()
+async def declare(cluster: Cluster, day: datetime) -> None:
+    """The demo's regime (devkit/demo.py `regime_for`) through `ingest-1`'s API, as an
+    operator declares it; the nodes share it through PostgreSQL."""
+    await _declare(cluster.api(INGEST[0]), cluster.options.token, day, cluster.options.enterprises)
 
 
 async def _print_events(dsn: str, term: Terminal, stop: asyncio.Event) -> None:
@@ -281,94 +328,118 @@ async def _print_events(dsn: str, term: Terminal, stop: asyncio.Event) -> None:
         store.close()
 
 
-async def _cluster_demo(args: argparse.Namespace) -> int:
-    work = Path(args.workdir)  # absolute (main)
+@contextlib.asynccontextmanager
+async def running(
+    work: Path,
+    options: Options,
+    stop: asyncio.Event | None = None,
+    say: Callable[[str], None] = lambda _line: None,
+) -> AsyncIterator[Cluster]:
+    """The cluster started under `work` (emptied first) and ready (`_until_ready`); every
+    process stopped on leaving. `Interrupted` if `stop` is set before it is ready; `say`
+    gets the addresses as they are known."""
     shutil.rmtree(work, ignore_errors=True)
     (work / "logs").mkdir(parents=True)
     (work / "registry.toml").write_text(
-        registry_toml(args.enterprises, logger_offline_after_s=args.offline_after_s)
+        registry_toml(options.enterprises, logger_offline_after_s=options.offline_after_s)
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    cluster = Cluster()
+    cluster = Cluster(work, options)
     try:
-        nats = localstack.nats_cluster(work / "nats")
-        for server in nats:
+        cluster.nats = localstack.nats_cluster(work / "nats")
+        for server in cluster.nats:
             cluster.serve(server)
-        await asyncio.to_thread(localstack.wait_jetstream, nats)
+        await asyncio.to_thread(localstack.wait_jetstream, cluster.nats)
         pg = localstack.postgres(work / "postgres")
         cluster.serve(pg)
-        dsn = pg.create_database("gateway")
+        cluster.dsn = pg.create_database("gateway")
         influx = localstack.influxdb(work / "influxdb")
         cluster.serve(influx)
+        cluster.influx_url = influx.url
         broker = localstack.mosquitto(work / "mosquitto")
         cluster.serve(broker)
-        cluster.nodes = _nodes(work, args, [s.url for s in nats], dsn, influx.url, broker.port)
-        ingest = [n for n in cluster.nodes if n.name in INGEST]
+        cluster.mqtt_port = broker.port
+        cluster.nodes = _nodes(cluster)
         route = localstack.Route(
             "hj212",
-            args.hj212_port,
-            [("127.0.0.1", n.hj212_port) for n in ingest if n.hj212_port is not None],
+            options.hj212_port,
+            [("127.0.0.1", n.hj212_port) for n in cluster.ingest if n.hj212_port is not None],
             option="send-proxy-v2",
         )
         cluster.serve(localstack.haproxy(work / "haproxy", [route]))
         for node in cluster.nodes:
             node.start()
-        print(f"NATS: {' '.join(s.url for s in nats)}; PostgreSQL: {dsn}")
-        print(f"InfluxDB: {influx.url}; Mosquitto: {broker.url}")
-        print(
-            f"HAProxy 127.0.0.1:{args.hj212_port} (send-proxy-v2) -> "
-            + ", ".join(f"{n.name} 127.0.0.1:{n.hj212_port}" for n in ingest)
+        say(f"NATS: {' '.join(s.url for s in cluster.nats)}; PostgreSQL: {cluster.dsn}")
+        say(f"InfluxDB: {influx.url}; Mosquitto: {broker.url}")
+        say(
+            f"HAProxy 127.0.0.1:{options.hj212_port} (send-proxy-v2) -> "
+            + ", ".join(f"{n.name} 127.0.0.1:{n.hj212_port}" for n in cluster.ingest)
         )
-        print(f"nodes: {', '.join(n.name for n in cluster.nodes)}; logs in {work / 'logs'}")
-        if not await _until_ready(cluster, stop):
-            return 0
-        print("the cluster is ready: the rule workers own every partition", flush=True)
-        if not args.simulate:
-            print("Ctrl-C stops the cluster", flush=True)
-            while not stop.is_set():
-                cluster.check()
-                await asyncio.sleep(1)
-            return 0
-        return await _simulate(args, cluster, dsn, broker.port, stop)
+        say(
+            "API: "
+            + ", ".join(f"{n.name} {cluster.api(n.name)}" for n in cluster.ingest)
+            + f" (admin token {options.token})"
+        )
+        say(f"nodes: {', '.join(n.name for n in cluster.nodes)}; logs in {work / 'logs'}")
+        if not await _until_ready(cluster, stop or asyncio.Event()):
+            raise Interrupted
+        yield cluster
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await asyncio.to_thread(cluster.stop)
 
 
-async def _simulate(
-    args: argparse.Namespace, cluster: Cluster, dsn: str, mqtt_port: int, stop: asyncio.Event
-) -> int:
+async def _cluster_demo(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        async with running(Path(args.workdir), Options.of(args), stop, say) as cluster:
+            print("the cluster is ready: the rule workers own every partition", flush=True)
+            if not args.simulate:
+                print("Ctrl-C stops the cluster", flush=True)
+                while not stop.is_set():
+                    cluster.check()
+                    await asyncio.sleep(1)
+                return 0
+            return await _simulate(args, cluster, stop)
+    except Interrupted:
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _simulate(args: argparse.Namespace, cluster: Cluster, stop: asyncio.Event) -> int:
     today = datetime.now(BEIJING).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     day = today - timedelta(days=1)
-    await asyncio.to_thread(_declare, dsn, day, args.enterprises)
+    await declare(cluster, day)
     print(
-        f"declared in the shared regime store: shutdown of line L1 at every plant from "
+        f"declared through the API of {INGEST[0]}: shutdown of line L1 at every plant from "
         f"{day:%Y-%m-%d} {SHUTDOWN_FROM:02d}:00, orange alert over sim-city {ORANGE[0]:02d}:00-"
         f"{ORANGE[1]:02d}:00, then red until {RED[1]:02d}:00 (Beijing time)",
         flush=True,
     )
-    registry = Registry.load(Path(args.workdir) / "registry.toml")
+    registry = Registry.load(cluster.work / "registry.toml")
     term = Terminal(lambda: registry)
     events_stop = asyncio.Event()
-    printer = asyncio.create_task(_print_events(dsn, term, events_stop))
-    ingest = [n for n in cluster.nodes if n.name in INGEST]
+    printer = asyncio.create_task(_print_events(cluster.dsn, term, events_stop))
     try:
         async with Simulator(
             enterprises=args.enterprises,
             hj212=("127.0.0.1", args.hj212_port),
-            mqtt=("127.0.0.1", mqtt_port),
+            mqtt=("127.0.0.1", cluster.mqtt_port),
             speedup=args.speedup,
             on_progress=term.progress,
         ) as sim:
-            page = f"http://127.0.0.1:{args.api_port}/healthz"
+            page = f"{cluster.api(INGEST[0])}/#token={cluster.options.token}"
             missing = await _play(sim, args, term, today, page, stop)
         carried = {
             n.name: await asyncio.to_thread(n.metric, "hj212_proxy_headers_total", 'version="2"')
-            for n in ingest
+            for n in cluster.ingest
         }
         print(
             f"HAProxy carried {sum(carried.values()):.0f} device connections (PROXY v2 headers "

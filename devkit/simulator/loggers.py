@@ -3,7 +3,9 @@ platform's history requests answered from what the logger recorded, on the logge
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from datetime import datetime
 
 from adapters.hj212.builder import (
@@ -21,6 +23,7 @@ from devkit.simulator.devices import FLOW, HOUR, O2, TEN_MIN, LoggerSpec, Upload
 from gateway.registry import parse_key
 
 REPLY_TIMEOUT_S = 10.0
+RETRY_PAUSE_S = 0.2  # between sends of a frame past the second, when a logger persists
 LAST_PART = (O2, FLOW)  # what a splitting logger sends in the last packet
 
 
@@ -58,19 +61,26 @@ def encode(spec: LoggerSpec, upload: Upload, qn: str, *, backfill: bool = False)
 
 
 class Logger:
-    """One logger's TCP connection, reconnected when the platform drops it."""
+    """One logger's TCP connection, reconnected when the platform drops it. A frame is sent
+    again on a new connection when the connection breaks or its reply does not come in time:
+    once, or for up to `retry_for_s` seconds (as loggers that keep trying do)."""
 
     def __init__(
         self,
         spec: LoggerSpec,
         address: tuple[str, int],
         history: dict[tuple[str, str, datetime], str],
+        *,
+        retry_for_s: float = 0.0,
     ) -> None:
         self.spec = spec
         self.address = address
         self.history = history
+        self.retry_for_s = retry_for_s
         self.client: DeviceClient | None = None
         self.sent = 0
+        self.acked: list[Upload] = []  # uploads whose every packet the platform answered
+        self.resent = 0  # frames sent again after a broken connection or a missing reply
         self.backfilled: list[datetime] = []
         self.requested: list[tuple[str, datetime, datetime]] = []  # history requests: CN, period
         self.clock: datetime | None = None  # the device's time: that of its latest upload
@@ -80,11 +90,17 @@ class Logger:
         self.sent += 1
         self.clock = max(upload.at, self.clock or upload.at)
         qn = f"{upload.at:%Y%m%d%H%M%S}{self.sent % 1000:03d}"
+        answered = upload.expect_reply and not upload.bare
         for raw in encode(self.spec, upload, qn, backfill=backfill):
-            await self._exchange(raw, qn if upload.expect_reply and not upload.bare else None)
+            await self._exchange(raw, qn if answered else None)
+        if answered:
+            self.acked.append(upload)
 
     async def _exchange(self, raw: bytes, qn: str | None) -> None:
-        for attempt in (1, 2):
+        give_up = time.monotonic() + self.retry_for_s
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 if self.client is None:
                     host, port = self.address
@@ -94,10 +110,13 @@ class Logger:
                 if qn is not None:
                     await self._until_reply(qn)
                 return
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError):  # a reply not in time too (TimeoutError)
                 await self.close()
-                if attempt == 2:
+                if attempt >= 2 and time.monotonic() >= give_up:
                     raise
+                self.resent += 1
+                if attempt >= 2:
+                    await asyncio.sleep(RETRY_PAUSE_S)
 
     async def _until_reply(self, qn: str) -> None:
         """Read until the reply to `qn`; answer history requests that arrive meanwhile."""

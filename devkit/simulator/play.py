@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -30,7 +30,14 @@ LOGGER_QUEUE = 1000
 
 class Simulator:
     """N simulated enterprises. `speedup` 0 plays as fast as the gateway answers; 600 plays a
-    day in 2.4 minutes. Timestamps in the data are always the script's."""
+    day in 2.4 minutes. Timestamps in the data are always the script's, and what a day sends
+    depends only on the days played (the plants' random numbers are seeded by enterprise and
+    date), not on the wall clock.
+
+    What the platform acknowledged is kept: each logger's `acked` uploads (every packet got
+    its 9014) and `published`, the MQTT messages the broker acknowledged (PUBACK). Loggers
+    persist for `retry_for_s` (see `Logger`); `at_moment`, if given, is awaited before the
+    actions of each moment of a day are released (faults injected at a point of the day)."""
 
     def __init__(
         self,
@@ -41,6 +48,8 @@ class Simulator:
         prefix: str = "pollution",
         speedup: float = 0.0,
         on_progress: Callable[[Simulator, datetime], None] | None = None,
+        retry_for_s: float = 0.0,
+        at_moment: Callable[[datetime], Awaitable[None]] | None = None,
     ) -> None:
         self.plants = [Plant(k) for k in range(enterprises)]
         self.hj212 = hj212
@@ -48,9 +57,12 @@ class Simulator:
         self.prefix = prefix
         self.speedup = speedup
         self.on_progress = on_progress
+        self.retry_for_s = retry_for_s
+        self.at_moment = at_moment
         self.loggers: dict[str, Logger] = {}
         self.frames = 0
         self.messages = 0
+        self.published: list[Publish] = []
         self._queues: dict[str, asyncio.Queue[Upload]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._publishing: set[asyncio.Task[None]] = set()
@@ -85,7 +97,8 @@ class Simulator:
 
     def logger(self, spec: LoggerSpec) -> Logger:
         if spec.key not in self.loggers:
-            self.loggers[spec.key] = Logger(spec, self.hj212, self.plants[spec.k].history)
+            history = self.plants[spec.k].history
+            self.loggers[spec.key] = Logger(spec, self.hj212, history, retry_for_s=self.retry_for_s)
         return self.loggers[spec.key]
 
     async def play_day(
@@ -120,6 +133,8 @@ class Simulator:
             if delay > 0:
                 await self._drain()  # what is due goes out before the pause
                 await asyncio.sleep(delay)
+            if self.at_moment is not None:
+                await self.at_moment(at)
             self._clock = (at, time.monotonic())
             for action in group:
                 await self._release(action)
@@ -147,6 +162,7 @@ class Simulator:
             payload = json.dumps(action.payload, ensure_ascii=False)
             await self._mqtt.publish(f"{self.prefix}/{action.topic}", payload, qos=1)
             self.messages += 1
+            self.published.append(action)  # the broker's PUBACK came
         except aiomqtt.MqttError as exc:
             self.errors.append(exc)
         finally:
