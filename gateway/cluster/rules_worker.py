@@ -382,6 +382,9 @@ class RuleWorker:
             finally:
                 self.replaying = False
             self._judged(part, owned, msg.metadata.sequence.stream)
+            # the client hands a replay's queued messages over without yielding: let the
+            # lease rounds run between them, or the leases lapse during a long replay
+            await asyncio.sleep(0)
 
         owned.sub = await self._js.subscribe(
             self.cfg.rules_subject(part),
