@@ -197,6 +197,12 @@ def cmd_bench_cluster(args: argparse.Namespace) -> int:
     return bench_cluster_main(args)
 
 
+def cmd_bench_thingsboard(args: argparse.Namespace) -> int:
+    from devkit.bench_thingsboard import main as bench_thingsboard_main
+
+    return bench_thingsboard_main(args)
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     from .archive.command import run
 
@@ -301,6 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     _bench_cluster_arguments(bench_cluster_p)
     bench_cluster_p.set_defaults(func=cmd_bench_cluster)
+    bench_tb_p = sub.add_parser(
+        "bench-thingsboard", help="the MQTT path beside paho and the ThingsBoard IoT gateway"
+    )
+    bench_tb_p.add_argument("--readings", type=int, default=50_000, help="queued per consumer")
+    bench_tb_p.add_argument("--storage", default="file,sqlite,memory", help="ThingsBoard storages")
+    bench_tb_p.add_argument("--tb-reads", type=int, default=1000, help="ThingsBoard records/pack")
+    bench_tb_p.add_argument("--tb-venv", help="default ~/.cache/pollution-gateway/tb-venv")
+    bench_tb_p.add_argument("--workdir", default="var/bench-thingsboard")
+    bench_tb_p.set_defaults(func=cmd_bench_thingsboard)
     fuzz_p = sub.add_parser("fuzz", help="hostile devices beside good ones: what it cost")
     fuzz_p.add_argument("--frames", type=int, default=1_000_000, help="hostile frames")
     fuzz_p.add_argument("--seed", type=int, default=1)
