@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -46,8 +48,8 @@ DEVICE = "BENCH/M1"  # the device name the connector maps TOPIC to
 STORAGES = ("file", "sqlite", "memory")
 CONFIG_FILES = ("tb_gateway.json", "mqtt.json", "logs.json")
 FIELDS = ("p_kw", "kwh")
-# What the stand-in platform answers to getSessionLimits: no rate limits, ThingsBoard's default
-# payload limit, an in-flight window as wide as the gateway's own [mqtt] max_inflight.
+# What the stand-in platform answers to getSessionLimits: no rate limits, 64 KiB payloads, an
+# in-flight window as wide as the gateway's own [mqtt] max_inflight.
 SESSION_LIMITS = {
     "maxPayloadSize": 65536,
     "maxInflightMessages": 1000,
@@ -606,10 +608,27 @@ async def ours_run(work: Path, influx_url: str, broker: int, count: int) -> Resu
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def _bench(args: argparse.Namespace) -> list[Result]:
-    kinds = [k.strip() for k in args.storage.split(",") if k.strip()]
-    for kind in kinds:
-        storage_config(kind, Path("."), 1, 1)  # an unknown name fails before anything starts
+async def _round(
+    args: argparse.Namespace, python: Path, work: Path, devices: int, platform: int, number: int
+) -> list[Result]:
+    """Each consumer once, on a fresh InfluxDB."""
+    n = args.readings
+    results = [await asyncio.to_thread(paho_run, devices, n)]
+    influx = localstack.influxdb(work / f"influxdb-{number}")
+    influx.start()
+    try:
+        results.append(await ours_run(work, influx.url, devices, n))
+    finally:
+        influx.stop()
+    for kind in args.storages:
+        run = functools.partial(
+            thingsboard_run, python, work, devices, platform, kind, n, args.tb_reads
+        )
+        results.append(await asyncio.to_thread(run))
+    return results
+
+
+async def _bench(args: argparse.Namespace) -> list[list[Result]]:
     venv = Path(args.tb_venv).expanduser() if args.tb_venv else default_venv()
     python = await asyncio.to_thread(tb_venv, venv)
     work = Path(args.workdir).resolve()
@@ -617,33 +636,33 @@ async def _bench(args: argparse.Namespace) -> list[Result]:
     work.mkdir(parents=True)
     devices = localstack.mosquitto(work / "mosquitto")
     platform = platform_broker(work / "platform-mosquitto")
-    influx = localstack.influxdb(work / "influxdb")
-    results: list[Result] = []
-    started: list[localstack.ManagedProcess] = []
+    rounds: list[list[Result]] = []
+    devices.start()
     try:
-        for server in (devices, platform, influx):
-            server.start()
-            started.append(server)
-        n = args.readings
-        results.append(await asyncio.to_thread(paho_run, devices.port, n))
-        results.append(await ours_run(work, influx.url, devices.port, n))
-        for kind in kinds:
-            results.append(
-                await asyncio.to_thread(
-                    thingsboard_run,
-                    python,
-                    work,
-                    devices.port,
-                    platform.port,
-                    kind,
-                    n,
-                    args.tb_reads,
-                )
-            )
+        platform.start()
+        try:
+            for number in range(1, args.rounds + 1):
+                rounds.append(await _round(args, python, work, devices.port, platform.port, number))
+                print(f"round {number}\n{table(rounds[-1])}", flush=True)
+        finally:
+            platform.stop()
     finally:
-        for server in reversed(started):
-            server.stop()
-    return results
+        devices.stop()
+    return rounds
+
+
+def median(rounds: list[list[Result]]) -> list[Result]:
+    """Per consumer, the median readings/s and CPU per reading of the rounds; the tally of its
+    round with the most readings lost."""
+    return [
+        Result(
+            runs[0].name,
+            statistics.median(r.rate for r in runs),
+            statistics.median(r.cpu_us for r in runs),
+            max((r.tally for r in runs), key=lambda t: (t.lost, t.duplicates + t.wrong)),
+        )
+        for runs in zip(*rounds, strict=True)
+    ]
 
 
 def table(results: list[Result]) -> str:
@@ -677,10 +696,16 @@ def main(args: argparse.Namespace) -> int:
         f" {args.tb_reads} records per pack, storages {args.storage}",
         flush=True,
     )
-    results = asyncio.run(_bench(args))
-    print(table(results))
-    for r in results:
-        for name, value in r.notes.items():
-            print(f"{r.name}: {name} {value:,.2f}")
+    args.storages = [k.strip() for k in args.storage.split(",") if k.strip()]
+    for kind in args.storages:
+        storage_config(kind, Path("."), 1, 1)  # an unknown name fails before anything starts
+    rounds = asyncio.run(_bench(args))
+    for number, results in enumerate(rounds, 1):
+        for r in results:
+            for name, value in r.notes.items():
+                print(f"round {number}, {r.name}: {name} {value:,.2f}")
+    if len(rounds) > 1:
+        print(f"median of {len(rounds)} rounds (lost, dup, wrong: the worst round)")
+        print(table(median(rounds)))
     print("load average at the end " + "/".join(f"{x:.2f}" for x in os.getloadavg()))
-    return 0 if all(r.tally.lost == 0 for r in results) else 1
+    return 0 if all(r.tally.lost == 0 for results in rounds for r in results) else 1

@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench_tb_p.add_argument("--readings", type=int, default=50_000, help="queued per consumer")
     bench_tb_p.add_argument("--storage", default="file,sqlite,memory", help="ThingsBoard storages")
+    bench_tb_p.add_argument("--rounds", type=int, default=1, help="every consumer N times")
     bench_tb_p.add_argument("--tb-reads", type=int, default=1000, help="ThingsBoard records/pack")
     bench_tb_p.add_argument("--tb-venv", help="default ~/.cache/pollution-gateway/tb-venv")
     bench_tb_p.add_argument("--workdir", default="var/bench-thingsboard")

@@ -197,3 +197,16 @@ def test_platform_answers_session_limits_and_does_not_echo_the_gateway(
         platform.close()
     assert got == [("v1/devices/me/rpc/response/1", json.dumps(tb.SESSION_LIMITS).encode())]
     assert platform.connected.is_set() and platform.tally.verified == 1
+
+
+def test_median_of_rounds_keeps_the_worst_tally() -> None:
+    whole, short = tb.Tally(1), tb.Tally(1)
+    whole.published(_message(0))
+    rounds = [
+        [tb.Result("ours", 100.0, 10.0, whole), tb.Result("tb", 50.0, 30.0, whole)],
+        [tb.Result("ours", 300.0, 20.0, whole), tb.Result("tb", 70.0, 10.0, short)],
+        [tb.Result("ours", 200.0, 40.0, whole), tb.Result("tb", 60.0, 20.0, whole)],
+    ]
+    ours, other = tb.median(rounds)
+    assert (ours.name, ours.rate, ours.cpu_us, ours.tally.lost) == ("ours", 200.0, 20.0, 0)
+    assert (other.rate, other.cpu_us, other.tally.lost) == (60.0, 20.0, 1)
