@@ -25,7 +25,6 @@ The file's schema is versioned (``PRAGMA user_version``, see `gateway.migrations
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, WithJsonSchema
 
-from .migrations import Migration, migrate
+from .migrations import Migration, open_store
 
 _SCHEMA_V1 = """
 CREATE TABLE audit (
@@ -169,14 +168,8 @@ class SqliteAudit:
         """Open (or create) the file, migrating its schema; `StateError` when it was written by
         a newer release."""
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        try:
-            migrate(self._db, path, "audit log", MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a recorded action survives a power cut
+        # FULL: a recorded action survives a power cut
+        self._db = open_store(path, "audit log", MIGRATIONS, "FULL")
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -98,3 +98,20 @@ def _statements(sql: str) -> Iterator[str]:
             buffer = ""
     if buffer.strip(" \t\r\n;"):
         raise ValueError(f"incomplete SQL statement in a migration: {buffer!r}")
+
+
+def open_store(
+    path: Path | str, what: str, migrations: Sequence[Migration], synchronous: str | None
+) -> sqlite3.Connection:
+    """A store's SQLite file opened (or created) and migrated, in WAL mode with `synchronous`
+    (None: SQLite's default); closed again and `StateError` when a newer release wrote it."""
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        migrate(db, path, what, migrations)
+    except BaseException:
+        db.close()
+        raise
+    db.execute("PRAGMA journal_mode=WAL")
+    if synchronous is not None:
+        db.execute(f"PRAGMA synchronous={synchronous}")
+    return db

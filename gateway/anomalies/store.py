@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, cast
 
-from gateway.migrations import Migration, migrate
+from gateway.migrations import Migration, open_store
 
 from .model import Anomaly, AnomalyEvent, EventKind
 
@@ -112,14 +111,7 @@ class SqliteAnomalies:
         """Open (or create) the file, migrating its schema; `StateError` when it was written
         by a newer release."""
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        try:
-            migrate(self._db, path, "anomaly store", MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_store(path, "anomaly store", MIGRATIONS, "NORMAL")
 
     def close(self) -> None:
         self._db.close()

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ..migrations import immediate, migrate
+from ..migrations import immediate, open_store
 from .backend import DONE_STATES, CaseChange, CaseFilter, Step
 from .model import STATES, Case
 from .schema import MIGRATIONS
@@ -31,14 +31,7 @@ class SqliteCases:
         """Open (or create) the file, migrating its schema; `StateError` when it was written
         by a newer release."""
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        try:
-            migrate(self._db, path, "case store", MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_store(path, "case store", MIGRATIONS, "FULL")
         self._lock = threading.RLock()
 
     def close(self) -> None:

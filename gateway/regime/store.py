@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from ..migrations import Migration, immediate, migrate
+from ..migrations import Migration, immediate, open_store
 from .model import LAYERS, LEVEL_RANK, Alert, AlertSpec, ControlState, Order, OrderSpec
 
 _SCHEMA_V1 = """
@@ -116,13 +116,7 @@ class SqliteRegime:
         """Open (or create) the file, migrating its schema; `StateError` when it was written
         by a newer release."""
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        try:
-            migrate(self._db, path, "regime store", MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_store(path, "regime store", MIGRATIONS, None)
 
     def close(self) -> None:
         self._db.close()
