@@ -146,7 +146,8 @@ class Gateway:
         # the one holder of the registry in force: every user reads it at each use
         self.registry_holder = loaded.registry_holder
         holder = self.registry_holder
-        self.power = PowerConverter(holder)
+        # with rule workers a meter's readings meet only there: they add its interval energy
+        self.power = PowerConverter(holder, derive_energy=self.rules_publisher is None)
         self.hj212 = Hj212Server(cfg.hj212, holder, self.pipeline, power=self.power)
         if cluster.ingest and cluster.rule_workers and cfg.hj212.enabled:
             self.command_listener = CommandListener(

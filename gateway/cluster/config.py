@@ -78,6 +78,13 @@ class ClusterSection(BaseModel):
     replay_s: float = Field(
         2 * 86400.0, gt=0, description="a partition taken over is replayed from this far back"
     )
+    reorder_s: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description="a rule worker holds what it hears this long, then judges each device's "
+        "readings in event-time order (what two ingestion nodes published the other way round)",
+    )
     lease_bucket: str = Field("pollution_rule_leases", description="the partitions' leases (KV)")
     lease_ttl_s: float = Field(
         6.0, ge=1.0, description="a lease not renewed for this long is free to take"

@@ -3,8 +3,9 @@
 Leases live in a JetStream key-value bucket whose entries expire after `lease_ttl_s`: key
 `p.<partition>` holds the owner's id, `w.<id>` says a worker is alive. Every `lease_renew_s`
 a worker renews its own (compare-and-set on the revision: a lease someone else holds is lost,
-never overwritten), counts the live workers, takes free partitions up to its fair share
-(partitions / workers, rounded up) and gives back what is above it.
+never overwritten; one that lapsed unrenewed and that nobody took is taken again, the engine
+kept), counts the live workers, takes free partitions up to its fair share (partitions /
+workers, rounded up) and gives back what is above it.
 
 Each owned partition has a rule engine of its own, built fresh when the partition is taken:
 it replays the partition's stream from `replay_s` back (or its start) and goes on with the
@@ -15,7 +16,15 @@ partition's open anomalies that started before the replayed window, and those of
 wall-clock rules (`device_offline`: a device never heard from has no message to replay).
 The replay is done once it judged the partition's last message stored when it was taken; until
 then the engine's wall-clock rules do not tick (a device's last contact replayed so far may be
-hours old, which is not a silence).
+hours old, which is not a silence). The consumer starts at the sequence of the first message
+stored since `replay_s` ago, so that the client can restart it where it was (a server lost).
+
+What it hears, a partition holds `reorder_s` (at most MAX_HELD entries; past that it stops
+reading until there is room) and judges then, each device's entries in event-time order
+(reorder.py): the ingestion nodes publish independently, a meter's readings in turn. Only here
+do all of a meter's readings meet, so here its interval energy is added (power.with_energy): to
+the points the rules judge, and as a point of the same series and time to the points stream,
+which InfluxDB merges into the stored reading.
 
 With a `StatusOutput` a worker also writes what a single process writes besides anomalies:
 after each message the `vehicle_passage.allowed` verdicts its engine judged, and every status
@@ -34,8 +43,9 @@ import math
 import os
 import random
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -59,8 +69,10 @@ from prometheus_client import Counter, Gauge
 
 from gateway.anomalies.model import Anomaly, AnomalyEvent
 from gateway.anomalies.store import AnomalyStore
+from gateway.ingest.energy import EnergyHistory
+from gateway.ingest.power import with_energy
 from gateway.ingest.spool import SpoolClosed, SpoolFull
-from gateway.model import Point
+from gateway.model import DeviceEvent, Point
 from gateway.registry import Registry
 from gateway.rules import catalog
 from gateway.rules.data_gap import DataGap
@@ -74,6 +86,7 @@ from gateway.status.enterprises import RuleStatus
 from .config import ClusterSection
 from .partitions import decode, ensure_rules_stream, partition_of
 from .pg_status import StatusSnapshots
+from .reorder import Entry, Source, in_device_order, source_of, time_of
 from .stream import connect
 
 log = structlog.get_logger("gateway.cluster")
@@ -81,6 +94,9 @@ log = structlog.get_logger("gateway.cluster")
 OWNED = Gauge("cluster_rule_partitions_owned", "Partitions this rule worker owns")
 TAKEN = Counter("cluster_rule_partitions_taken_total", "Partitions this worker took")
 LOST = Counter("cluster_rule_partitions_lost_total", "Leases lost to another worker")
+RETAKEN = Counter(
+    "cluster_rule_leases_retaken_total", "Leases that lapsed unrenewed and were free: taken again"
+)
 MESSAGES = Counter("cluster_rule_messages_total", "Rules stream messages judged")
 SNAPSHOTS = Counter(
     "cluster_rule_status_snapshots_total", "Enterprise status snapshots written to PostgreSQL"
@@ -88,6 +104,8 @@ SNAPSHOTS = Counter(
 
 EngineFactory = Callable[[AnomalyStore], RuleEngine]
 KEPT_RULES = frozenset({"device_offline"})  # their open anomalies are always taken back
+MAX_HELD = 50_000  # entries a partition holds before judging; past it, hearing waits
+JUDGED_BETWEEN_YIELDS = 64
 
 
 class PartitionStore(AnomalyStore):
@@ -149,14 +167,54 @@ class _Views:
         )
 
 
+@dataclass(slots=True)
+class _Heard:
+    """An entry of a rules stream message, held before it is judged."""
+
+    received: float  # the event loop's clock
+    seq: int  # its message's stream sequence
+    replaying: bool  # stored before the partition was taken
+    entry: Entry
+
+
 @dataclass
 class _Owned:
     revision: int
     engine: RuleEngine
     views: _Views | None = None
     until: int = 0  # the partition's last stream sequence when taken (0: none to replay)
+    heard: int = 0  # the stream sequence of the last message heard
     replayed: bool = False  # judged up to `until`: ticks, and its status can be written
     sub: Subscription | None = None
+    held: deque[_Heard] = field(default_factory=deque)  # heard, not judged yet (arrival order)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    energy: EnergyHistory = field(default_factory=EnergyHistory)  # the partition's meters
+    judging: asyncio.Task[None] | None = None
+
+
+def _due(owned: _Owned, cut: float) -> list[_Heard]:
+    """What was heard by `cut`, with what was heard since of one of its devices that is
+    earlier (event time) than that device's latest due entry: it goes first."""
+    held = owned.held
+    due: list[_Heard] = []
+    while held and held[0].received <= cut:
+        due.append(held.popleft())
+    latest: dict[Source, int] = {}
+    for item in due:
+        source = source_of(item.entry)
+        if source is not None:
+            latest[source] = max(latest.get(source, 0), time_of(item.entry))
+    if latest and held:
+        kept: deque[_Heard] = deque()
+        for item in held:
+            source = source_of(item.entry)
+            if source in latest and time_of(item.entry) < latest[source]:
+                due.append(item)
+            else:
+                kept.append(item)
+        owned.held = kept
+    return due
 
 
 def _token(text: str) -> str:
@@ -291,15 +349,85 @@ class RuleWorker:
         except (SpoolFull, SpoolClosed) as exc:  # the anomalies are what counts
             log.warning(failure, error=str(exc))
 
-    def _judged(self, part: int, owned: _Owned, seq: int) -> None:
-        """After a message: its verdicts written; once the replay is done, the status."""
+    async def _judge_held(self, part: int, owned: _Owned) -> None:
+        """Judge what the partition heard once held `reorder_s`, each device in its order
+        (reorder.py), then its verdicts and, once the replay is done, the status."""
+        loop = asyncio.get_running_loop()
+        hold = self.cfg.reorder_s
+        while True:
+            self._judged(part, owned)
+            owned.room.set()
+            if not owned.held:
+                owned.arrived.clear()
+                await owned.arrived.wait()
+                continue
+            wait = owned.held[0].received + hold - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            patches: list[Point] = []
+            batch = in_device_order(_due(owned, loop.time() - hold), lambda h: h.entry)
+            for count, item in enumerate(batch, 1):
+                try:
+                    self._judge(owned, item, patches)
+                except Exception:  # a rule's defect must not silence the partition
+                    log.exception("rules failed on an entry", partition=part)
+                if count % JUDGED_BETWEEN_YIELDS == 0:
+                    await asyncio.sleep(0)  # the lease rounds
+            if patches:
+                self._submit(patches, "interval energy not written")
+
+    def _judge(self, owned: _Owned, item: _Heard, patches: list[Point]) -> None:
+        """One entry through the partition's engine, a meter's interval energy added first
+        (its patch point into `patches`)."""
+        self.replaying = item.replaying
+        try:
+            if isinstance(item.entry, DeviceEvent):
+                owned.engine.on_device_event(item.entry)
+                return
+            points = item.entry
+            if self.status is not None:
+                registry = self.status.registry()
+                points = []
+                for point in item.entry:
+                    full, stored = with_energy(point, owned.energy, registry)
+                    points.append(full)
+                    patches += stored
+            owned.engine.on_points(points)
+        finally:
+            self.replaying = False
+
+    def _judged(self, part: int, owned: _Owned) -> None:
+        """After judging: the verdicts written; once the replay is done, the status."""
         if owned.views is not None:
             verdicts = owned.views.vehicles.take_verdicts()  # judged once, just before
             if verdicts:
                 self._submit(verdicts, "allowed verdicts not written")
-        if not owned.replayed and seq >= owned.until:
+        if owned.replayed or owned.heard < owned.until:
+            return
+        if not owned.held or owned.held[0].seq > owned.until:
             owned.replayed = True
             self.write_status([part])
+
+    async def _first_since(self, part: int, since: datetime) -> int:
+        """The stream sequence the partition's replay starts at: that of the first message
+        stored at or after `since` (the next one to come if none is). Asked of a consumer made
+        for the question and deleted again: the ordered consumer then starts by sequence, which
+        it can also restart from (a consumer started by time cannot be restarted by sequence)."""
+        assert self._js is not None
+        config = api.ConsumerConfig(
+            filter_subject=self.cfg.rules_subject(part),
+            deliver_policy=api.DeliverPolicy.BY_START_TIME,
+            opt_start_time=since,
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        info = await self._js.add_consumer(self.cfg.rules_stream, config)
+        with contextlib.suppress(TimeoutError, APIError, NotFoundError, nats.errors.Error):
+            await self._js.delete_consumer(self.cfg.rules_stream, info.name)
+        delivered = info.delivered.stream_seq if info.delivered is not None else 0
+        return delivered + 1
 
     async def _last_stored(self, part: int, since: datetime) -> int:
         """The stream sequence of the partition's last message, 0 if none is to replay."""
@@ -321,6 +449,8 @@ class RuleWorker:
             try:
                 owned.revision = await kv.update(f"p.{part}", self.id.encode(), last=owned.revision)
             except KeyWrongLastSequenceError:
+                if await self._retake(kv, part, owned):
+                    continue
                 log.warning("rule partition lease lost", partition=part)
                 LOST.inc()
                 await self._drop(part)
@@ -345,7 +475,29 @@ class RuleWorker:
             await self._release(part)
         OWNED.set(len(self.owned))
 
+    async def _retake(self, kv: KeyValue, part: int, owned: _Owned) -> bool:
+        """A lease that lapsed while this worker could not renew it (NATS electing a leader
+        takes longer than the TTL) and that no other worker holds: taken again, the engine
+        kept (it missed nothing: its consumer goes on). False when another holds it."""
+        try:
+            owned.revision = await kv.create(f"p.{part}", self.id.encode())
+        except KeyWrongLastSequenceError:
+            return False
+        RETAKEN.inc()
+        log.warning("rule partition lease lapsed; taken again", partition=part)
+        return True
+
     async def _take(self, part: int, revision: int) -> None:
+        """Take a partition whose lease was just made; if NATS fails it midway (a leader
+        being elected), give the lease back, for a later round to take it whole."""
+        try:
+            await self._start(part, revision)
+        except BaseException:
+            await self._drop(part)
+            await self._give_back(part, revision)
+            raise
+
+    async def _start(self, part: int, revision: int) -> None:
         """A fresh engine, the open anomalies, then the replay and the live messages."""
         assert self._js is not None
         parts = self.cfg.partitions
@@ -358,41 +510,44 @@ class RuleWorker:
             )
         )
         views = _Views.of(engine, self.status.registry) if self.status is not None else None
+        start = await self._first_since(part, since)
         until = await self._last_stored(part, since)
-        owned = self.owned[part] = _Owned(revision, engine, views, until)
+        owned = self.owned[part] = _Owned(revision, engine, views, until, start - 1)
         taken = datetime.now(UTC)
 
-        async def judge(msg: Msg) -> None:
-            if self.owned.get(part) is not owned:
-                return
+        loop = asyncio.get_running_loop()
+
+        async def hear(msg: Msg) -> None:
+            seq = msg.metadata.sequence.stream
+            if self.owned.get(part) is not owned or seq <= owned.heard:
+                return  # a restarted consumer may start before what was heard
+            owned.heard = seq
             MESSAGES.inc()
             try:
                 entries = decode(msg.data)
             except (ValueError, KeyError, TypeError):
                 log.warning("rules stream message not understood", partition=part)
-                return
+                entries = []
             # the replay judges again what was judged before: no device commands for it
-            self.replaying = msg.metadata.timestamp < taken
-            try:
-                for entry in entries:
-                    if isinstance(entry, Sequence):
-                        engine.on_points(entry)
-                    else:
-                        engine.on_device_event(entry)
-            finally:
-                self.replaying = False
-            self._judged(part, owned, msg.metadata.sequence.stream)
+            replaying = msg.metadata.timestamp < taken
+            now = loop.time()
+            owned.held.extend(_Heard(now, seq, replaying, entry) for entry in entries)
+            owned.arrived.set()
+            while len(owned.held) >= MAX_HELD and self.owned.get(part) is owned:
+                owned.room.clear()
+                await owned.room.wait()
             # the client hands a replay's queued messages over without yielding: let the
-            # lease rounds run between them, or the leases lapse during a long replay
+            # lease rounds and the judging run between them
             await asyncio.sleep(0)
 
+        owned.judging = loop.create_task(self._judge_held(part, owned))
         owned.sub = await self._js.subscribe(
             self.cfg.rules_subject(part),
             stream=self.cfg.rules_stream,
-            cb=judge,
+            cb=hear,
             ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.BY_START_TIME,
-            config=api.ConsumerConfig(opt_start_time=since),
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            config=api.ConsumerConfig(opt_start_seq=start),
         )
         TAKEN.inc()
         log.info("rule partition taken", partition=part, worker=self.id, replay_until=until)
@@ -402,7 +557,12 @@ class RuleWorker:
 
     async def _drop(self, part: int) -> None:
         owned = self.owned.pop(part, None)
-        if owned is not None and owned.sub is not None:
+        if owned is None:
+            return
+        if owned.judging is not None:
+            owned.judging.cancel()
+        owned.room.set()  # a message waiting for room goes away unjudged
+        if owned.sub is not None:
             with contextlib.suppress(TimeoutError, nats.errors.Error):
                 await owned.sub.unsubscribe()
 
@@ -411,10 +571,14 @@ class RuleWorker:
         another worker takes it at its next round."""
         owned = self.owned.get(part)
         await self._drop(part)
-        if owned is not None and self._kv is not None:
-            with contextlib.suppress(TimeoutError, APIError, KeyValueError, nats.errors.Error):
-                await self._kv.delete(f"p.{part}", last=owned.revision)
+        if owned is not None:
+            await self._give_back(part, owned.revision)
             log.info("rule partition released", partition=part, worker=self.id)
+
+    async def _give_back(self, part: int, revision: int) -> None:
+        if self._kv is not None:
+            with contextlib.suppress(TimeoutError, APIError, KeyValueError, nats.errors.Error):
+                await self._kv.delete(f"p.{part}", last=revision)
 
     async def close(self) -> None:
         """Give every partition back, close the connection, then the snapshots."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -41,11 +42,43 @@ class EnergyDelta:
         return self.kind in ("rollover", "reset", "negative")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Baseline:
     event_time: datetime
     kwh: float
     negatives: int = 0  # consecutive `negative` readings against this baseline
+
+
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """How a meter's counter is read: its ratios and where it wraps."""
+
+    ct_ratio: float = 1.0
+    pt_ratio: float = 1.0
+    rollover_at: float | None = None
+
+
+def _step(
+    meter: str, base: _Baseline | None, event_time: datetime, kwh: float, counter: _Counter
+) -> tuple[EnergyDelta, _Baseline | None]:
+    """One reading against the baseline: its delta and the baseline after it."""
+    if base is None:
+        return EnergyDelta(meter, "first", None, None, None, None), _Baseline(event_time, kwh)
+    if event_time <= base.event_time:
+        return EnergyDelta(meter, "out_of_order", None, None, base.event_time, base.kwh), base
+    kind, raw = _classify(base.kwh, kwh, counter.rollover_at)
+    if raw is None:
+        negatives = base.negatives + 1
+        rebased = negatives >= REBASE_AFTER_NEGATIVES
+        after = (
+            _Baseline(event_time, kwh)
+            if rebased
+            else _Baseline(base.event_time, base.kwh, negatives)
+        )
+        return EnergyDelta(meter, kind, None, None, base.event_time, base.kwh, rebased), after
+    ratio = counter.ct_ratio * counter.pt_ratio
+    delta = EnergyDelta(meter, kind, raw * ratio, raw, base.event_time, base.kwh)
+    return delta, _Baseline(event_time, kwh)
 
 
 class EnergyTracker:
@@ -98,27 +131,108 @@ class EnergyTracker:
         the baseline. ValueError for arguments no validated payload or configuration produces."""
         _check(event_time, kwh, ct_ratio, pt_ratio, rollover_at)
         base = self._baselines.get(meter)
-        if base is None:
-            self._store(meter, _Baseline(event_time, kwh))
-            return EnergyDelta(meter, "first", None, None, None, None)
-        self._baselines.move_to_end(meter)
-        if event_time <= base.event_time:
-            return EnergyDelta(meter, "out_of_order", None, None, base.event_time, base.kwh)
-        kind, raw = _classify(base.kwh, kwh, rollover_at)
-        if raw is None:
-            base.negatives += 1
-            rebased = base.negatives >= REBASE_AFTER_NEGATIVES
-            if rebased:
-                self._store(meter, _Baseline(event_time, kwh))
-            return EnergyDelta(meter, kind, None, None, base.event_time, base.kwh, rebased)
-        self._store(meter, _Baseline(event_time, kwh))
-        return EnergyDelta(meter, kind, raw * ct_ratio * pt_ratio, raw, base.event_time, base.kwh)
-
-    def _store(self, meter: str, baseline: _Baseline) -> None:
-        self._baselines[meter] = baseline
+        delta, after = _step(
+            meter, base, event_time, kwh, _Counter(ct_ratio, pt_ratio, rollover_at)
+        )
+        if after is not None and after is not base:
+            self._baselines[meter] = after
         self._baselines.move_to_end(meter)
         while len(self._baselines) > self.max_meters:
             self._baselines.popitem(last=False)
+        return delta
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    event_time: datetime
+    kwh: float
+    counter: _Counter
+    delta: EnergyDelta
+    after: _Baseline | None  # the baseline once this reading was taken
+
+
+@dataclass(slots=True)
+class _Window:
+    before: _Baseline | None = None  # the baseline before the first kept reading
+    taken: list[_Taken] = field(default_factory=list)  # by event time
+
+
+class EnergyHistory:
+    """The interval energy of readings that may come in any order, as an `EnergyTracker`
+    gives it taking them in the order of their time (readings of one time in the order they
+    came): for a meter whose readings come from independent publishers (a cluster's ingestion
+    nodes).
+
+    The last `keep` readings of each meter are kept (default 12, an hour of 5-minute readings,
+    about 2 KB a meter). A reading not before the last is classified as by the tracker; one
+    before it is put in its place among the kept ones and the readings after it are classified
+    again: `take` returns the reading's delta first, then those of the later readings that
+    changed. Once older readings were let go, a reading before every kept one is
+    `out_of_order`. Bounded as the tracker: `max_meters`, the least recently read forgotten.
+    """
+
+    def __init__(self, *, keep: int = 12, max_meters: int = DEFAULT_MAX_METERS) -> None:
+        if keep < 1 or max_meters < 1:
+            raise ValueError("keep and max_meters must be at least 1")
+        self.keep = keep
+        self.max_meters = max_meters
+        self._meters: OrderedDict[str, _Window] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._meters)
+
+    def take(
+        self,
+        meter: str,
+        event_time: datetime,
+        kwh: float,
+        *,
+        ct_ratio: float = 1.0,
+        pt_ratio: float = 1.0,
+        rollover_at: float | None = None,
+    ) -> list[tuple[datetime, EnergyDelta]]:
+        """The reading's (event time, delta), then those of kept later readings whose delta it
+        changed. ValueError as `EnergyTracker.interval_energy`."""
+        _check(event_time, kwh, ct_ratio, pt_ratio, rollover_at)
+        counter = _Counter(ct_ratio, pt_ratio, rollover_at)
+        window = self._meters.get(meter)
+        if window is None:
+            window = self._meters[meter] = _Window()
+            while len(self._meters) > self.max_meters:
+                self._meters.popitem(last=False)
+        self._meters.move_to_end(meter)
+        taken = window.taken
+        last = taken[-1].after if taken else window.before
+        if not taken or event_time >= taken[-1].event_time:
+            delta, after = _step(meter, last, event_time, kwh, counter)
+            taken.append(_Taken(event_time, kwh, counter, delta, after))
+            self._trim(window)
+            return [(event_time, delta)]
+        index = bisect.bisect_right([t.event_time for t in taken], event_time)
+        if index == 0 and window.before is not None:  # before what is kept: too late
+            base = window.before
+            return [
+                (
+                    event_time,
+                    EnergyDelta(meter, "out_of_order", None, None, base.event_time, base.kwh),
+                )
+            ]
+        previous = taken[index - 1].after if index else None  # before the first: no baseline
+        delta, after = _step(meter, previous, event_time, kwh, counter)
+        changed = [(event_time, delta)]
+        redone = [_Taken(event_time, kwh, counter, delta, after)]
+        for old in taken[index:]:
+            new_delta, after = _step(meter, after, old.event_time, old.kwh, old.counter)
+            redone.append(_Taken(old.event_time, old.kwh, old.counter, new_delta, after))
+            if new_delta != old.delta:
+                changed.append((old.event_time, new_delta))
+        window.taken = taken[:index] + redone
+        self._trim(window)
+        return changed
+
+    def _trim(self, window: _Window) -> None:
+        while len(window.taken) > self.keep:
+            window.before = window.taken.pop(0).after
 
 
 def _classify(

@@ -4,6 +4,9 @@ per-meter counter state it keeps for interval energy.
 Values are stored primary-side: p_kw, kwh and the interval energy are multiplied by CT x PT,
 voltages by PT, currents by CT (ratios from the registry; 1 when the meter is not registered).
 Interval energy state lives in memory: after a restart a meter's first reading has no delta.
+Where one process does not see all of a meter's readings (ingestion nodes of a cluster, which a
+shared MQTT subscription hands a meter's readings in turn), the converter leaves it out and
+`with_energy` adds it where they meet (the rule worker of the meter's enterprise).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.ingest.energy import EnergyDelta, EnergyTracker
-from gateway.model import FieldValue, Point, to_ns
+from gateway.ingest.energy import EnergyDelta, EnergyHistory, EnergyTracker
+from gateway.model import FieldValue, Point, from_ns, to_ns
 from gateway.registry import Meter, Registry
 
 UNREGISTERED = "unregistered"
@@ -53,11 +56,14 @@ class PowerSample:
 class PowerConverter:
     """Shared by every adapter that receives power data, so a meter's counter is tracked once.
     `registry` is read at each point (a callable given, such as the registry holder, follows
-    reloads)."""
+    reloads). Without `derive_energy` the points carry no interval energy (nor a `running`
+    judged from it): `with_energy` adds them downstream."""
 
-    def __init__(self, registry: Registry | Callable[[], Registry]) -> None:
+    def __init__(
+        self, registry: Registry | Callable[[], Registry], *, derive_energy: bool = True
+    ) -> None:
         self._registry = registry if callable(registry) else lambda: registry
-        self.energy = EnergyTracker()
+        self.energy = EnergyTracker() if derive_energy else None
 
     @property
     def registry(self) -> Registry:
@@ -66,7 +72,7 @@ class PowerConverter:
     def point(self, enterprise: str, meter_id: str, sample: PowerSample) -> Point:
         meter = self.registry.meter(enterprise, meter_id)
         delta = None
-        if sample.kwh is not None:
+        if sample.kwh is not None and self.energy is not None:
             delta = self.energy.interval_energy(
                 f"{enterprise}/{meter_id}",
                 sample.time,
@@ -96,10 +102,8 @@ def power_point(
             fields.append((name, float(value) * factors[scale]))
     if sample.switch is not None:
         fields.append(("switch", int(sample.switch)))
-    if delta is not None and delta.kwh is not None:
-        fields.append(("energy_kwh", delta.kwh))
-    if delta is not None and delta.flagged:
-        fields.append(("energy_note", delta.kind))
+    if delta is not None:
+        fields += _energy_fields(delta)
     running = judge_running(meter, sample, delta, ct * pt)
     if running is not None:
         fields.append(("running", running))
@@ -110,6 +114,55 @@ def power_point(
         ("line", meter.line if meter else ""),
     )
     return Point("power", tags, tuple(fields), to_ns(sample.time))
+
+
+def with_energy(
+    point: Point, energy: EnergyHistory, registry: Registry
+) -> tuple[Point, list[Point]]:
+    """A `power` point made without interval energy, with it (from `energy`, which must see
+    every reading of the meter, in any order), and what to store for it: points of the same
+    series and time (InfluxDB merges them into the stored readings) with `energy_kwh`,
+    `energy_note` and a `running` judged from the energy, for the reading and for each later
+    one whose interval it split (their `running` stays as judged). For the rules, a reading
+    that came after later ones carries no energy: theirs, judged already, spans it. Other
+    points unchanged, nothing to store."""
+    kwh = point.field("kwh")
+    if point.measurement != "power" or not isinstance(kwh, float):
+        return point, []
+    enterprise, meter_id = point.tag("enterprise") or "", point.tag("meter") or ""
+    meter = registry.meter(enterprise, meter_id)
+    ct = meter.ct_ratio if meter else 1.0
+    pt = meter.pt_ratio if meter else 1.0
+    at = from_ns(point.event_time_ns)
+    (_, delta), *later = energy.take(
+        f"{enterprise}/{meter_id}",
+        at,
+        kwh / (ct * pt),  # the counter's own reading: the point's is primary-side
+        ct_ratio=ct,
+        pt_ratio=pt,
+        rollover_at=meter.rollover_at if meter else None,
+    )
+    added = _energy_fields(delta)
+    if point.field("running") is None:
+        running = judge_running(meter, PowerSample(at, kwh=kwh), delta, ct * pt)
+        if running is not None:
+            added.append(("running", running))
+    patches = [point._replace(fields=tuple(added))] if added else []
+    for when, changed in later:
+        fields = _energy_fields(changed)
+        if fields:
+            patches.append(point._replace(fields=tuple(fields), event_time_ns=to_ns(when)))
+    judged = added if not later else [f for f in added if f[0] == "running"]
+    return point._replace(fields=point.fields + tuple(judged)), patches
+
+
+def _energy_fields(delta: EnergyDelta) -> list[tuple[str, FieldValue]]:
+    fields: list[tuple[str, FieldValue]] = []
+    if delta.kwh is not None:
+        fields.append(("energy_kwh", delta.kwh))
+    if delta.flagged:
+        fields.append(("energy_note", delta.kind))
+    return fields
 
 
 def judge_running(

@@ -545,19 +545,25 @@ def value_problems(grand: ClusterRun, single: Run) -> list[str]:
     meter, and is otherwise compared as the rest."""
     out = []
     first_of_meter: Counter[tuple[str, str]] = Counter()
+    without: dict[tuple[str, str], list[str]] = {}
     for key in sorted(grand.readings.keys() & single.readings.keys()):
         got, want = grand.points.get(key), single.points.get(key)
         if got is None or want is None or len(got) != 1 or len(want) != 1:
             continue  # counted by point_problems
         if key[0] == "power" and got[0][2] is None and want[0][2] is not None:
             first_of_meter[key[1], key[2]] += 1
+            without.setdefault((key[1], key[2]), []).append(key[3])
             got = [(*got[0][:2], want[0][2])]
         if not _same(got[0], want[0]):
             out.append(f"{key}: {got[0]} in the cluster, {want[0]} in the single process")
     starts = sum(n.starts for n in grand.ingest)
     for meter, count in first_of_meter.items():
         if count > starts - 1:
-            out.append(f"meter {meter}: {count} readings without energy_kwh ({starts} starts)")
+            times = without[meter]
+            out.append(
+                f"meter {meter}: {count} readings without energy_kwh ({starts} starts): "
+                f"{times[:3]} ... {times[-3:]}"
+            )
     return [f"{len(out)} readings with other values, such as:", *out[:5]] if out else []
 
 

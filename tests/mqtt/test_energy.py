@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway.ingest.energy import EnergyTracker
+from gateway.ingest.energy import EnergyDelta, EnergyHistory, EnergyTracker
+from gateway.ingest.power import PowerConverter, PowerSample, with_energy
+from gateway.registry import Registry, RegistryFile
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 MIN15 = timedelta(minutes=15)
@@ -215,3 +218,97 @@ def test_deltas_sum_to_the_total_increase_across_rollovers(
     increase = sum(increments) * rollover_at
     assert total_raw == pytest.approx(increase, rel=1e-9, abs=1e-6 * rollover_at)
     assert total_primary == pytest.approx(increase * ct, rel=1e-9, abs=1e-6 * rollover_at * ct)
+
+
+readings_ = st.lists(
+    st.tuples(
+        st.integers(0, 40),  # quarter hours from T0, any order, repeats
+        st.floats(0, 2_000, allow_nan=False),
+        st.one_of(st.none(), st.floats(0, 500, allow_nan=False)),
+    ),
+    max_size=30,
+)
+
+
+@given(readings_)
+def test_energy_added_downstream_is_the_energy_derived_at_ingestion(
+    sent: list[tuple[int, float, float | None]],
+) -> None:
+    """A converter without energy, then `with_energy` over its points in the same order,
+    stores what one converter with energy stores (ratios and a rollover counter included)."""
+    meter = {"id": "PM1", "role": "production", "ct_ratio": 40.0, "pt_ratio": 100.0}
+    data = {"enterprises": [{"id": "E1", "meters": [meter | {"rollover_at": 9_999.0}]}]}
+    registry = Registry(RegistryFile.model_validate(data))
+    whole = PowerConverter(registry)
+    split = PowerConverter(registry, derive_energy=False)
+    downstream = EnergyHistory()
+    for n, kwh, p_kw in sorted(sent, key=lambda r: r[0]):  # in time order: nothing to redo
+        sample = PowerSample(_at(n), kwh=kwh, p_kw=p_kw)
+        want = whole.point("E1", "PM1", sample)
+        stored = split.point("E1", "PM1", sample)
+        assert stored.field("energy_kwh") is None
+        full, patches = with_energy(stored, downstream, registry)
+        assert len(patches) <= 1  # the reading's own, nothing later to redo
+        patch = patches[0] if patches else None
+        merged = dict(stored.fields) | (dict(patch.fields) if patch is not None else {})
+        assert full.fields == tuple(merged.items())
+        assert merged.keys() == dict(want.fields).keys()
+        for name, value in want.fields:
+            got = merged[name]
+            assert got == value or math.isclose(float(got), float(value), rel_tol=1e-9), name
+        if patch is not None:
+            assert (patch.tags, patch.event_time_ns) == (want.tags, want.event_time_ns)
+
+
+def test_with_energy_leaves_other_points_alone() -> None:
+    registry = Registry(RegistryFile.model_validate({"enterprises": []}))
+    point = PowerConverter(registry, derive_energy=False).point("E1", "M1", PowerSample(T0))
+    emission = point._replace(measurement="emission")
+    assert with_energy(point, EnergyHistory(), registry) == (point, [])  # no kwh
+    assert with_energy(emission, EnergyHistory(), registry) == (emission, [])
+
+
+def _in_time_order(
+    readings: list[tuple[int, float]], rollover_at: float | None
+) -> dict[int, EnergyDelta]:
+    tracker = EnergyTracker()
+    return {
+        n: tracker.interval_energy("m", _at(n), kwh, ct_ratio=2.0, rollover_at=rollover_at)
+        for n, kwh in sorted(readings)
+    }
+
+
+counters = st.dictionaries(
+    st.integers(0, 60), st.floats(0, 1_000, allow_nan=False), min_size=1, max_size=25
+)
+
+
+@given(counters, st.randoms(use_true_random=False), st.sampled_from([None, 1_000.0]))
+def test_history_in_any_order_ends_as_the_tracker_in_time_order(
+    by_time: dict[int, float], shuffle: random.Random, rollover_at: float | None
+) -> None:
+    """Within the kept readings, the last delta given for each reading is the one the tracker
+    gives taking them in time order (resets, rollovers and rebased negatives included)."""
+    readings = list(by_time.items())
+    shuffle.shuffle(readings)
+    history = EnergyHistory(keep=len(readings))
+    final: dict[int, EnergyDelta] = {}
+    for n, kwh in readings:
+        given = history.take("m", _at(n), kwh, ct_ratio=2.0, rollover_at=rollover_at)
+        assert given[0][0] == _at(n)  # the reading's own first
+        assert all(when > _at(n) for when, _ in given[1:])  # then later ones only
+        for when, delta in given:
+            final[int((when - T0) / MIN15)] = delta
+    assert final == _in_time_order(readings, rollover_at)
+
+
+def test_history_splits_an_interval_and_keeps_only_its_window() -> None:
+    history = EnergyHistory(keep=2)
+    history.take("m", _at(0), 100.0)
+    assert history.take("m", _at(2), 130.0)[0][1].kwh == 30.0
+    late, later = history.take("m", _at(1), 110.0)  # between them: both intervals again
+    assert (late[0], late[1].kwh, later[0], later[1].kwh) == (_at(1), 10.0, _at(2), 20.0)
+    # two kept (00:15 and 00:30): one before them is out of order; one at 00:30 comes after it
+    assert history.take("m", _at(0), 100.0)[0][1].kind == "out_of_order"
+    assert history.take("m", _at(2), 130.0)[0][1].kind == "out_of_order"
+    assert len(history) == 1
