@@ -82,8 +82,8 @@ class ClusterSection(BaseModel):
         0.5,
         ge=0,
         le=60,
-        description="a rule worker holds what it hears this long, then judges each device's "
-        "readings in event-time order (what two ingestion nodes published the other way round)",
+        description="a rule worker holds what it hears this long, then judges it in the order "
+        "the ingestion nodes took it (what two nodes published the other way round)",
     )
     lease_bucket: str = Field("pollution_rule_leases", description="the partitions' leases (KV)")
     lease_ttl_s: float = Field(

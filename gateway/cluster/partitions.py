@@ -42,7 +42,9 @@ RULES_DROPPED = Counter(
     "Points or events not published to the rules stream (its queue full, or closing)",
 )
 
-Entry = tuple[str, Any]  # ("p", [point, ...]) or ("e", event), as JSON
+# ("p", [point, ...], stamp) or ("e", event, stamp), as JSON; the stamp is when the node took
+# it (wall clock, ns), by which the workers restore the order the devices sent in
+Entry = tuple[str, Any, int]
 MAX_QUEUED = 200_000  # entries waiting for the rules stream; past it new ones are dropped
 
 
@@ -51,23 +53,31 @@ def partition_of(enterprise: str, partitions: int) -> int:
     return zlib.crc32(enterprise.encode()) % partitions
 
 
-def encode(entries: Sequence[Entry]) -> bytes:
+Judged = Sequence[Point] | DeviceEvent  # an entry as the rules take it
+
+
+def encode(entries: Sequence[tuple[Any, ...]]) -> bytes:
     return json.dumps(entries, separators=(",", ":")).encode()
 
 
-def decode(payload: bytes) -> list[Sequence[Point] | DeviceEvent]:
+def decode(payload: bytes) -> list[Judged]:
     """The points and events of one message, in publish order."""
-    out: list[Sequence[Point] | DeviceEvent] = []
-    for kind, body in json.loads(payload):
+    return [entry for entry, _ in decode_stamped(payload)]
+
+
+def decode_stamped(payload: bytes) -> list[tuple[Judged, int | None]]:
+    """The points and events of one message with their stamps (None: an entry without one)."""
+    out: list[tuple[Judged, int | None]] = []
+    for kind, body, *rest in json.loads(payload):
+        stamp = int(rest[0]) if rest else None
         if kind == "p":
-            out.append(
-                [
-                    Point(m, tuple((k, v) for k, v in tags), tuple((k, v) for k, v in fields), ns)
-                    for m, tags, fields, ns in body
-                ]
-            )
+            points = [
+                Point(m, tuple((k, v) for k, v in tags), tuple((k, v) for k, v in fields), ns)
+                for m, tags, fields, ns in body
+            ]
+            out.append((points, stamp))
         elif kind == "e":
-            out.append(_event(body))
+            out.append((_event(body), stamp))
     return out
 
 
@@ -194,13 +204,14 @@ class RulesPublisher:
         by_enterprise: dict[str, list[list[Any]]] = {}
         for point in points:
             by_enterprise.setdefault(point.tag("enterprise") or "", []).append(_point(point))
+        stamp = time.time_ns()
         for enterprise, mine in by_enterprise.items():
-            self._put(enterprise, ("p", mine))
+            self._put(enterprise, ("p", mine, stamp))
 
     def on_device_event(self, event: DeviceEvent) -> None:
         """The HJ 212 handler's events (contact, refused frames); an unknown MN's go where
         its anomaly belongs, the partition of the enterprise `unregistered`."""
-        self._put(event.enterprise or UNREGISTERED, ("e", _event_json(event)))
+        self._put(event.enterprise or UNREGISTERED, ("e", _event_json(event), time.time_ns()))
 
     async def run(self) -> None:
         while True:

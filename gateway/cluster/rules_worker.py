@@ -20,8 +20,8 @@ hours old, which is not a silence). The consumer starts at the sequence of the f
 stored since `replay_s` ago, so that the client can restart it where it was (a server lost).
 
 What it hears, a partition holds `reorder_s` (at most MAX_HELD entries; past that it stops
-reading until there is room) and judges then, each device's entries in event-time order
-(reorder.py): the ingestion nodes publish independently, a meter's readings in turn. Only here
+reading until there is room) and judges then in the order the ingestion nodes took it (their
+stamps, reorder.py): the nodes publish independently, a meter's readings in turn. Only here
 do all of a meter's readings meet, so here its interval energy is added (power.with_energy): to
 the points the rules judge, and as a point of the same series and time to the points stream,
 which InfluxDB merges into the stored reading.
@@ -72,7 +72,7 @@ from gateway.anomalies.store import AnomalyStore
 from gateway.ingest.energy import EnergyHistory
 from gateway.ingest.power import with_energy
 from gateway.ingest.spool import SpoolClosed, SpoolFull
-from gateway.model import DeviceEvent, Point
+from gateway.model import DeviceEvent, Point, to_ns
 from gateway.registry import Registry
 from gateway.rules import catalog
 from gateway.rules.data_gap import DataGap
@@ -84,9 +84,9 @@ from gateway.status.completeness import DeviceStatusPoints
 from gateway.status.enterprises import RuleStatus
 
 from .config import ClusterSection
-from .partitions import decode, ensure_rules_stream, partition_of
+from .partitions import Judged, decode_stamped, ensure_rules_stream, partition_of
 from .pg_status import StatusSnapshots
-from .reorder import Entry, Source, in_device_order, source_of, time_of
+from .reorder import release
 from .stream import connect
 
 log = structlog.get_logger("gateway.cluster")
@@ -172,9 +172,10 @@ class _Heard:
     """An entry of a rules stream message, held before it is judged."""
 
     received: float  # the event loop's clock
+    stamp: int  # when its ingestion node took it (ns, wall clock)
     seq: int  # its message's stream sequence
     replaying: bool  # stored before the partition was taken
-    entry: Entry
+    entry: Judged
 
 
 @dataclass
@@ -191,30 +192,6 @@ class _Owned:
     room: asyncio.Event = field(default_factory=asyncio.Event)
     energy: EnergyHistory = field(default_factory=EnergyHistory)  # the partition's meters
     judging: asyncio.Task[None] | None = None
-
-
-def _due(owned: _Owned, cut: float) -> list[_Heard]:
-    """What was heard by `cut`, with what was heard since of one of its devices that is
-    earlier (event time) than that device's latest due entry: it goes first."""
-    held = owned.held
-    due: list[_Heard] = []
-    while held and held[0].received <= cut:
-        due.append(held.popleft())
-    latest: dict[Source, int] = {}
-    for item in due:
-        source = source_of(item.entry)
-        if source is not None:
-            latest[source] = max(latest.get(source, 0), time_of(item.entry))
-    if latest and held:
-        kept: deque[_Heard] = deque()
-        for item in held:
-            source = source_of(item.entry)
-            if source in latest and time_of(item.entry) < latest[source]:
-                due.append(item)
-            else:
-                kept.append(item)
-        owned.held = kept
-    return due
 
 
 def _token(text: str) -> str:
@@ -365,7 +342,9 @@ class RuleWorker:
             if wait > 0:
                 await asyncio.sleep(wait)
             patches: list[Point] = []
-            batch = in_device_order(_due(owned, loop.time() - hold), lambda h: h.entry)
+            batch, owned.held = release(
+                owned.held, loop.time() - hold, lambda h: h.received, lambda h: h.stamp
+            )
             for count, item in enumerate(batch, 1):
                 try:
                     self._judge(owned, item, patches)
@@ -524,14 +503,19 @@ class RuleWorker:
             owned.heard = seq
             MESSAGES.inc()
             try:
-                entries = decode(msg.data)
+                entries = decode_stamped(msg.data)
             except (ValueError, KeyError, TypeError):
                 log.warning("rules stream message not understood", partition=part)
                 entries = []
             # the replay judges again what was judged before: no device commands for it
-            replaying = msg.metadata.timestamp < taken
+            stored = msg.metadata.timestamp
+            replaying = stored < taken
+            stored_ns = to_ns(stored)  # the stamp of an entry without one
             now = loop.time()
-            owned.held.extend(_Heard(now, seq, replaying, entry) for entry in entries)
+            owned.held.extend(
+                _Heard(now, stored_ns if stamp is None else stamp, seq, replaying, entry)
+                for entry, stamp in entries
+            )
             owned.arrived.set()
             while len(owned.held) >= MAX_HELD and self.owned.get(part) is owned:
                 owned.room.clear()

@@ -12,7 +12,7 @@ import subprocess
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,15 @@ from adapters.hj212.device import DeviceClient
 from devkit import localstack
 from gateway.anomalies.store import AnomalyStore
 from gateway.cluster.config import ClusterSection
-from gateway.cluster.partitions import _event_json, _point, decode, encode, partition_of
+from gateway.cluster.partitions import (
+    RulesPublisher,
+    _event_json,
+    _point,
+    decode,
+    decode_stamped,
+    encode,
+    partition_of,
+)
 from gateway.cluster.pg_anomalies import PgAnomalies
 from gateway.cluster.processes import NodeProcess, check_node, node_process
 from gateway.config import load_config
@@ -278,6 +286,20 @@ def test_messages_round_trip_points_and_events() -> None:
     event = DeviceEvent("contact", "mn:X", datetime.fromisoformat("2026-04-01T00:00:00+00:00"))
     back = decode(encode([("p", [_point(point)]), ("e", _event_json(event))]))
     assert back == [[point], event]
+    stamped = encode([("p", [_point(point)], 11), ("e", _event_json(event), 12)])
+    assert decode_stamped(stamped) == [([point], 11), (event, 12)]
+    assert decode_stamped(encode([("e", _event_json(event))])) == [(event, None)]  # no stamp
+
+
+async def test_the_publisher_stamps_each_entry_when_its_node_took_it() -> None:
+    point = Point("power", (("enterprise", "E1"), ("meter", "M1")), (("kwh", 1.0),), 7)
+    publisher = RulesPublisher(ClusterSection(rule_workers=True), node="n")
+    before = time.time_ns()
+    publisher.on_points([point])
+    publisher.on_device_event(DeviceEvent("contact", "mn:X", datetime.now(UTC), "E1"))
+    ((entries),) = publisher._queued.values()
+    assert [e[0] for e in entries] == ["p", "e"]
+    assert before <= entries[0][2] <= entries[1][2] <= time.time_ns()
 
 
 @pytest.mark.parametrize(

@@ -1,20 +1,21 @@
-"""A rule worker judges each device in its own order and adds a meter's interval energy: a
-real 3-node NATS cluster and InfluxDB; an ingestion node (with a writer) and a rule worker in
-this process, Mosquitto in front.
+"""A rule worker adds a meter's interval energy where all its readings meet: a real 3-node
+NATS cluster and InfluxDB; an ingestion node (with a writer) and a rule worker in this process,
+Mosquitto in front.
 
 A meter's readings sent over MQTT reach InfluxDB without interval energy from the ingestion
-node; the worker, where all of them meet, adds it (and the `running` judged from it) as a point
-of the same series and time, which InfluxDB merges into the reading. Readings of a second
-meter published to the rules stream in the other order than their time (as two ingestion
-nodes publish them, a shared subscription handing them the meter in turn) are judged in their
-order. The worker's consumer, deleted on the server as when its server is lost, is made again
-where it was: what comes after is judged. A reading that comes after a later one splits that
-one's interval: both are stored with their own."""
+node; the worker adds it (and the `running` judged from it) as a point of the same series and
+time, which InfluxDB merges into the reading. Readings of a second meter published to the
+rules stream in the other order than their nodes took them (as two ingestion nodes publish
+them, a shared subscription handing them the meter in turn) get their energy as if taken in
+time order. The worker's consumer, deleted on the server as when its server is lost, is made
+again where it was: what comes after is judged. A reading that comes after a later one splits
+that one's interval: both are stored with their own."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,16 @@ def utc(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"
 
 
-def rules_message(ent: str, meter: str, at: datetime, kwh: float) -> bytes:
-    """One power reading of `meter` as an ingestion node publishes it for the rules."""
+def rules_message(ent: str, meter: str, at: datetime, kwh: float, stamp: int) -> bytes:
+    """One power reading of `meter` as an ingestion node publishes it for the rules, taken
+    at `stamp` (ns)."""
     point = Point(
         "power",
         (("enterprise", ent), ("meter", meter), ("role", "production"), ("line", "L1")),
         (("kwh", kwh),),
         to_ns(at),
     )
-    return encode([("p", [_point(point)])])
+    return encode([("p", [_point(point)], stamp)])
 
 
 async def test_a_worker_adds_interval_energy_in_each_meters_order(
@@ -131,8 +133,9 @@ async def test_a_worker_adds_interval_energy_in_each_meters_order(
         try:
             js = nc.jetstream()
             late = [(T0 + timedelta(minutes=5), 52.0), (T0, 50.0)]
-            for at, kwh in late:
-                await js.publish(subject, rules_message(ent, "PM2", at, kwh))
+            taken = time.time_ns()
+            for (at, kwh), stamp in zip(late, (taken + 1, taken), strict=True):
+                await js.publish(subject, rules_message(ent, "PM2", at, kwh, stamp))
 
             def judged_in_order() -> bool:
                 return utc(late[0][0]) in energy_rows(url, database, "PM2")
@@ -148,7 +151,7 @@ async def test_a_worker_adds_interval_energy_in_each_meters_order(
             (lost,) = [c for c in consumers if c.config.filter_subject == subject]
             await js.delete_consumer(section.rules_stream, lost.name)
             after = T0 + timedelta(minutes=10)
-            await js.publish(subject, rules_message(ent, "PM2", after, 55.0))
+            await js.publish(subject, rules_message(ent, "PM2", after, 55.0, time.time_ns()))
 
             def restarted() -> bool:
                 return utc(after) in energy_rows(url, database, "PM2")
@@ -159,7 +162,7 @@ async def test_a_worker_adds_interval_energy_in_each_meters_order(
 
             # one that comes after a later one splits its interval: both stored again
             split = T0 + timedelta(minutes=7, seconds=30)
-            await js.publish(subject, rules_message(ent, "PM2", split, 53.5))
+            await js.publish(subject, rules_message(ent, "PM2", split, 53.5, time.time_ns()))
 
             def corrected() -> bool:
                 rows = energy_rows(url, database, "PM2")
