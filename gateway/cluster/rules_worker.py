@@ -98,6 +98,10 @@ RETAKEN = Counter(
     "cluster_rule_leases_retaken_total", "Leases that lapsed unrenewed and were free: taken again"
 )
 MESSAGES = Counter("cluster_rule_messages_total", "Rules stream messages judged")
+LATE = Counter(
+    "cluster_rule_entries_late_total",
+    "Entries judged after one their node took later (heard more than reorder_s after it)",
+)
 SNAPSHOTS = Counter(
     "cluster_rule_status_snapshots_total", "Enterprise status snapshots written to PostgreSQL"
 )
@@ -191,6 +195,7 @@ class _Owned:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
     energy: EnergyHistory = field(default_factory=EnergyHistory)  # the partition's meters
+    last_stamp: int = 0  # the latest stamp judged
     judging: asyncio.Task[None] | None = None
 
 
@@ -346,6 +351,10 @@ class RuleWorker:
                 owned.held, loop.time() - hold, lambda h: h.received, lambda h: h.stamp
             )
             for count, item in enumerate(batch, 1):
+                if item.stamp < owned.last_stamp:
+                    LATE.inc()
+                else:
+                    owned.last_stamp = item.stamp
                 try:
                     self._judge(owned, item, patches)
                 except Exception:  # a rule's defect must not silence the partition
@@ -368,8 +377,8 @@ class RuleWorker:
                 registry = self.status.registry()
                 points = []
                 for point in item.entry:
-                    full, stored = with_energy(point, owned.energy, registry)
-                    points.append(full)
+                    judged, stored = with_energy(point, owned.energy, registry)
+                    points += judged
                     patches += stored
             owned.engine.on_points(points)
         finally:

@@ -157,6 +157,9 @@ class _Window:
     taken: list[_Taken] = field(default_factory=list)  # by event time
 
 
+Redone = tuple[datetime, EnergyDelta, EnergyDelta | None]  # time, delta, the one before
+
+
 class EnergyHistory:
     """The interval energy of readings that may come in any order, as an `EnergyTracker`
     gives it taking them in the order of their time (readings of one time in the order they
@@ -190,9 +193,10 @@ class EnergyHistory:
         ct_ratio: float = 1.0,
         pt_ratio: float = 1.0,
         rollover_at: float | None = None,
-    ) -> list[tuple[datetime, EnergyDelta]]:
-        """The reading's (event time, delta), then those of kept later readings whose delta it
-        changed. ValueError as `EnergyTracker.interval_energy`."""
+    ) -> list[Redone]:
+        """The reading's (event time, delta, None), then (event time, delta, the delta given
+        before) of each kept later reading whose delta it changed. ValueError as
+        `EnergyTracker.interval_energy`."""
         _check(event_time, kwh, ct_ratio, pt_ratio, rollover_at)
         counter = _Counter(ct_ratio, pt_ratio, rollover_at)
         window = self._meters.get(meter)
@@ -207,7 +211,7 @@ class EnergyHistory:
             delta, after = _step(meter, last, event_time, kwh, counter)
             taken.append(_Taken(event_time, kwh, counter, delta, after))
             self._trim(window)
-            return [(event_time, delta)]
+            return [(event_time, delta, None)]
         index = bisect.bisect_right([t.event_time for t in taken], event_time)
         if index == 0 and window.before is not None:  # before what is kept: too late
             base = window.before
@@ -215,17 +219,18 @@ class EnergyHistory:
                 (
                     event_time,
                     EnergyDelta(meter, "out_of_order", None, None, base.event_time, base.kwh),
+                    None,
                 )
             ]
         previous = taken[index - 1].after if index else None  # before the first: no baseline
         delta, after = _step(meter, previous, event_time, kwh, counter)
-        changed = [(event_time, delta)]
+        changed: list[Redone] = [(event_time, delta, None)]
         redone = [_Taken(event_time, kwh, counter, delta, after)]
         for old in taken[index:]:
             new_delta, after = _step(meter, after, old.event_time, old.kwh, old.counter)
             redone.append(_Taken(old.event_time, old.kwh, old.counter, new_delta, after))
             if new_delta != old.delta:
-                changed.append((old.event_time, new_delta))
+                changed.append((old.event_time, new_delta, old.delta))
         window.taken = taken[:index] + redone
         self._trim(window)
         return changed

@@ -118,23 +118,25 @@ def power_point(
 
 def with_energy(
     point: Point, energy: EnergyHistory, registry: Registry
-) -> tuple[Point, list[Point]]:
-    """A `power` point made without interval energy, with it (from `energy`, which must see
-    every reading of the meter, in any order), and what to store for it: points of the same
-    series and time (InfluxDB merges them into the stored readings) with `energy_kwh`,
-    `energy_note` and a `running` judged from the energy, for the reading and for each later
-    one whose interval it split (their `running` stays as judged). For the rules, a reading
-    that came after later ones carries no energy: theirs, judged already, spans it. Other
-    points unchanged, nothing to store."""
+) -> tuple[list[Point], list[Point]]:
+    """A `power` point made without interval energy: what the rules judge of it, and what to
+    store for it. `energy` must see every reading of the meter, in any order.
+
+    Stored: points of the same series and time (InfluxDB merges them into the stored
+    readings) with `energy_kwh`, `energy_note` and a `running` judged from the energy, for the
+    reading and for each later one whose interval it split (their `running` stays as judged).
+    Judged: the point with them, then for each split reading a point at its time with only
+    the change of its `energy_kwh` (negative), so that what the rules sum by hour is what they
+    sum of the readings in time order. Other points: judged as they are, nothing stored."""
     kwh = point.field("kwh")
     if point.measurement != "power" or not isinstance(kwh, float):
-        return point, []
+        return [point], []
     enterprise, meter_id = point.tag("enterprise") or "", point.tag("meter") or ""
     meter = registry.meter(enterprise, meter_id)
     ct = meter.ct_ratio if meter else 1.0
     pt = meter.pt_ratio if meter else 1.0
     at = from_ns(point.event_time_ns)
-    (_, delta), *later = energy.take(
+    (_, delta, _), *later = energy.take(
         f"{enterprise}/{meter_id}",
         at,
         kwh / (ct * pt),  # the counter's own reading: the point's is primary-side
@@ -147,13 +149,17 @@ def with_energy(
         running = judge_running(meter, PowerSample(at, kwh=kwh), delta, ct * pt)
         if running is not None:
             added.append(("running", running))
-    patches = [point._replace(fields=tuple(added))] if added else []
-    for when, changed in later:
-        fields = _energy_fields(changed)
+    judged = [point._replace(fields=point.fields + tuple(added))]
+    stored = [point._replace(fields=tuple(added))] if added else []
+    for when, now, before in later:
+        ns = to_ns(when)
+        fields = _energy_fields(now)
         if fields:
-            patches.append(point._replace(fields=tuple(fields), event_time_ns=to_ns(when)))
-    judged = added if not later else [f for f in added if f[0] == "running"]
-    return point._replace(fields=point.fields + tuple(judged)), patches
+            stored.append(point._replace(fields=tuple(fields), event_time_ns=ns))
+        change = (now.kwh or 0.0) - (before.kwh if before is not None and before.kwh else 0.0)
+        if change:
+            judged.append(point._replace(fields=(("energy_kwh", change),), event_time_ns=ns))
+    return judged, stored
 
 
 def _energy_fields(delta: EnergyDelta) -> list[tuple[str, FieldValue]]:

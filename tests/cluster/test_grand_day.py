@@ -503,6 +503,8 @@ async def cluster_run(work: Path, today: datetime) -> ClusterRun:
         metric = "hj212_proxy_headers_total"
         carried = {n.name: n.metric(metric, 'version="2"') for n in cluster.ingest}
         owned = {w.name: w.metric("cluster_rule_partitions_owned") for w in cluster.workers}
+        late = sum(w.metric("cluster_rule_entries_late_total") for w in cluster.workers)
+        print(f"entries judged late: {late:g} (the killed worker's not counted)")
         return ClusterRun(
             items,
             events,

@@ -247,7 +247,7 @@ def test_energy_added_downstream_is_the_energy_derived_at_ingestion(
         want = whole.point("E1", "PM1", sample)
         stored = split.point("E1", "PM1", sample)
         assert stored.field("energy_kwh") is None
-        full, patches = with_energy(stored, downstream, registry)
+        (full,), patches = with_energy(stored, downstream, registry)
         assert len(patches) <= 1  # the reading's own, nothing later to redo
         patch = patches[0] if patches else None
         merged = dict(stored.fields) | (dict(patch.fields) if patch is not None else {})
@@ -264,8 +264,8 @@ def test_with_energy_leaves_other_points_alone() -> None:
     registry = Registry(RegistryFile.model_validate({"enterprises": []}))
     point = PowerConverter(registry, derive_energy=False).point("E1", "M1", PowerSample(T0))
     emission = point._replace(measurement="emission")
-    assert with_energy(point, EnergyHistory(), registry) == (point, [])  # no kwh
-    assert with_energy(emission, EnergyHistory(), registry) == (emission, [])
+    assert with_energy(point, EnergyHistory(), registry) == ([point], [])  # no kwh
+    assert with_energy(emission, EnergyHistory(), registry) == ([emission], [])
 
 
 def _in_time_order(
@@ -295,9 +295,10 @@ def test_history_in_any_order_ends_as_the_tracker_in_time_order(
     final: dict[int, EnergyDelta] = {}
     for n, kwh in readings:
         given = history.take("m", _at(n), kwh, ct_ratio=2.0, rollover_at=rollover_at)
-        assert given[0][0] == _at(n)  # the reading's own first
-        assert all(when > _at(n) for when, _ in given[1:])  # then later ones only
-        for when, delta in given:
+        assert given[0][0] == _at(n) and given[0][2] is None  # the reading's own first
+        for when, delta, before in given[1:]:  # then later ones only, that changed
+            assert when > _at(n) and before == final[int((when - T0) / MIN15)] != delta
+        for when, delta, _ in given:
             final[int((when - T0) / MIN15)] = delta
     assert final == _in_time_order(readings, rollover_at)
 
@@ -308,7 +309,28 @@ def test_history_splits_an_interval_and_keeps_only_its_window() -> None:
     assert history.take("m", _at(2), 130.0)[0][1].kwh == 30.0
     late, later = history.take("m", _at(1), 110.0)  # between them: both intervals again
     assert (late[0], late[1].kwh, later[0], later[1].kwh) == (_at(1), 10.0, _at(2), 20.0)
+    assert later[2] is not None and later[2].kwh == 30.0  # what it had before
     # two kept (00:15 and 00:30): one before them is out of order; one at 00:30 comes after it
     assert history.take("m", _at(0), 100.0)[0][1].kind == "out_of_order"
     assert history.take("m", _at(2), 130.0)[0][1].kind == "out_of_order"
     assert len(history) == 1
+
+
+def test_the_rules_get_what_a_late_reading_changes_of_a_later_one() -> None:
+    """Judged of a reading that splits a later one's interval: its own energy, then the
+    change of the later one's (so hourly sums are those of the readings in time order);
+    stored: both readings' energy, to be merged into them."""
+    registry = Registry(RegistryFile.model_validate({"enterprises": []}))
+    split = PowerConverter(registry, derive_energy=False)
+    history = EnergyHistory()
+    for n, kwh in ((0, 100.0), (2, 130.0)):
+        with_energy(split.point("E1", "M1", PowerSample(_at(n), kwh=kwh)), history, registry)
+    late = split.point("E1", "M1", PowerSample(_at(1), kwh=110.0))
+    judged, stored = with_energy(late, history, registry)
+    assert [(p.event_time_ns, p.field("energy_kwh")) for p in judged] == [
+        (late.event_time_ns, 10.0),
+        (late.event_time_ns + MIN15 // timedelta(microseconds=1) * 1000, -10.0),
+    ]
+    assert judged[1].fields == (("energy_kwh", -10.0),)  # nothing else to judge again
+    assert [p.field("energy_kwh") for p in stored] == [10.0, 20.0]
+    assert stored[1].field("running") is None  # its own verdict stays
