@@ -332,8 +332,9 @@ class RuleWorker:
             log.warning(failure, error=str(exc))
 
     async def _judge_held(self, part: int, owned: _Owned) -> None:
-        """Judge what the partition heard once held `reorder_s`, each device in its order
-        (reorder.py), then its verdicts and, once the replay is done, the status."""
+        """Judge what the partition heard once held `reorder_s`, in the order the ingestion
+        nodes took it (reorder.py), then its verdicts and, once the replay is done, the
+        status."""
         loop = asyncio.get_running_loop()
         hold = self.cfg.reorder_s
         while True:
@@ -552,9 +553,10 @@ class RuleWorker:
         owned = self.owned.pop(part, None)
         if owned is None:
             return
-        if owned.judging is not None:
-            owned.judging.cancel()
         owned.room.set()  # a message waiting for room goes away unjudged
+        if owned.judging is not None:  # what it held is judged by the next owner's replay
+            owned.judging.cancel()
+            await asyncio.wait({owned.judging})  # its end, without taking a cancel of ours
         if owned.sub is not None:
             with contextlib.suppress(TimeoutError, nats.errors.Error):
                 await owned.sub.unsubscribe()

@@ -18,6 +18,7 @@ from adapters.hj212.device import DeviceClient
 from devkit import localstack
 from gateway.config import load_config
 from gateway.supervisor import Gateway
+from tests.browser import Page, browser
 from tests.cluster.conftest import cluster
 from tests.conftest import write_config
 from tests.frames import MN_WATER, qn_for, upload
@@ -26,6 +27,22 @@ from tests.pg.test_two_nodes import sse_events, wait_for
 CST = timezone(timedelta(hours=8))
 AUTH = {"Authorization": "Bearer root"}
 PARTITIONS = 4
+
+
+async def status_rows(page: Page) -> dict[str, str]:
+    """The enterprise panel's rows for E1, loaded afresh."""
+    await page.wait("document.getElementById('enterprise').options.length >= 2")
+    await page.eval(
+        "(() => { document.getElementById('status-body').replaceChildren();"
+        " const s = document.getElementById('enterprise'); s.value = 'E1';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    await page.wait("document.querySelectorAll('#status-body dt').length > 0")
+    rows: dict[str, str] = await page.eval(
+        "Object.fromEntries([...document.querySelectorAll('#status-body dt')]"
+        ".map(dt => [dt.textContent, dt.nextElementSibling.textContent]))"
+    )
+    return rows
 
 
 def node(
@@ -159,6 +176,29 @@ async def test_the_api_node_serves_what_the_rule_worker_records(
         while await online_here() is not True and loop.time() < deadline:
             await asyncio.sleep(0.2)
         assert await online_here() is True
+
+        # the page says how fresh the status is, and that it is stale once no worker writes
+        async with browser(tmp_path / "profile") as page:
+            await page.goto(f"{base}/#token=root")
+            fresh = await status_rows(page)
+            assert "已过时" not in fresh["状态截至"], fresh
+            assert fresh["状态截至"].startswith(datetime.now(CST).strftime("%Y-%m-%d")), fresh
+            await worker.shutdown()
+            started.remove(worker)
+
+            async def stale() -> bool:
+                async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                    reply = await client.get("/api/v1/enterprises/E1", headers=AUTH)
+                return bool(reply.json()["status"]["stale"])
+
+            deadline = loop.time() + 60
+            while not await stale():
+                assert loop.time() < deadline, "the status never went stale"
+                await asyncio.sleep(0.2)
+            old = await status_rows(page)
+            assert old["状态截至"].endswith("(已过时:规则节点未按时更新,设备状态未知)"), old
+            assert old["在线设备"].startswith("未知"), old
+            assert page.exceptions == []
     finally:
         for gw in reversed(started):
             await gw.shutdown()
