@@ -263,7 +263,8 @@ class Gateway:
     def _start_rules(self) -> None:
         cluster = self.loaded.config.cluster
         if self.rules_publisher is not None:  # the rule workers judge this node's traffic
-            self.pipeline.add_listener(self.rules_publisher.on_points)
+            # a device is acknowledged once the rules stream holds its points too
+            self.pipeline.hold_acks_for(self.rules_publisher.on_points)
             self.hj212.handler.on_event = self.rules_publisher.on_device_event
             if self.loaded.config.api.enabled and cluster.postgres_dsn:
                 self._open_stores()  # an API node: it serves what the workers record

@@ -48,6 +48,12 @@ Entry = tuple[str, Any, int]
 MAX_QUEUED = 200_000  # entries waiting for the rules stream; past it new ones are dropped
 
 
+def _release(waiting: list[asyncio.Future[None]]) -> None:
+    for fut in waiting:
+        if not fut.done():
+            fut.set_result(None)
+
+
 def partition_of(enterprise: str, partitions: int) -> int:
     """The partition of an enterprise id (stable across nodes and restarts)."""
     return zlib.crc32(enterprise.encode()) % partitions
@@ -183,30 +189,37 @@ class RulesPublisher:
         self._drained = asyncio.Event()  # nothing queued nor being published
         self._drained.set()
         self.published = 0
+        self._waiting: list[asyncio.Future[None]] = []  # acks waiting for the next batch
 
     async def open(self) -> None:
         self._nc = await connect(self.cfg, f"{self.node}-rules-pub", lambda: self._closing)
         self._js = self._nc.jetstream(timeout=self.cfg.ack_timeout_s)
         await ensure_rules_stream(self._js, self.cfg)
 
-    def _put(self, enterprise: str, entry: Entry) -> None:
+    def _put(self, enterprise: str, entry: Entry) -> bool:
         if self._count >= MAX_QUEUED or self._closing:
             RULES_DROPPED.inc()
-            return
+            return False
         part = partition_of(enterprise, self.cfg.partitions)
         self._queued.setdefault(part, []).append(entry)
         self._count += 1
         self._ready.set()
         self._drained.clear()
+        return True
 
-    def on_points(self, points: Sequence[Point]) -> None:
-        """Pipeline listener: split by enterprise, in order."""
+    def on_points(self, points: Sequence[Point]) -> asyncio.Future[None] | None:
+        """The pipeline's acknowledgement holder: split by enterprise, in order; the future
+        completes once the rules stream stored them (None: dropped, the queue full)."""
         by_enterprise: dict[str, list[list[Any]]] = {}
         for point in points:
             by_enterprise.setdefault(point.tag("enterprise") or "", []).append(_point(point))
         stamp = time.time_ns()
-        for enterprise, mine in by_enterprise.items():
-            self._put(enterprise, ("p", mine, stamp))
+        queued = [self._put(ent, ("p", mine, stamp)) for ent, mine in by_enterprise.items()]
+        if not any(queued):
+            return None
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(stored)
+        return stored
 
     def on_device_event(self, event: DeviceEvent) -> None:
         """The HJ 212 handler's events (contact, refused frames); an unknown MN's go where
@@ -218,11 +231,15 @@ class RulesPublisher:
             await self._ready.wait()
             self._ready.clear()
             batch, self._queued, self._count = self._queued, {}, 0
+            waiting, self._waiting = self._waiting, []
             messages = []
             for part, entries in batch.items():
                 self._seq += 1
                 messages.append((part, f"{self._boot}-{self._seq}", encode(entries)))
-            await asyncio.gather(*(self._publish(*m) for m in messages))
+            try:
+                await asyncio.gather(*(self._publish(*m) for m in messages))
+            finally:
+                _release(waiting)
             if not self._queued:
                 self._drained.set()
 
@@ -255,6 +272,8 @@ class RulesPublisher:
             run.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await run
+        _release(self._waiting)  # what is left is dropped for the rules: acks go on
+        self._waiting = []
         nc, self._nc = self._nc, None
         with contextlib.suppress(TimeoutError, nats.errors.Error):
             await asyncio.wait_for(nc.close(), 2.0)
