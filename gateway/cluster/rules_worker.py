@@ -230,6 +230,7 @@ class RuleWorker:
         self._closing = False
         self.replaying = False  # judging a message stored before its partition was taken
         self._writes: set[asyncio.Task[None]] = set()  # status snapshots being written
+        self._releasing: set[asyncio.Task[None]] = set()  # partitions whose judging failed
 
     async def open(self) -> None:
         self._nc = await connect(self.cfg, f"{self.id}-rules", lambda: self._closing)
@@ -364,6 +365,16 @@ class RuleWorker:
                     await asyncio.sleep(0)  # the lease rounds
             if patches:
                 self._submit(patches, "interval energy not written")
+
+    def _judging_ended(self, part: int, owned: _Owned, task: asyncio.Task[None]) -> None:
+        """A partition's judging ends only when it is dropped; if it failed instead, the
+        partition is given back (taken again, its replay rebuilds it) rather than owned deaf."""
+        if task.cancelled() or self.owned.get(part) is not owned:
+            return
+        log.error("partition judging failed; given back", partition=part, exc_info=task.exception())
+        release = asyncio.get_running_loop().create_task(self._release(part))
+        self._releasing.add(release)  # held until done
+        release.add_done_callback(self._releasing.discard)
 
     def _judge(self, owned: _Owned, item: _Heard, patches: list[Point]) -> None:
         """One entry through the partition's engine, a meter's interval energy added first
@@ -535,6 +546,7 @@ class RuleWorker:
             await asyncio.sleep(0)
 
         owned.judging = loop.create_task(self._judge_held(part, owned))
+        owned.judging.add_done_callback(partial(self._judging_ended, part, owned))
         owned.sub = await self._js.subscribe(
             self.cfg.rules_subject(part),
             stream=self.cfg.rules_stream,
