@@ -48,10 +48,9 @@ Entry = tuple[str, Any, int]
 MAX_QUEUED = 200_000  # entries waiting for the rules stream; past it new ones are dropped
 
 
-def _release(waiting: list[asyncio.Future[None]]) -> None:
-    for fut in waiting:
-        if not fut.done():
-            fut.set_result(None)
+def _release(stored: asyncio.Future[None] | None) -> None:
+    if stored is not None and not stored.done():
+        stored.set_result(None)
 
 
 def partition_of(enterprise: str, partitions: int) -> int:
@@ -189,7 +188,7 @@ class RulesPublisher:
         self._drained = asyncio.Event()  # nothing queued nor being published
         self._drained.set()
         self.published = 0
-        self._waiting: list[asyncio.Future[None]] = []  # acks waiting for the next batch
+        self._stored: asyncio.Future[None] | None = None  # the next batch's, acks wait on it
 
     async def open(self) -> None:
         self._nc = await connect(self.cfg, f"{self.node}-rules-pub", lambda: self._closing)
@@ -217,9 +216,9 @@ class RulesPublisher:
         queued = [self._put(ent, ("p", mine, stamp)) for ent, mine in by_enterprise.items()]
         if not any(queued):
             return None
-        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(stored)
-        return stored
+        if self._stored is None:  # one for everything queued until the next batch
+            self._stored = asyncio.get_running_loop().create_future()
+        return self._stored
 
     def on_device_event(self, event: DeviceEvent) -> None:
         """The HJ 212 handler's events (contact, refused frames); an unknown MN's go where
@@ -231,7 +230,7 @@ class RulesPublisher:
             await self._ready.wait()
             self._ready.clear()
             batch, self._queued, self._count = self._queued, {}, 0
-            waiting, self._waiting = self._waiting, []
+            stored, self._stored = self._stored, None
             messages = []
             for part, entries in batch.items():
                 self._seq += 1
@@ -239,7 +238,7 @@ class RulesPublisher:
             try:
                 await asyncio.gather(*(self._publish(*m) for m in messages))
             finally:
-                _release(waiting)
+                _release(stored)
             if not self._queued:
                 self._drained.set()
 
@@ -272,8 +271,8 @@ class RulesPublisher:
             run.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await run
-        _release(self._waiting)  # what is left is dropped for the rules: acks go on
-        self._waiting = []
+        _release(self._stored)  # what is left is dropped for the rules: acks go on
+        self._stored = None
         nc, self._nc = self._nc, None
         with contextlib.suppress(TimeoutError, nats.errors.Error):
             await asyncio.wait_for(nc.close(), 2.0)

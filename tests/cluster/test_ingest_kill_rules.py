@@ -18,6 +18,7 @@ from devkit import localstack
 from gateway.cluster.config import ClusterSection
 from gateway.cluster.partitions import decode
 from tests.cluster.conftest import Devices, cluster, start_node
+from tests.cluster.test_rule_workers import _listening
 from tests.conftest import write_config
 
 TOTAL = 4_000
@@ -106,12 +107,3 @@ async def _rules_subjects(servers: list[str], subjects: list[str]) -> None:
         await js.update_stream(config)
     finally:
         await nc.close()
-
-
-async def _listening(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
